@@ -1,0 +1,3 @@
+from satseg.cli import main
+
+main()
