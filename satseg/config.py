@@ -60,6 +60,7 @@ class Settings(BaseSettings):
         default=None, description="Airflow slackwebhook connection for alerts"
     )
     airflow_ui_url: str = Field(default="http://localhost:8080", description="Links in alerts")
+    api_port: int = Field(default=8080, description="Port of the embedded Airflow API server/UI")
     log_progress: bool | None = Field(
         default=None, description="Force progress bars on/off (default: only on a terminal)"
     )

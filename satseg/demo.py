@@ -35,9 +35,13 @@ def airflow_env(settings: Settings, base: dict[str, str] | None = None) -> dict[
             "AIRFLOW__CORE__PLUGINS_FOLDER": str(REPO_ROOT / "plugins"),
             "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
             "AIRFLOW__LOGGING__BASE_LOG_FOLDER": str(home / "logs"),
+            "AIRFLOW__API__PORT": str(settings.api_port),
+            "AIRFLOW__API__BASE_URL": f"http://localhost:{settings.api_port}",
             "SM_FRAMEWORK": "tf.keras",
             "TF_USE_LEGACY_KERAS": "1",
             "TF_CPP_MIN_LOG_LEVEL": "2",
+            # standalone spawns `airflow` from PATH: make it this environment's
+            "PATH": os.pathsep.join((str(Path(sys.executable).parent), env.get("PATH", ""))),
             "PYTHONPATH": os.pathsep.join(
                 p for p in (str(REPO_ROOT), env.get("PYTHONPATH", "")) if p
             ),
@@ -58,9 +62,9 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def health(url: str = "http://127.0.0.1:8080", timeout: float = 3.0) -> dict[str, Any] | None:
+def health(port: int = 8080, timeout: float = 3.0) -> dict[str, Any] | None:
     try:
-        with urllib.request.urlopen(url + HEALTH, timeout=timeout) as r:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}{HEALTH}", timeout=timeout) as r:
             return json.loads(r.read())
     except Exception:
         return None
@@ -72,7 +76,7 @@ def status(settings: Settings) -> dict[str, Any]:
     running = bool(pid and _alive(pid))
     return {
         "airflow_standalone": f"pid {pid}" if running else "not running",
-        "health": health() if running else None,
+        "health": health(settings.api_port) if running else None,
     }
 
 
@@ -136,16 +140,18 @@ def start(settings: Settings, wait_s: float = 180.0) -> int:
         if proc.poll() is not None:
             print(f"airflow exited with {proc.returncode}; see {log}")
             return 1
-        h = health()
+        h = health(settings.api_port)
         if h and h.get("metadatabase", {}).get("status") == "healthy":
             break
         time.sleep(2)
     if not h:
-        print(f"Airflow did not answer within {wait_s:.0f}s; see {log}")
+        print(f"Airflow did not answer within {wait_s:.0f}s; see {log}; stopping it")
+        stop(settings)
         return 1
-    print("Airflow UI:   http://localhost:8080")
+    url = f"http://localhost:{settings.api_port}"
+    print(f"Airflow UI:   {url}")
     print(f"Login:        admin / {admin_password(settings) or '(see standalone.log)'}")
-    print(f"Health:       curl http://localhost:8080{HEALTH}")
+    print(f"Health:       curl {url}{HEALTH}")
     print(f"MLflow store: {settings.tracking_uri}  (mlflow ui --backend-store-uri <that>)")
     print(f"Predictions:  {settings.predictions}")
     print(f"Reports:      {settings.reports}")
