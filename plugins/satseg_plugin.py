@@ -1,0 +1,17 @@
+"""Airflow plugin: satseg's REST API on the Airflow API server at /satseg (docs: /satseg/docs).
+
+Kept to the wiring; the app and its logic live in ``satseg.api`` where they are tested.
+"""
+
+from __future__ import annotations
+
+from airflow.plugins_manager import AirflowPlugin
+
+from satseg.api.app import create_app
+
+
+class SatsegPlugin(AirflowPlugin):
+    name = "satseg"
+    fastapi_apps = [  # noqa: RUF012 - the attribute Airflow reads
+        {"app": create_app(), "url_prefix": "/satseg", "name": "satseg REST API"}
+    ]

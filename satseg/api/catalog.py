@@ -1,0 +1,97 @@
+"""Datasets, data versions and registered models, read through satseg's own modules.
+
+Versioning (``satseg.versioning``) and the registry (``satseg.registry``) are imported
+when a request needs them, so the API still starts and reports clearly (503) on an
+install that lacks one of them.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+from satseg.config import Settings
+
+
+class Unavailable(Exception):
+    """A part of satseg this endpoint needs is not installed or not reachable (HTTP 503)."""
+
+
+class NotFound(Exception):
+    """The dataset, tag or model version does not exist (HTTP 404)."""
+
+
+def _module(name: str, purpose: str) -> ModuleType:
+    try:
+        return importlib.import_module(name)
+    except ImportError as e:
+        raise Unavailable(f"{purpose} is unavailable: {name} cannot be imported ({e})") from e
+
+
+def versioning() -> ModuleType:
+    return _module("satseg.versioning", "data versioning")
+
+
+def registry() -> ModuleType:
+    return _module("satseg.registry", "the model registry")
+
+
+def datasets(settings: Settings) -> list[dict[str, Any]]:
+    """Processed datasets with their manifest counts, plus names still waiting in raw/."""
+    names = {p.name for p in _subdirs(settings.processed)} | {
+        p.name for p in _subdirs(settings.raw)
+    }
+    out = []
+    for name in sorted(names):
+        processed = settings.processed / name
+        manifest = _manifest(processed / "manifest.json")
+        raw = settings.raw / name
+        out.append(
+            {
+                "name": name,
+                "processed": processed.is_dir(),
+                "raw_files": sum(1 for p in raw.rglob("*") if p.is_file()) if raw.is_dir() else 0,
+                "counts": manifest.get("counts"),
+                "manifest": manifest.get("_path"),
+            }
+        )
+    return out
+
+
+def _subdirs(path: Path) -> list[Path]:
+    return sorted(p for p in path.iterdir() if p.is_dir()) if path.is_dir() else []
+
+
+def _manifest(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        return {}
+    try:
+        data = json.loads(path.read_text())
+    except ValueError:
+        return {"_path": str(path), "counts": None}
+    return {"counts": data.get("counts"), "_path": str(path)}
+
+
+def data_versions(settings: Settings, dataset: str | None = None) -> list[Any]:
+    return list(versioning().list_versions(dataset, settings=settings))
+
+
+def checkout(settings: Settings, tag: str) -> Any:
+    try:
+        return versioning().checkout(tag, settings=settings)
+    except (LookupError, FileNotFoundError) as e:
+        raise NotFound(f"no data version {tag!r}: {e}") from e
+
+
+def models(settings: Settings) -> list[Any]:
+    return list(registry().list_models(settings=settings))
+
+
+def promote(settings: Settings, version: str) -> Any:
+    try:
+        return registry().promote(version, settings=settings)
+    except (LookupError, FileNotFoundError) as e:
+        raise NotFound(f"no model version {version!r}: {e}") from e

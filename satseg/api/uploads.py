@@ -1,0 +1,167 @@
+"""Uploads into the inbox: validated like ingest's first checks, written atomically.
+
+A file is streamed to a staging folder outside the inbox (so the ingest poller never sees
+a half-written upload), checked (name, extension, size, magic bytes), then hard-linked into
+place, which fails instead of overwriting when the name is already taken.
+"""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import json
+import os
+import re
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO
+
+from satseg.config import Settings
+from satseg.io.atomic import move
+
+ALLOWED_EXTENSIONS = (".tif", ".tiff", ".png", ".jpg", ".jpeg", ".json", ".geojson")
+_SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$")
+_SAFE_DATASET = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
+_MAGIC: dict[str, tuple[bytes, ...]] = {
+    ".tif": (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+"),  # classic and BigTIFF
+    ".png": (b"\x89PNG\r\n\x1a\n",),
+    ".jpg": (b"\xff\xd8\xff",),
+}
+_MAGIC[".tiff"] = _MAGIC[".tif"]
+_MAGIC[".jpeg"] = _MAGIC[".jpg"]
+CHUNK = 1 << 20
+STAGING = ".uploads"
+
+
+class UploadError(Exception):
+    """A rejected upload: HTTP status, the check that failed and a message for the user."""
+
+    def __init__(self, status: int, check: str, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.check = check
+        self.message = message
+
+
+@dataclass(frozen=True)
+class SavedUpload:
+    name: str
+    dataset: str | None
+    path: str  # relative to SATSEG_HOME
+    bytes: int
+    sha256: str
+
+
+def safe_filename(name: str | None) -> str:
+    """The file name itself, or UploadError: no directories, no traversal, plain characters."""
+    if not name:
+        raise UploadError(400, "filename", "the upload has no file name")
+    if "/" in name or "\\" in name or "\x00" in name or ".." in name:
+        raise UploadError(400, "path_traversal", f"unsafe file name {name!r}: no paths allowed")
+    if not _SAFE_NAME.match(name):
+        raise UploadError(
+            400, "unsafe_name", f"unsafe file name {name!r}: use letters, digits, '.', '_', '-'"
+        )
+    return name
+
+
+def safe_dataset(name: str | None) -> str | None:
+    if name in (None, ""):
+        return None
+    assert name is not None
+    if not _SAFE_DATASET.match(name):
+        raise UploadError(
+            400, "unsafe_dataset", f"unsafe dataset name {name!r}: letters, digits, '_', '-'"
+        )
+    return name
+
+
+def check_extension(name: str) -> str:
+    ext = Path(name).suffix.lower()
+    if ext not in ALLOWED_EXTENSIONS:
+        raise UploadError(
+            415,
+            "file_type",
+            f"{name!r}: type {ext or 'none'} not accepted ({', '.join(ALLOWED_EXTENSIONS)})",
+        )
+    return ext
+
+
+def check_content(path: Path, ext: str, name: str) -> None:
+    """The bytes must be what the extension says (deeper checks are ingest's job)."""
+    if ext in (".json", ".geojson"):
+        try:
+            with open(path, "rb") as fh:
+                json.load(fh)
+        except (ValueError, UnicodeDecodeError) as e:
+            raise UploadError(415, "file_type", f"{name!r} is not valid JSON: {e}") from e
+        return
+    with open(path, "rb") as fh:
+        head = fh.read(8)
+    if not head.startswith(_MAGIC[ext]):
+        raise UploadError(415, "file_type", f"{name!r}: content is not a {ext[1:].upper()} file")
+
+
+def destination(settings: Settings, name: str, dataset: str | None) -> Path:
+    folder = settings.inbox / dataset if dataset else settings.inbox
+    dest = (folder / name).resolve()
+    if not dest.is_relative_to(settings.inbox.resolve()):  # belt and braces after the regexes
+        raise UploadError(400, "path_traversal", f"{name!r} resolves outside the inbox")
+    return dest
+
+
+def save_upload(
+    stream: BinaryIO, filename: str | None, dataset: str | None, settings: Settings
+) -> SavedUpload:
+    """Validate and store one upload in the inbox; on any error nothing is left behind."""
+    name = safe_filename(filename)
+    ext = check_extension(name)
+    ds = safe_dataset(dataset)
+    dest = destination(settings, name, ds)
+    if dest.exists():
+        raise UploadError(409, "exists", f"{dest.relative_to(settings.home)} already exists")
+    limit = settings.max_upload_mb * 1024 * 1024
+    staging = settings.home / STAGING
+    staging.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix="upload-", suffix=ext, dir=staging)
+    tmp = Path(tmp_name)
+    try:
+        size, digest = _copy_limited(stream, fd, limit, name)
+        if size == 0:
+            raise UploadError(400, "empty", f"{name!r} is empty (0 bytes)")
+        check_content(tmp, ext, name)
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        _place(tmp, dest, settings)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return SavedUpload(name, ds, str(dest.relative_to(settings.home)), size, digest)
+
+
+def _copy_limited(stream: BinaryIO, fd: int, limit: int, name: str) -> tuple[int, str]:
+    h = hashlib.sha256()
+    size = 0
+    with os.fdopen(fd, "wb") as out:
+        while block := stream.read(CHUNK):
+            size += len(block)
+            if size > limit:
+                raise UploadError(
+                    413, "size", f"{name!r} is larger than the limit of {limit // (1024 * 1024)} MB"
+                )
+            h.update(block)
+            out.write(block)
+        out.flush()
+        os.fsync(out.fileno())
+    return size, h.hexdigest()
+
+
+def _place(tmp: Path, dest: Path, settings: Settings) -> None:
+    """Publish without overwriting: link() is atomic and fails if ``dest`` exists."""
+    try:
+        os.link(tmp, dest)
+    except FileExistsError as e:
+        raise UploadError(409, "exists", f"{dest.relative_to(settings.home)} already exists") from e
+    except OSError as e:
+        if e.errno not in (errno.EXDEV, errno.EPERM, errno.ENOTSUP):
+            raise
+        move(tmp, dest)  # staging on another filesystem: copy + rename beside dest
