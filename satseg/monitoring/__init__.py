@@ -1,1 +1,7 @@
-"""satseg.monitoring."""
+"""satseg.monitoring: drift features, KS tests, Evidently reports, performance history."""
+
+from __future__ import annotations
+
+
+class MonitorError(ValueError):
+    """Input the monitor cannot use (unknown tag, unreadable imagery); says what and why."""

@@ -1,0 +1,383 @@
+"""One monitoring pass, in the steps the ``satseg_monitor`` DAG runs (each works without Airflow).
+
+plan -> data drift (KS + Evidently + MLflow) and champion performance -> decide -> announce
+drift -> commit. Imagery counts as "current" until a run that checked it commits, so a failed
+or inconclusive run never makes the monitor forget new scenes.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+import logging
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, ParamSpec, TypeVar
+
+from satseg.config import Settings
+from satseg.io.atomic import write_json, write_text
+from satseg.monitoring import MonitorError
+from satseg.monitoring.features import feature_names
+
+log = logging.getLogger(__name__)
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+class InsufficientData(MonitorError):
+    """Too few feature windows for a meaningful test."""
+
+
+def _no_retry(fn: Callable[P, R]) -> Callable[P, R]:
+    """For DAG tasks: bad input fails the task at once (retrying cannot fix a wrong tag)."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return fn(*args, **kwargs)
+        except MonitorError as e:
+            from airflow.sdk.exceptions import AirflowFailException
+
+            raise AirflowFailException(f"{type(e).__name__}: {e}") from e
+
+    return wrapper
+
+
+def _params(settings: Settings) -> dict[str, Any]:
+    p = settings.params()
+    return {
+        **p["monitor"],
+        "patch_size": int(p["preprocess"]["patch_size"]),
+        "nodata_max": float(p["preprocess"].get("nodata_max", 1.0)),
+        "bands": p["ingest"].get("bands"),
+        "scale": p["ingest"].get("scale", "percentile"),
+    }
+
+
+def state_path(settings: Settings) -> Path:
+    return settings.state / "monitor.json"
+
+
+def _load_state(settings: Settings) -> dict[str, Any]:
+    p = state_path(settings)
+    return json.loads(p.read_text()) if p.is_file() else {"runs": {}}
+
+
+def day_dir(settings: Settings, when: datetime | None) -> Path:
+    return settings.reports / (when or datetime.now(UTC)).astimezone(UTC).strftime("%Y-%m-%d")
+
+
+# --- plan -------------------------------------------------------------------------------
+
+
+def plan(
+    settings: Settings,
+    reference: str | None = None,
+    current: Sequence[str] | None = None,
+    label: str = "manual",
+) -> dict[str, Any]:
+    """What to compare: explicit reference/paths, else champion's dataset vs unseen imagery."""
+    from satseg.monitoring import imagery, report
+    from satseg.monitoring import reference as ref_mod
+
+    label = report.safe_label(label)
+    explicit = bool(current)
+    if reference:
+        ref_mod.features_path(settings, reference)  # fail now on an unknown tag
+    ref = reference or ref_mod.default_reference(settings)
+    if explicit:
+        files = imagery.expand_paths(current or [])
+        if not files:
+            raise MonitorError(f"no imagery found in {', '.join(current or [])}")
+    else:
+        seen = {
+            f for k, r in _load_state(settings)["runs"].items() if k != label for f in r["files"]
+        }
+        files = [
+            p for p in imagery.available_imagery(settings) if imagery.fingerprint(p) not in seen
+        ]
+    skip = None
+    if ref is None:
+        skip = "no_reference"
+    elif not files:
+        skip = "no_new_imagery"
+    return {
+        "label": label,
+        "reference": ref,
+        "current": [str(p) for p in files],
+        "fingerprints": [imagery.fingerprint(p) for p in files],
+        "explicit": explicit,
+        "skip": skip,
+    }
+
+
+plan_task = _no_retry(plan)
+
+
+# --- data drift ---------------------------------------------------------------------------
+
+
+def run_drift(
+    settings: Settings,
+    reference: str,
+    current: Sequence[str | Path],
+    *,
+    label: str | None = None,
+    when: datetime | None = None,
+    log_mlflow: bool = True,
+) -> dict[str, Any]:
+    """KS drift of current imagery against a reference; Evidently HTML + JSON; MLflow copy."""
+    from satseg.monitoring import drift, imagery, report
+    from satseg.monitoring import reference as ref_mod
+
+    prm = _params(settings)
+    files = imagery.expand_paths(current)
+    if not files:
+        raise MonitorError("no current imagery given")
+    ref_df, ref_csv = ref_mod.load_reference(settings, reference)
+    cur_df = imagery.features_frame(
+        files,
+        size=prm["patch_size"],
+        total=int(prm["sample_patches"]),
+        seed=int(prm["seed"]),
+        bands=prm["bands"],
+        scale=prm["scale"],
+        nodata_max=prm["nodata_max"],
+    )
+    if len(cur_df) < int(prm["min_samples"]):
+        raise InsufficientData(
+            f"only {len(cur_df)} feature windows from {len(files)} scene(s) of current imagery; "
+            f"at least {prm['min_samples']} are needed (monitor.min_samples)"
+        )
+    names = feature_names()
+    res = drift.ks_drift(
+        ref_df,
+        cur_df,
+        alpha=float(prm["ks_alpha"]),
+        drift_share=float(prm["drift_share"]),
+        correction=str(prm.get("correction", "bonferroni")),
+        features=names,
+    )
+    if label is None:
+        h = hashlib.sha256(reference.encode())
+        for f in files:
+            h.update(imagery.fingerprint(f).encode())
+        label = f"cli-{h.hexdigest()[:10]}"
+    label = report.safe_label(label)
+    day = day_dir(settings, when)
+    html, summary_json = day / f"drift-{label}.html", day / f"drift-{label}.json"
+    cur_csv = day / f"drift-{label}-current.csv"
+    day.mkdir(parents=True, exist_ok=True)
+    write_text(cur_csv, cur_df.to_csv(index=False))
+    ev = report.evidently_html(
+        ref_df,
+        cur_df,
+        names,
+        html,
+        threshold=float(prm["ks_alpha"]) / len(names),
+        drift_share=float(prm["drift_share"]),
+    )
+    doc: dict[str, Any] = {
+        **res.to_dict(),
+        "report": str(html),
+        "summary": str(summary_json),
+        "current_features": str(cur_csv),
+        "reference": reference,
+        "reference_features": str(ref_csv),
+        "current": [str(f) for f in files],
+        "label": label,
+        "time": (when or datetime.now(UTC)).astimezone(UTC).isoformat(timespec="seconds"),
+        "evidently": ev,
+        "mlflow_run_id": None,
+    }
+    if log_mlflow:
+        metrics: dict[str, float] = {
+            "share_drifted": res.share_drifted,
+            "n_drifted": res.n_drifted,
+            "drift_detected": float(res.drift_detected),
+            "n_current": res.n_current,
+            "n_reference": res.n_reference,
+        }
+        metrics.update({f"ks_{n}": t.statistic for n, t in res.features.items()})
+        doc["mlflow_run_id"] = report.log_to_mlflow(
+            settings,
+            label,
+            metrics=metrics,
+            tags={"satseg.kind": "monitoring", "reference": reference},
+            artifacts=[html, cur_csv],
+        )
+    write_json(summary_json, doc)
+    if log_mlflow:
+        report.log_to_mlflow(settings, label, metrics={}, tags={}, artifacts=[summary_json])
+    report.write_day_index(day)
+    return doc
+
+
+def check_data_drift(
+    settings: Settings, planned: dict[str, Any], when: datetime | None = None
+) -> dict[str, Any]:
+    """The DAG's data-drift step: skip politely when there is nothing to compare."""
+    if planned["skip"]:
+        log.info("data drift not checked: %s", planned["skip"])
+        return {"status": planned["skip"], "drift_detected": False}
+    try:
+        doc = run_drift(
+            settings,
+            planned["reference"],
+            planned["current"],
+            label=planned["label"],
+            when=when,
+        )
+    except InsufficientData as e:
+        if planned["explicit"]:
+            raise
+        log.warning("%s; waiting for more imagery", e)
+        return {"status": "insufficient", "drift_detected": False, "reason": str(e)}
+    keep = ("drift_detected", "share_drifted", "n_drifted", "report", "summary", "mlflow_run_id")
+    return {"status": "checked", **{k: doc[k] for k in keep}, "reference": planned["reference"]}
+
+
+data_drift_task = _no_retry(check_data_drift)
+
+
+# --- model performance ----------------------------------------------------------------------
+
+
+def evaluate_champion(settings: Settings, when: datetime | None = None) -> dict[str, Any]:
+    """Evaluate the champion on each dataset's newest version it has not been evaluated on."""
+    from satseg.monitoring import performance as perf
+    from satseg.monitoring import reference as ref_mod
+
+    try:
+        import satseg.registry as registry
+    except ImportError:
+        return {"status": "no_registry", "concept_drift": False}
+    champ = registry.champion(settings)
+    if champ is None:
+        return {"status": "no_champion", "concept_drift": False}
+    hist_path = settings.state / "performance.csv"
+    history = perf.load_history(hist_path)
+    todo = [
+        t
+        for t in ref_mod.latest_tags(settings).values()
+        if not perf.evaluated(history, champ.version, t)
+    ]
+    results: list[dict[str, Any]] = []
+    if todo:
+        from satseg.training.evaluate import evaluate
+
+        model, ref = registry.load_model(settings, "champion")
+        baseline = _baseline_iou(getattr(ref, "metrics", None) or {})
+        for tag in todo:
+            metrics = evaluate(model, ref_mod.tag_dir(settings, tag), split="val")
+            row = perf.record_evaluation(
+                hist_path,
+                metrics,
+                model_name=str(ref.name),
+                model_version=str(ref.version),
+                dataset_tag=tag,
+                model_run_id=str(getattr(ref, "run_id", "") or ""),
+                when=when,
+            )
+            history = perf.load_history(hist_path)
+            results.append(
+                perf.concept_drift(
+                    history, row, iou_drop=_iou_drop(settings), baseline_iou=baseline
+                )
+            )
+    return summarize_performance(settings, results, when)
+
+
+def _baseline_iou(metrics: dict[str, Any]) -> float | None:
+    for k in ("val_iou", "iou", "best_val_iou"):
+        if metrics.get(k) is not None:
+            return float(metrics[k])
+    return None
+
+
+def _iou_drop(settings: Settings) -> float:
+    return float(_params(settings)["iou_drop"])
+
+
+def summarize_performance(
+    settings: Settings, results: list[dict[str, Any]], when: datetime | None = None
+) -> dict[str, Any]:
+    """Plot the whole history and say whether any new evaluation showed concept drift."""
+    from satseg.monitoring import performance as perf
+    from satseg.monitoring import report
+
+    history = perf.load_history(settings.state / "performance.csv")
+    plot = None
+    if history:
+        day = day_dir(settings, when)
+        plot = str(perf.plot_history(history, day / "performance.png"))
+        report.write_day_index(day)
+    drifted = [r for r in results if r["concept_drift"]]
+    return {
+        "status": "evaluated" if results else "up_to_date",
+        "evaluations": results,
+        "concept_drift": bool(drifted),
+        "plot": plot,
+        "reason": "; ".join(
+            f"champion v{r['model_version']} IoU {r['iou']:.3f} on {r['dataset_tag']} vs "
+            f"{r['baseline_iou']:.3f} ({r['baseline']}): drop {r['drop']:.3f} > {r['iou_drop']}"
+            for r in drifted
+        ),
+    }
+
+
+# --- decision and actions -------------------------------------------------------------------
+
+
+def drift_event(data: dict[str, Any], perf: dict[str, Any]) -> dict[str, Any] | None:
+    """Extra of the ``satseg://drift`` Asset event, or None when neither kind of drift."""
+    reasons, kinds = [], []
+    if data.get("drift_detected"):
+        kinds.append("data")
+        reasons.append(
+            f"data drift: {data['n_drifted']} of {len(feature_names())} image features drifted "
+            f"(share {data['share_drifted']:.2f}) against {data.get('reference')}"
+        )
+    if perf.get("concept_drift"):
+        kinds.append("concept")
+        reasons.append(f"concept drift: {perf['reason']}")
+    if not kinds:
+        return None
+    return {
+        "reason": "; ".join(reasons),
+        "kind": kinds,
+        "report": data.get("report") or perf.get("plot"),
+        "plot": perf.get("plot"),
+        "share_drifted": data.get("share_drifted"),
+        "mlflow_run_id": data.get("mlflow_run_id"),
+    }
+
+
+def announce_drift(
+    settings: Settings, data: dict[str, Any], perf: dict[str, Any], context: Any = None
+) -> dict[str, Any]:
+    """Alert people about drift and return the Asset extra (raises if there is no drift)."""
+    from satseg import alerting
+
+    extra = drift_event(data, perf)
+    if extra is None:
+        raise MonitorError("announce_drift called without drift")
+    alerting.notify(alerting.DRIFT_DETECTED, context, settings=settings, **extra)
+    return extra
+
+
+def commit(settings: Settings, planned: dict[str, Any], data: dict[str, Any]) -> dict[str, Any]:
+    """Remember which imagery this run checked (only when it was actually checked)."""
+    if data.get("status") != "checked" or planned["explicit"]:
+        return {"committed": 0}
+    state = _load_state(settings)
+    state["runs"][planned["label"]] = {
+        "time": datetime.now(UTC).isoformat(timespec="seconds"),
+        "files": planned["fingerprints"],
+        "drift_detected": bool(data.get("drift_detected")),
+        "report": data.get("report"),
+    }
+    write_json(state_path(settings), state)
+    return {"committed": len(planned["fingerprints"])}
