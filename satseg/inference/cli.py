@@ -1,9 +1,76 @@
-"""Command-line commands of this package (registered on the main ``satseg`` app)."""
+"""``satseg predict``: the DAG's inference on any scenes, from the command line."""
 
 from __future__ import annotations
+
+import json
+from pathlib import Path
 
 import typer
 
 
 def register(app: typer.Typer) -> None:
-    """Add this package's commands to ``app`` (filled in by the package's issue)."""
+    """Add ``satseg predict`` to ``app``."""
+
+    @app.command()
+    def predict(
+        scenes: list[Path] = typer.Argument(..., help="GeoTIFF / PNG / JPEG scenes"),
+        out: Path | None = typer.Option(
+            None,
+            "--out",
+            help="Output root (one folder per scene); default SATSEG_HOME/predictions",
+        ),
+        model_version: str | None = typer.Option(
+            None, "--model-version", help="Registry version (default: the champion)"
+        ),
+        model_file: Path | None = typer.Option(
+            None, "--model-file", help="Local Keras model file instead of the registry"
+        ),
+        threshold: float | None = typer.Option(None, min=0.0, max=1.0),
+        tile: int | None = typer.Option(None, min=32),
+        overlap: int | None = typer.Option(None, min=0),
+        batch_size: int | None = typer.Option(None, "--batch-size", min=1),
+        precision: str | None = typer.Option(None, help="auto | fp32 | bf16"),
+        force: bool = typer.Option(False, help="Recompute even if outputs are up to date"),
+    ) -> None:
+        """Segment scenes into probability/mask COGs, GeoJSON, quicklook and STAC item."""
+        from satseg.config import get_settings
+        from satseg.inference import jobs
+
+        settings = get_settings()
+        try:
+            params = jobs.predict_params(
+                settings,
+                threshold=threshold,
+                tile=tile,
+                overlap=overlap,
+                batch_size=batch_size,
+                precision=precision,
+            )
+            params.validate()
+        except (ValueError, TypeError) as err:
+            raise typer.BadParameter(str(err)) from err
+        if model_file is not None:
+            model, info = jobs.load_model_file(model_file)
+        else:
+            model, info = jobs.load_registered_model(settings, model_version)
+        results = jobs.predict_many(model, info, scenes, out or settings.predictions, params, force)
+        for r in results:
+            typer.echo(json.dumps({k: r.get(k) for k in _SHOWN if k in r}, default=str))
+        failed = [r for r in results if r["status"] == "error"]
+        if failed:
+            typer.echo(f"{len(failed)} of {len(results)} scene(s) failed", err=True)
+            raise typer.Exit(1)
+
+
+_SHOWN = (
+    "scene",
+    "status",
+    "out_dir",
+    "polygons",
+    "seconds",
+    "mpx_per_s",
+    "warnings",
+    "error",
+    "check",
+    "error_file",
+)

@@ -1,0 +1,171 @@
+"""What the DAG tasks and the CLI call: pick scenes, resolve the model, predict, file inputs.
+
+Kept free of Airflow so it runs (and is tested) on its own; the DAG passes the exception
+type it wants raised for bad input (Airflow's no-retry failure) as ``fail``.
+"""
+
+from __future__ import annotations
+
+import glob as globlib
+import logging
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from satseg.config import Settings
+from satseg.inference import inbox
+from satseg.inference.predict import PredictParams, error_path, predict_scene, scene_name
+from satseg.io.raster import RasterError
+
+log = logging.getLogger(__name__)
+
+CHAMPION = "champion"
+
+
+def predict_params(settings: Settings, **overrides: Any) -> PredictParams:
+    """params.yaml ``predict:`` section with the non-None ``overrides`` applied.
+
+    Band choice and scaling default to the ``ingest:`` section so that inference scales
+    imagery exactly as the training patches were scaled.
+    """
+    params = settings.params()
+    section = {k: v for k, v in params.get("predict", {}).items() if v is not None}
+    ingest = params.get("ingest", {})
+    for key in ("bands", "scale"):
+        if section.get(key) is None and ingest.get(key) is not None:
+            section[key] = ingest[key]
+    return PredictParams.from_params(section, **overrides)
+
+
+def collect_scenes(
+    settings: Settings, paths: Iterable[str] | str | None = None, pattern: str | None = None
+) -> list[str]:
+    """Scenes to predict: explicit paths / a glob when given, else the ready inbox files."""
+    if isinstance(paths, str):
+        paths = [paths] if paths else []
+    chosen = [str(Path(p).expanduser()) for p in paths or []]
+    if pattern:
+        chosen += sorted(globlib.glob(str(Path(pattern).expanduser()), recursive=True))
+    if paths or pattern:
+        return sorted(dict.fromkeys(chosen))
+    scenes = [str(p) for p in inbox.ready_scenes(settings)]
+    log.info("predict inbox: %d scene(s) ready", len(scenes))
+    return scenes
+
+
+def resolve_model_version(settings: Settings, version: str | int | None = None) -> str:
+    """The registry version to use: ``version`` if given, else the one aliased champion."""
+    if version not in (None, ""):
+        return str(version)
+    import mlflow
+
+    client = mlflow.MlflowClient(tracking_uri=settings.tracking_uri)
+    try:
+        mv = client.get_model_version_by_alias(settings.registered_model, CHAMPION)
+    except mlflow.exceptions.MlflowException as err:
+        raise LookupError(
+            f"no '{CHAMPION}' version of model {settings.registered_model!r} in "
+            f"{settings.tracking_uri}: train one (satseg_retrain) or name a version"
+        ) from err
+    return str(mv.version)
+
+
+def load_registered_model(
+    settings: Settings, version: str | None = None
+) -> tuple[Any, dict[str, Any]]:
+    """(Keras model, info dict) from the MLflow registry: champion unless a version is named."""
+    from satseg.registry import load_model
+
+    model, ref = load_model(settings, ref=str(version) if version else CHAMPION)
+    info = {
+        "name": ref.name,
+        "version": str(ref.version),
+        "run_id": ref.run_id,
+        "dataset_tag": ref.dataset_tag,
+    }
+    return model, info
+
+
+def load_model_file(path: Path | str) -> tuple[Any, dict[str, Any]]:
+    """(Keras model, info) from a local .keras/.h5/SavedModel file (no registry needed)."""
+    from satseg.inference.engine import configure_tf
+
+    configure_tf()
+    import tensorflow as tf
+
+    p = Path(path)
+    model = tf.keras.models.load_model(p, compile=False)
+    return model, {"name": p.stem, "version": f"file:{p.name}", "run_id": None, "dataset_tag": None}
+
+
+def predict_many(
+    model: Any,
+    info: dict[str, Any],
+    scenes: Iterable[str | Path],
+    out_root: Path,
+    params: PredictParams,
+    force: bool = False,
+) -> list[dict[str, Any]]:
+    """Predict each scene into ``out_root/<scene>/``; a bad scene is reported, not fatal."""
+    from satseg.inference.engine import as_predictor, configure_tf
+
+    configure_tf()
+    predictor = as_predictor(model, params.tile, params.precision)
+    results = []
+    for scene in scenes:
+        out = out_root / scene_name(scene)
+        try:
+            results.append(
+                predict_scene(predictor, scene, out, params=params, model_info=info, force=force)
+            )
+        except RasterError as err:
+            results.append(
+                {
+                    "status": "error",
+                    "scene": scene_name(scene),
+                    "source": str(scene),
+                    "error": str(err),
+                    "check": err.check,
+                    "error_file": str(error_path(out, scene_name(scene))),
+                }
+            )
+    return results
+
+
+def run_scene(
+    settings: Settings,
+    scene: str,
+    version: str,
+    overrides: dict[str, Any] | None = None,
+    fail: type[Exception] = RuntimeError,
+) -> dict[str, Any]:
+    """One mapped DAG task: predict ``scene`` with registry ``version``; file the input.
+
+    Returns the Asset event extra. Bad input is quarantined (when it came from the inbox),
+    its error file written, and ``fail`` raised; model or disk trouble propagates as is
+    (the input stays in the inbox for a retry).
+    """
+    path = Path(scene)
+    params = predict_params(settings, **(overrides or {}))
+    out = settings.predictions / scene_name(path)
+    model, info = load_registered_model(settings, version)
+    from_inbox = inbox.in_inbox(settings, path)
+    try:
+        summary = predict_scene(model, path, out, params=params, model_info=info)
+    except RasterError as err:
+        if from_inbox and path.exists():
+            moved = inbox.quarantine(settings, path, {"error": str(err), "check": err.check})
+            log.error("%s quarantined to %s", path.name, moved)
+        raise fail(f"{path.name}: {err} [{err.check}]") from err
+    if from_inbox:
+        moved = inbox.archive_done(settings, path)
+        log.info("%s archived to %s", path.name, moved)
+    return {
+        "scene": summary["scene"],
+        "status": summary["status"],
+        "outputs": summary["out_dir"],
+        "model_name": info["name"],
+        "model_version": info["version"],
+        "polygons": summary["polygons"],
+        "warnings": summary["warnings"],
+    }

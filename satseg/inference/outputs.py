@@ -1,0 +1,145 @@
+"""Small per-scene outputs: quicklook PNG and STAC Item.
+
+The quicklook is built from decimated copies collected while the scene streams through
+(no second read of the full-resolution data). The STAC Item (1.0.0, projection extension)
+lets catalogues and QGIS' STAC browser find the COGs and the GeoJSON.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from satseg import __version__
+from satseg.io.atomic import write_bytes
+
+STAC_VERSION = "1.0.0"
+PROJ_EXT = "https://stac-extensions.github.io/projection/v1.1.0/schema.json"
+COG_TYPE = "image/tiff; application=geotiff; profile=cloud-optimized"
+
+
+class Decimator:
+    """Keeps every ``f``-th row/column of streamed rows (quicklook without a second read)."""
+
+    def __init__(self, width: int, height: int, max_side: int = 1024) -> None:
+        self.f = max(1, int(np.ceil(max(width, height) / max_side)))
+        self.rows: list[np.ndarray] = []
+
+    def push(self, row0: int, rows: np.ndarray) -> None:
+        first = (-row0) % self.f
+        if first < rows.shape[0]:
+            self.rows.append(np.ascontiguousarray(rows[first :: self.f, :: self.f]))
+
+    def image(self) -> np.ndarray:
+        return np.concatenate(self.rows) if self.rows else np.zeros((0, 0), np.uint8)
+
+
+def write_quicklook(path: Path, rgb: np.ndarray, mask: np.ndarray) -> Path:
+    """RGB with buildings tinted red and outlined; nodata (255 in mask) dimmed."""
+    import cv2
+
+    h = min(rgb.shape[0], mask.shape[0])
+    w = min(rgb.shape[1], mask.shape[1])
+    img = rgb[:h, :w].astype(np.float32)
+    m = mask[:h, :w]
+    fg = m == 1
+    img[fg] = img[fg] * 0.55 + np.array([255.0, 0.0, 0.0]) * 0.45
+    img[m == 255] *= 0.3
+    out = np.clip(img, 0, 255).astype(np.uint8)
+    contours, _ = cv2.findContours(fg.astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+    cv2.drawContours(out, contours, -1, (255, 255, 0), 1)
+    ok, buf = cv2.imencode(".png", cv2.cvtColor(out, cv2.COLOR_RGB2BGR))
+    if not ok:
+        raise RuntimeError("could not encode quicklook PNG")
+    return write_bytes(path, buf.tobytes())
+
+
+def footprint_wgs84(crs: Any, transform: Any, width: int, height: int) -> dict[str, Any] | None:
+    """Scene outline as a GeoJSON Polygon in EPSG:4326 (edges densified), or None."""
+    if crs is None:
+        return None
+    from rasterio.warp import transform_geom
+
+    corners = [(0, 0), (width, 0), (width, height), (0, height), (0, 0)]
+    ring = [list(transform * c) for c in corners]
+    geom = transform_geom(crs, "EPSG:4326", {"type": "Polygon", "coordinates": [ring]}, precision=7)
+    return dict(geom)
+
+
+def stac_item(
+    scene: str,
+    source: Path,
+    outputs: dict[str, Path],
+    *,
+    crs: Any,
+    transform: Any,
+    width: int,
+    height: int,
+    properties: dict[str, Any],
+) -> dict[str, Any]:
+    """STAC Item describing the prediction assets (relative hrefs, so the folder can move)."""
+    geom = footprint_wgs84(crs, transform, width, height)
+    bbox = None
+    if geom is not None:
+        xs = [c[0] for c in geom["coordinates"][0]]
+        ys = [c[1] for c in geom["coordinates"][0]]
+        bbox = [min(xs), min(ys), max(xs), max(ys)]
+    epsg = crs.to_epsg() if crs is not None else None
+    now = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    item: dict[str, Any] = {
+        "type": "Feature",
+        "stac_version": STAC_VERSION,
+        "stac_extensions": [PROJ_EXT],
+        "id": scene,
+        "geometry": geom,
+        "properties": {
+            "datetime": now,
+            "created": now,
+            "proj:epsg": epsg,
+            "proj:wkt2": None if crs is None or epsg else crs.to_wkt(),
+            "proj:shape": [height, width],
+            "proj:transform": list(transform)[:6],
+            "processing:software": {"satseg": __version__},
+            **properties,
+        },
+        "links": [],
+        "assets": {
+            "probability": {
+                "href": outputs["probability"].name,
+                "type": COG_TYPE,
+                "title": "Building probability (uint8, 0-255 = 0-1)",
+                "roles": ["data"],
+            },
+            "mask": {
+                "href": outputs["mask"].name,
+                "type": COG_TYPE,
+                "title": "Building mask (1 building, 0 background, 255 nodata)",
+                "roles": ["data"],
+            },
+            "vectors": {
+                "href": outputs["vectors"].name,
+                "type": "application/geo+json",
+                "title": "Building polygons (EPSG:4326, area_m2)",
+                "roles": ["data"],
+            },
+            "quicklook": {
+                "href": outputs["quicklook"].name,
+                "type": "image/png",
+                "title": "Quicklook with mask overlay",
+                "roles": ["overview", "visual"],
+            },
+            "source": {
+                "href": source.resolve().as_uri(),
+                "title": "Input scene",
+                "roles": ["source"],
+            },
+        },
+    }
+    if bbox is not None:
+        item["bbox"] = bbox
+    if item["properties"]["proj:wkt2"] is None:
+        del item["properties"]["proj:wkt2"]
+    return item

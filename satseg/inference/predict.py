@@ -1,0 +1,391 @@
+"""Whole-scene inference: sliding window -> blended probability -> COGs, GeoJSON, STAC.
+
+One streaming pass: row strips are read and scaled exactly as in training, cut into
+overlapping tiles, predicted in batches, blended in a strip buffer, and the finished rows go
+straight to the probability COG, the mask post-processor, the polygon writer and the
+quicklook decimator. Nothing is held for the whole scene, so peak memory depends on the
+scene width and the batch, not on the scene size.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import math
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from satseg import __version__
+from satseg.inference.blend import StripBlender, positions
+from satseg.inference.cog import CogWriter
+from satseg.inference.engine import as_predictor, configure_tf
+from satseg.inference.outputs import Decimator, stac_item, write_quicklook
+from satseg.inference.postprocess import NODATA, MaskStream, threshold_u8, to_u8
+from satseg.inference.source import SceneSource, open_scene
+from satseg.inference.vectorize import PolygonWriter
+from satseg.io.atomic import sha256_file, write_json
+from satseg.io.raster import RasterError, to_model_input
+
+log = logging.getLogger(__name__)
+
+OUTPUT_NAMES = {
+    "probability": "prob.tif",
+    "mask": "mask.tif",
+    "vectors": "mask.geojson",
+    "quicklook": "quicklook.png",
+    "stac": "item.json",
+}
+SUMMARY = "summary.json"
+
+
+@dataclass(frozen=True)
+class PredictParams:
+    """Everything that changes the outputs besides the model (part of the skip key)."""
+
+    tile: int = 256
+    overlap: int = 64
+    batch_size: int = 8
+    threshold: float = 0.5
+    min_area_px: int = 16
+    opening_px: int = 3
+    precision: str = "auto"
+    bands: tuple[int, ...] | None = None
+    scale: str = "percentile"
+
+    def validate(self) -> None:
+        if self.tile < 32:
+            raise ValueError(f"tile={self.tile}: must be at least 32 px")
+        if not 0 <= self.overlap <= self.tile // 2:
+            raise ValueError(f"overlap={self.overlap}: must be in [0, tile/2]")
+        if not 0.0 < self.threshold < 1.0:
+            raise ValueError(f"threshold={self.threshold}: must be in (0, 1)")
+        if self.batch_size < 1:
+            raise ValueError("batch_size must be >= 1")
+
+    def key(self) -> dict[str, Any]:
+        return {
+            "tile": self.tile,
+            "overlap": self.overlap,
+            "threshold": self.threshold,
+            "min_area_px": self.min_area_px,
+            "opening_px": self.opening_px,
+            "bands": list(self.bands) if self.bands else None,
+            "scale": self.scale,
+        }
+
+    @classmethod
+    def from_params(cls, section: dict[str, Any], **over: Any) -> PredictParams:
+        """From the ``predict:`` section of params.yaml; ``None`` overrides are ignored."""
+        fields = cls.__dataclass_fields__
+        vals = {k: v for k, v in section.items() if k in fields}
+        vals.update({k: v for k, v in over.items() if v is not None and k in fields})
+        if vals.get("bands") is not None:
+            vals["bands"] = tuple(vals["bands"])
+        return cls(**vals)
+
+
+def scene_name(path: Path | str) -> str:
+    return Path(path).stem
+
+
+def output_paths(out_dir: Path) -> dict[str, Path]:
+    return {k: out_dir / v for k, v in OUTPUT_NAMES.items()}
+
+
+def error_path(out_dir: Path, scene: str) -> Path:
+    return out_dir / f"{scene}.error.json"
+
+
+def predict_scene(
+    model: Any,
+    scene_path: Path | str,
+    out_dir: Path | str,
+    *,
+    params: PredictParams | None = None,
+    model_info: dict[str, Any] | None = None,
+    force: bool = False,
+    window: str = "hann",
+    **overrides: Any,
+) -> dict[str, Any]:
+    """Predict one scene into ``out_dir``; return the summary (paths, counts, timings).
+
+    ``model`` is a Keras model (or a ``Predictor``); ``overrides`` (tile, overlap, threshold,
+    ...) replace fields of ``params``. Bad input raises ``RasterError`` after writing
+    ``<scene>.error.json`` into ``out_dir``. With the same input, model version and
+    parameters as an existing complete output, nothing is recomputed (``status: skipped``).
+    """
+    configure_tf()
+    p = params or PredictParams()
+    if overrides:
+        p = PredictParams(**{**p.__dict__, **{k: v for k, v in overrides.items() if v is not None}})
+    p.validate()
+    src_path = Path(scene_path)
+    out = Path(out_dir)
+    scene = scene_name(src_path)
+    info = dict(model_info or {})
+    t0 = time.perf_counter()
+    try:
+        source = open_scene(src_path, list(p.bands) if p.bands else None, p.scale)
+    except RasterError as err:
+        _write_error(out, scene, src_path, err)
+        raise
+    with source:
+        key = {
+            "source_sha256": sha256_file(src_path),
+            "model": {k: info.get(k) for k in ("name", "version", "run_id")},
+            "params": p.key(),
+        }
+        previous = _previous(out, key)
+        if previous is not None and not force:
+            log.info(
+                "%s: outputs for model %s already present, skipped", scene, info.get("version")
+            )
+            return {**previous, "status": "skipped"}
+        try:
+            summary = _run(model, source, out, scene, p, info, window)
+        except RasterError as err:
+            _write_error(out, scene, src_path, err)
+            raise
+        except Exception as err:
+            from rasterio.errors import RasterioError
+
+            if isinstance(err, RasterioError):
+                bad = RasterError(f"{src_path.name} could not be decoded: {err}", "decode")
+                _write_error(out, scene, src_path, bad)
+                raise bad from err
+            raise
+    summary.update(key=key, seconds=round(time.perf_counter() - t0, 2))
+    summary["mpx_per_s"] = round(source.width * source.height / 1e6 / summary["seconds"], 3)
+    error_path(out, scene).unlink(missing_ok=True)
+    write_json(out / SUMMARY, summary)
+    log.info(
+        "%s: %d polygons, %.1f%% building, %.1f s (%.2f Mpx/s) -> %s",
+        scene,
+        summary["polygons"],
+        100 * summary["positive_fraction"],
+        summary["seconds"],
+        summary["mpx_per_s"],
+        out,
+    )
+    return summary
+
+
+def _previous(out: Path, key: dict[str, Any]) -> dict[str, Any] | None:
+    import json
+
+    f = out / SUMMARY
+    if not f.is_file():
+        return None
+    try:
+        old = json.loads(f.read_text())
+    except ValueError:
+        return None
+    if old.get("key") != key or old.get("status") != "ok":
+        return None
+    if not all(Path(v).is_file() for v in old.get("outputs", {}).values()):
+        return None
+    return dict(old)
+
+
+def _write_error(out: Path, scene: str, src: Path, err: RasterError) -> None:
+    log.error("%s: %s [%s]", scene, err, err.check)
+    write_json(
+        error_path(out, scene),
+        {
+            "scene": scene,
+            "source": str(src),
+            "error": str(err),
+            "check": err.check,
+            "time": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        },
+    )
+
+
+def _pad(t: np.ndarray, tile: int) -> np.ndarray:
+    """Pad an edge tile of a scene smaller than the tile (reflect, or edge when too thin)."""
+    ph, pw = tile - t.shape[0], tile - t.shape[1]
+    if t.shape[0] > ph and t.shape[1] > pw:
+        return np.pad(t, ((0, ph), (0, pw), (0, 0)), mode="reflect")
+    return np.pad(t, ((0, ph), (0, pw), (0, 0)), mode="edge")
+
+
+def _run(
+    model: Any,
+    source: SceneSource,
+    out: Path,
+    scene: str,
+    p: PredictParams,
+    info: dict[str, Any],
+    window: str,
+) -> dict[str, Any]:
+    predictor = as_predictor(model, p.tile, p.precision)
+    precision = getattr(predictor, "precision", "fp32")
+    W, H = source.width, source.height
+    stride = p.tile - p.overlap
+    xs = positions(W, p.tile, stride)
+    ys = positions(H, p.tile, stride)
+    rows_ahead = math.ceil(p.batch_size / len(xs)) + 1
+    blender = StripBlender(W, H, p.tile, rows_ahead, window)
+    masks = MaskStream(W, H, p.threshold, p.opening_px, p.min_area_px)
+    paths = output_paths(out)
+    tags = {
+        "model_name": info.get("name"),
+        "model_version": info.get("version"),
+        "run_id": info.get("run_id"),
+        "dataset_tag": info.get("dataset_tag"),
+        "threshold": p.threshold,
+        "threshold_u8": threshold_u8(p.threshold),
+        "tile": p.tile,
+        "overlap": p.overlap,
+        "precision": precision,
+        "source": source.path.name,
+        "software": f"satseg {__version__}",
+    }
+    geo = {"crs": source.crs, "transform": source.transform}
+    has_nodata = source.nodata is not None
+    rgb_q, mask_q = Decimator(W, H), Decimator(W, H)
+    stats = {"tiles": 0, "tiles_skipped": 0, "positive_px": 0, "valid_px": 0}
+    t_model = 0.0
+
+    with (
+        CogWriter(
+            paths["probability"],
+            W,
+            H,
+            **geo,
+            with_mask=has_nodata,
+            tags=tags,
+            description="building probability (0-255)",
+            resampling="average",
+        ) as prob_w,
+        CogWriter(
+            paths["mask"],
+            W,
+            H,
+            **geo,
+            nodata=NODATA,
+            tags=tags,
+            description="building mask (1 building, 0 background, 255 nodata)",
+            resampling="nearest",
+        ) as mask_w,
+        PolygonWriter(
+            paths["vectors"], W, H, source.crs, source.transform, _vector_props(info, p, source)
+        ) as vec,
+    ):
+
+        def finished(rows: Iterator[tuple[int, np.ndarray, np.ndarray]]) -> None:
+            for row0, prob, valid in rows:
+                u8 = to_u8(prob)
+                prob_w.write(row0, u8, valid if has_nodata else None)
+                stats["valid_px"] += int(np.count_nonzero(valid))
+                for m0, m in masks.push(row0, u8, ~valid):
+                    emit_mask(m0, m)
+
+        def emit_mask(m0: int, m: np.ndarray) -> None:
+            mask_w.write(m0, m)
+            vec.push(m0, m)
+            mask_q.push(m0, m)
+            stats["positive_px"] += int(np.count_nonzero(m == 1))
+
+        batch: list[tuple[int, int, np.ndarray]] = []
+        for i, y in enumerate(ys):
+            rgb, nd = source.strip(y, min(y + p.tile, H))
+            if has_nodata:
+                blender.set_nodata(y, nd)
+            next_y = ys[i + 1] if i + 1 < len(ys) else H
+            rgb_q.push(y, rgb[: next_y - y])
+            for x in xs:
+                stats["tiles"] += 1
+                if not batch:
+                    finished(blender.flush(y))
+                if has_nodata and nd[:, x : x + p.tile].all():
+                    stats["tiles_skipped"] += 1
+                    continue
+                t = rgb[:, x : x + p.tile]
+                if t.shape[0] < p.tile or t.shape[1] < p.tile:
+                    t = _pad(t, p.tile)
+                batch.append((y, x, t))
+                if len(batch) == p.batch_size:
+                    t_model += _predict_batch(predictor, batch, blender)
+                    batch = []
+        if batch:
+            t_model += _predict_batch(predictor, batch, blender)
+        finished(blender.flush(H))
+        for m0, m in masks.finish():
+            emit_mask(m0, m)
+
+    write_quicklook(paths["quicklook"], rgb_q.image(), mask_q.image())
+    warnings_ = list(source.warnings)
+    props = {
+        "satseg:model": {k: info.get(k) for k in ("name", "version", "run_id", "dataset_tag")},
+        "satseg:threshold": p.threshold,
+        "satseg:tile": p.tile,
+        "satseg:overlap": p.overlap,
+        "satseg:polygons": vec.count,
+        "satseg:warnings": warnings_,
+    }
+    stac = stac_item(
+        scene,
+        source.path,
+        paths,
+        crs=source.crs,
+        transform=source.transform,
+        width=W,
+        height=H,
+        properties=props,
+    )
+    write_json(paths["stac"], stac)
+    valid = max(1, stats["valid_px"])
+    return {
+        "status": "ok",
+        "scene": scene,
+        "source": str(source.path),
+        "out_dir": str(out),
+        "outputs": {k: str(v) for k, v in paths.items()},
+        "width": W,
+        "height": H,
+        "crs": source.crs.to_string() if source.crs is not None else None,
+        "georeferenced": source.georeferenced,
+        "model": {k: info.get(k) for k in ("name", "version", "run_id", "dataset_tag")},
+        "params": {**p.key(), "batch_size": p.batch_size, "precision": precision},
+        "scaler": source.scaler,
+        "tiles": stats["tiles"],
+        "tiles_skipped_nodata": stats["tiles_skipped"],
+        "model_seconds": round(t_model, 3),
+        "polygons": vec.count,
+        "building_area_m2": round(vec.total_area_m2, 1) if source.georeferenced else None,
+        "positive_fraction": round(stats["positive_px"] / valid, 6),
+        "warnings": warnings_,
+    }
+
+
+def _vector_props(info: dict[str, Any], p: PredictParams, source: SceneSource) -> dict[str, Any]:
+    props: dict[str, Any] = {
+        "satseg": {
+            "model": {k: info.get(k) for k in ("name", "version", "run_id")},
+            "threshold": p.threshold,
+            "opening_px": p.opening_px,
+            "min_area_px": p.min_area_px,
+            "source": source.path.name,
+        }
+    }
+    if not source.georeferenced:
+        props["satseg"]["warning"] = source.warnings[0] if source.warnings else "pixel space"
+    return props
+
+
+def _predict_batch(
+    predictor: Any, batch: list[tuple[int, int, np.ndarray]], blender: StripBlender
+) -> float:
+    x = to_model_input(np.stack([t for _, _, t in batch]))
+    t0 = time.perf_counter()
+    probs = predictor(x)
+    dt_ = time.perf_counter() - t0
+    for (y, xx, _), prob in zip(batch, probs, strict=True):
+        blender.add(y, xx, prob)
+    return dt_

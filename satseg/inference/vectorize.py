@@ -1,0 +1,172 @@
+"""Mask rows -> building polygons in EPSG:4326 (RFC 7946 GeoJSON), streamed.
+
+Each chunk of mask rows is polygonised on its own (GDAL polygonize via
+``rasterio.features.shapes``, 4-connected like the min-area filter); polygons cut by a chunk
+boundary are held back and unioned with their continuation in the next chunk, so every
+building comes out whole. Areas are computed in the source CRS when it is projected (exact
+planimetric m²) and geodesically on the WGS84 ellipsoid otherwise. Features are written to
+the file as they finish, never collected for the whole scene.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from types import TracebackType
+from typing import IO, Any
+
+import numpy as np
+
+from satseg.io.atomic import atomic_path
+
+COORD_DECIMALS = 7  # ~1 cm at the equator
+
+
+class PolygonWriter:
+    """Context manager: ``push(row0, mask_rows)`` in scene order, then close -> GeoJSON file."""
+
+    def __init__(
+        self,
+        path: Path,
+        width: int,
+        height: int,
+        crs: Any,
+        transform: Any,
+        properties: dict[str, Any] | None = None,
+    ) -> None:
+        self.path, self.width, self.height = Path(path), width, height
+        self.crs, self.transform = crs, transform
+        self.properties = properties or {}
+        self.count = 0
+        self.total_area_m2 = 0.0
+        self._open: list[Any] = []  # pixel-space polygons touching the last chunk's bottom
+        self._fh: IO[str] | None = None
+        self._ctx: Any = None
+        self._bbox = [np.inf, np.inf, -np.inf, -np.inf]
+        self._to_wgs84: Any = None
+        self._geod: Any = None
+        self._metres: float | None = None
+        if crs is not None:
+            from pyproj import CRS, Geod, Transformer
+
+            c = CRS.from_user_input(crs.to_wkt() if hasattr(crs, "to_wkt") else crs)
+            self._to_wgs84 = Transformer.from_crs(c, "EPSG:4326", always_xy=True)
+            if c.is_projected:
+                unit = c.axis_info[0].unit_conversion_factor if c.axis_info else 1.0
+                self._metres = float(unit)
+            else:
+                self._geod = Geod(ellps="WGS84")
+
+    # --- context ---
+    def __enter__(self) -> PolygonWriter:
+        self._ctx = atomic_path(self.path)
+        tmp = self._ctx.__enter__()
+        self._fh = open(tmp, "w", encoding="utf-8")
+        self._fh.write('{"type": "FeatureCollection",\n"features": [\n')
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        assert self._fh is not None
+        try:
+            if exc_type is None:
+                for poly in self._open:
+                    self._emit(poly)
+                self._open = []
+                extra = dict(self.properties)
+                if self.count and self._to_wgs84 is not None:
+                    extra["bbox"] = [round(v, COORD_DECIMALS) for v in self._bbox]
+                tail = json.dumps(extra, default=str)[1:-1]
+                self._fh.write("\n]" + (",\n" + tail if tail else "") + "\n}\n")
+        finally:
+            self._fh.close()
+            self._ctx.__exit__(exc_type, exc, tb)
+
+    # --- streaming ---
+    def push(self, row0: int, mask: np.ndarray) -> None:
+        """Polygonise mask rows [row0, row0+h) (1 = building; other values ignored)."""
+        import shapely
+        from affine import Affine
+        from rasterio import features
+
+        h = mask.shape[0]
+        fg = mask == 1
+        row1 = row0 + h
+        polys: list[Any] = []
+        if fg.any():
+            for geom, _ in features.shapes(
+                fg.view(np.uint8), mask=fg, connectivity=4, transform=Affine.translation(0, row0)
+            ):
+                polys.append(shapely.geometry.shape(geom))
+        top = [p for p in polys if p.bounds[1] <= row0]
+        rest = [p for p in polys if p.bounds[1] > row0]
+        candidates = rest
+        if self._open:
+            if top:
+                merged = shapely.union_all(self._open + top)
+                parts = list(getattr(merged, "geoms", [merged]))
+                # open polygons that did not continue are finished as they are
+                candidates = parts + rest
+            else:
+                for p in self._open:
+                    self._emit(p)
+                candidates = rest
+        else:
+            candidates = top + rest
+        self._open = []
+        last = row1 >= self.height
+        for p in candidates:
+            if not last and p.bounds[3] >= row1:
+                self._open.append(p)
+            else:
+                self._emit(p)
+
+    # --- output ---
+    def _emit(self, poly_px: Any) -> None:
+        import shapely
+        from shapely.geometry.polygon import orient
+
+        assert self._fh is not None
+        if poly_px.is_empty:
+            return
+        props: dict[str, Any] = {"id": self.count, "area_px": round(float(poly_px.area), 1)}
+        if self._to_wgs84 is None:
+            geom = orient(poly_px, 1.0)  # pixel space: x = column, y = row
+        else:
+            t = self.transform
+            world = shapely.affinity.affine_transform(poly_px, [t.a, t.b, t.d, t.e, t.c, t.f])
+            geom = shapely.transform(world, self._project, interleaved=False)
+            if self._metres is not None:
+                area = float(world.area) * self._metres**2
+            else:
+                area = abs(self._geod.geometry_area_perimeter(geom)[0])
+            props["area_m2"] = round(area, 2)
+            self.total_area_m2 += area
+            geom = orient(geom, 1.0)  # RFC 7946: exterior counter-clockwise
+            b = geom.bounds
+            self._bbox = [
+                min(self._bbox[0], b[0]),
+                min(self._bbox[1], b[1]),
+                max(self._bbox[2], b[2]),
+                max(self._bbox[3], b[3]),
+            ]
+        feature = {"type": "Feature", "properties": props, "geometry": _geometry(geom)}
+        self._fh.write((",\n" if self.count else "") + json.dumps(feature, separators=(",", ":")))
+        self.count += 1
+
+    def _project(self, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        return self._to_wgs84.transform(x, y)  # type: ignore[no-any-return]
+
+
+def _ring(coords: Any) -> list[list[float]]:
+    arr = np.round(np.asarray(coords, dtype=np.float64)[:, :2], COORD_DECIMALS)
+    return arr.tolist()  # type: ignore[no-any-return]
+
+
+def _geometry(geom: Any) -> dict[str, Any]:
+    rings = [_ring(geom.exterior.coords)] + [_ring(r.coords) for r in geom.interiors]
+    return {"type": "Polygon", "coordinates": rings}
