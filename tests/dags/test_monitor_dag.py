@@ -1,0 +1,152 @@
+"""satseg_monitor under real Airflow (dag.test): drift -> Asset + alerts; no drift; failure alerts."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+
+TESTS = Path(__file__).resolve().parents[1]
+DAG_FILE = TESTS.parent / "dags" / "satseg_monitor.py"
+
+
+def _load(name: str, path: Path) -> ModuleType:
+    """Test helpers of tests/alerting and tests/monitoring (not packages), loaded by path."""
+    if name in sys.modules:
+        return sys.modules[name]
+    spec = importlib.util.spec_from_file_location(name, path)
+    assert spec and spec.loader
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules[name] = mod
+    spec.loader.exec_module(mod)
+    return mod
+
+
+sinks_mod = _load("alert_sinks", TESTS / "alerting" / "alert_sinks.py")
+synth = _load("monitor_synth", TESTS / "monitoring" / "monitor_synth.py")
+
+
+@pytest.fixture
+def env(settings, airflow_db, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    """Tiny-scene params, a reference dataset, alert sinks as Airflow connections."""
+    from satseg.config import get_settings, reset_settings_cache
+
+    monkeypatch.setenv("SATSEG_PARAMS_FILE", str(synth.write_params(tmp_path / "params.yaml")))
+    reset_settings_cache()
+    s = get_settings()
+    ref = synth.write_reference(s.processed / "demo", tmp_path / "ref-scenes")
+    with sinks_mod.running_sinks() as sinks:
+        sinks_mod.configure(monkeypatch, sinks)
+        yield type("Env", (), {"settings": get_settings(), "ref": str(ref), "sinks": sinks})
+
+
+@pytest.fixture(scope="module")
+def monitor_dag() -> Any:
+    from airflow.dag_processing.dagbag import DagBag
+
+    bag = DagBag(dag_folder=str(DAG_FILE))
+    assert bag.import_errors == {}
+    return bag.dags["satseg_monitor"]
+
+
+def _states(dr: Any) -> dict[str, str]:
+    return {ti.task_id: str(ti.state) for ti in dr.get_task_instances()}
+
+
+def _drift_events(run_id: str) -> list[dict[str, Any]]:
+    from airflow.models.asset import AssetEvent, AssetModel
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    with create_session() as session:
+        rows = session.scalars(
+            select(AssetEvent)
+            .join(AssetModel, AssetEvent.asset_id == AssetModel.id)
+            .where(AssetModel.name == "satseg_drift", AssetEvent.source_run_id == run_id)
+        ).all()
+        return [dict(e.extra) for e in rows]
+
+
+def test_dag_shape_and_schedule(monitor_dag: Any) -> None:
+    assert set(monitor_dag.task_ids) == {
+        "plan",
+        "data_drift",
+        "performance",
+        "drift_found",
+        "emit_drift",
+        "commit",
+    }
+    schedule = monitor_dag.timetable  # cron OR any of the Assets
+    assert schedule.timetable.expression == "0 6 * * *"
+    assert str(schedule.timetable.timezone) == "UTC"
+    assert [a.name for a in schedule.asset_condition.objects] == [
+        "satseg_predictions",
+        "satseg_processed",
+    ]
+    emit = monitor_dag.get_task("emit_drift")
+    assert [o.name for o in emit.outlets] == ["satseg_drift"]
+    assert monitor_dag.get_task("plan").on_failure_callback  # alerts on every task
+
+
+@pytest.mark.slow
+def test_shifted_imagery_emits_drift_and_alerts(env: Any, monitor_dag: Any) -> None:
+    from satseg.synthetic import SceneStyle
+
+    s = env.settings
+    synth.make_scenes(s.raw / "demo", 2, 300, SceneStyle(brightness=40, contrast=0.7))
+    dr = monitor_dag.test(run_conf={"reference": env.ref})
+    assert str(dr.state) == "success", _states(dr)
+    assert _states(dr)["emit_drift"] == "success"
+    (extra,) = _drift_events(dr.run_id)
+    assert extra["reason"].startswith("data drift: ")
+    assert extra["kind"] == ["data"]
+    report = Path(extra["report"])
+    assert report.is_file() and report.parent.parent == s.reports
+    assert "brightness" in report.read_text()
+
+    env.sinks.wait(mails=1, posts=1)
+    assert len(env.sinks.mails) == 1 and len(env.sinks.posts) == 1
+    mail = env.sinks.mails[0]
+    assert mail["Subject"].startswith("[satseg] drift detected: satseg_monitor.emit_drift")
+    body = env.sinks.bodies()[0]
+    assert report.as_uri() in body and f"{sinks_mod.UI}/dags/satseg_monitor/runs/" in body
+    assert "data drift: " in env.sinks.posts[0]["json"]["text"]
+
+    # The checked scenes are remembered: the next run has nothing new and emits nothing.
+    dr2 = monitor_dag.test(run_conf={"reference": env.ref})
+    states = _states(dr2)
+    assert str(dr2.state) == "success" and states["emit_drift"] == "skipped", states
+    assert _drift_events(dr2.run_id) == []
+    assert len(env.sinks.mails) == 1
+
+
+@pytest.mark.slow
+def test_same_distribution_no_drift_and_bad_input_alerts(
+    env: Any, monitor_dag: Any, tmp_path: Path
+) -> None:
+    scenes = tmp_path / "same"
+    synth.make_scenes(scenes, 2, 400)
+    dr = monitor_dag.test(run_conf={"reference": env.ref, "current": [str(scenes)]})
+    states = _states(dr)
+    assert str(dr.state) == "success", states
+    assert states["drift_found"] == "success" and states["emit_drift"] == "skipped"
+    assert _drift_events(dr.run_id) == []
+    assert env.sinks.mails == [] and env.sinks.posts == []
+
+    # An unknown dataset tag fails the plan task at once (no retries) and alerts.
+    bad = monitor_dag.test(run_conf={"reference": "demo-v404"})
+    states = _states(bad)
+    assert str(bad.state) == "failed"
+    assert states["plan"] == "failed" and states["data_drift"] == "upstream_failed"
+    env.sinks.wait(mails=1, posts=1)
+    mail = env.sinks.mails[0]
+    assert mail["Subject"] == f"[satseg] task failed: satseg_monitor.plan (run {bad.run_id})"
+    body = env.sinks.bodies()[0]
+    assert "unknown dataset tag &#x27;demo-v404&#x27;" in body
+    assert "/dags/satseg_monitor/runs/" in body and "/tasks/plan" in body
+    assert "unknown dataset tag 'demo-v404'" in env.sinks.posts[0]["json"]["text"]
