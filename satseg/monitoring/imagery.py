@@ -104,17 +104,35 @@ def features_frame(
     bands: list[int] | None = None,
     scale: str = "percentile",
     nodata_max: float = 1.0,
+    skipped: list[str] | None = None,
 ) -> pd.DataFrame:
-    """One row per sampled window of all ``paths`` (about ``total`` rows, spread evenly)."""
+    """One row per sampled window of all ``paths`` (about ``total`` rows, spread evenly).
+
+    An unreadable scene raises MonitorError, unless a ``skipped`` list is given: then its
+    reason is appended there and the other scenes are still used.
+    """
     import pandas as pd
 
     per_scene = max(1, math.ceil(total / max(1, len(paths))))
     rows: list[dict[str, Any]] = []
     for p in paths:
-        for f in scene_features(
-            p, size=size, k=per_scene, seed=seed, bands=bands, scale=scale, nodata_max=nodata_max
-        ):
-            rows.append({"scene": Path(p).name, **f})
+        try:
+            feats = scene_features(
+                p,
+                size=size,
+                k=per_scene,
+                seed=seed,
+                bands=bands,
+                scale=scale,
+                nodata_max=nodata_max,
+            )
+        except MonitorError as e:
+            if skipped is None:
+                raise
+            log.warning("skipping %s", e)
+            skipped.append(str(e))
+            continue
+        rows += [{"scene": Path(p).name, **f} for f in feats]
     return pd.DataFrame(rows, columns=["scene", *feature_names()])
 
 
@@ -163,11 +181,12 @@ def _prediction_sources(predictions: Path) -> list[Path]:
 
 
 def available_imagery(settings: Settings) -> list[Path]:
-    """Every scene ingested (raw/) or sent for prediction (predict inbox, STAC sources)."""
+    """Every scene ingested or predicted: raw/ (predicted inputs are archived there too) and
+    the sources named by prediction STAC items. The predict inbox itself is left alone: a
+    scene there may still be being copied and has not been predicted yet."""
     found: set[Path] = set()
-    for root in (settings.raw, settings.predict_inbox):
-        if root.is_dir():
-            found.update(f.resolve() for f in root.rglob("*") if is_imagery(f))
+    if settings.raw.is_dir():
+        found.update(f.resolve() for f in settings.raw.rglob("*") if is_imagery(f))
     if settings.predictions.is_dir():
         found.update(_prediction_sources(settings.predictions))
     return sorted(found)

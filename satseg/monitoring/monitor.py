@@ -127,8 +127,13 @@ def run_drift(
     label: str | None = None,
     when: datetime | None = None,
     log_mlflow: bool = True,
+    skip_unreadable: bool = False,
 ) -> dict[str, Any]:
-    """KS drift of current imagery against a reference; Evidently HTML + JSON; MLflow copy."""
+    """KS drift of current imagery against a reference; Evidently HTML + JSON; MLflow copy.
+
+    ``skip_unreadable`` (automatic runs): a scene that cannot be read is listed in the
+    result instead of failing the whole check; explicitly named scenes must all be readable.
+    """
     from satseg.monitoring import drift, imagery, report
     from satseg.monitoring import reference as ref_mod
 
@@ -137,6 +142,7 @@ def run_drift(
     if not files:
         raise MonitorError("no current imagery given")
     ref_df, ref_csv = ref_mod.load_reference(settings, reference)
+    skipped: list[str] | None = [] if skip_unreadable else None
     cur_df = imagery.features_frame(
         files,
         size=prm["patch_size"],
@@ -145,6 +151,7 @@ def run_drift(
         bands=prm["bands"],
         scale=prm["scale"],
         nodata_max=prm["nodata_max"],
+        skipped=skipped,
     )
     if len(cur_df) < int(prm["min_samples"]):
         raise InsufficientData(
@@ -187,6 +194,7 @@ def run_drift(
         "reference": reference,
         "reference_features": str(ref_csv),
         "current": [str(f) for f in files],
+        "skipped": skipped or [],
         "label": label,
         "time": (when or datetime.now(UTC)).astimezone(UTC).isoformat(timespec="seconds"),
         "evidently": ev,
@@ -229,13 +237,22 @@ def check_data_drift(
             planned["current"],
             label=planned["label"],
             when=when,
+            skip_unreadable=not planned["explicit"],
         )
     except InsufficientData as e:
         if planned["explicit"]:
             raise
         log.warning("%s; waiting for more imagery", e)
         return {"status": "insufficient", "drift_detected": False, "reason": str(e)}
-    keep = ("drift_detected", "share_drifted", "n_drifted", "report", "summary", "mlflow_run_id")
+    keep = (
+        "drift_detected",
+        "share_drifted",
+        "n_drifted",
+        "report",
+        "summary",
+        "mlflow_run_id",
+        "skipped",
+    )
     return {"status": "checked", **{k: doc[k] for k in keep}, "reference": planned["reference"]}
 
 

@@ -88,7 +88,8 @@ def test_unreadable_imagery_is_a_clear_error(tmp_path: Path, content: bytes, mat
 def test_discovery_of_ingested_and_predicted_scenes(settings, tmp_path: Path) -> None:
     raw = settings.raw / "demo"
     a = make_scene(raw, "a", 128, 128, seed=1, mask_tif=True).image
-    b = make_png_pair(settings.predict_inbox, "b", 128, 128, seed=2).image
+    b = make_png_pair(settings.raw / "predict-done" / "2026-01-02", "b", 128, 128, seed=2).image
+    make_png_pair(settings.predict_inbox, "waiting", 128, 128, seed=4)  # not predicted yet
     elsewhere = make_scene(tmp_path / "archive", "c", 128, 128, seed=3).image
     item = settings.predictions / "c" / "item.json"
     item.parent.mkdir(parents=True)
@@ -104,6 +105,7 @@ def test_discovery_of_ingested_and_predicted_scenes(settings, tmp_path: Path) ->
     found = available_imagery(settings)
     assert found == sorted(p.resolve() for p in (a, b, elsewhere))  # no masks, labels, outputs
     assert expand_paths([raw, b]) == sorted([a, b])
+    assert expand_paths([settings.raw]) == sorted([a, b])
     with pytest.raises(MonitorError, match="no such file or directory"):
         expand_paths([tmp_path / "nope"])
 

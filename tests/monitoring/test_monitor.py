@@ -27,7 +27,7 @@ def test_new_imagery_is_checked_once_and_failed_runs_forget_nothing(
     assert monitor.plan(msettings, ref, label="run_1")["current"] == p1["current"]
     p2 = monitor.plan(msettings, ref, label="run 2")
     assert p2["skip"] == "no_new_imagery" and p2["current"] == []
-    later = make_scenes(msettings.predict_inbox, 1, 60)
+    later = make_scenes(msettings.raw / "predict-done" / "2026-01-02", 1, 60)
     assert monitor.plan(msettings, ref, label="run 2")["current"] == [str(later[0].resolve())]
     # A rewritten scene is new imagery again.
     first[0].write_bytes(first[0].read_bytes() + b"\0")
@@ -94,3 +94,18 @@ def test_drift_rule_uses_params(msettings, reference_dir: Path, tmp_path: Path) 
     assert doc["drift_share"] == 0.05 and doc["correction"] == "bonferroni"
     assert doc["drift_detected"] == (doc["share_drifted"] > 0.05)
     assert doc["n_current"] == 32  # monitor.sample_patches of the test params
+
+
+def test_automatic_runs_skip_an_unreadable_scene(msettings, reference_dir: Path) -> None:
+    make_scenes(msettings.raw / "demo", 2, 80)
+    bad = msettings.raw / "demo" / "zz_truncated.tif"
+    bad.write_bytes(b"II*\x00" + b"\x00" * 32)
+    planned = monitor.plan(msettings, str(reference_dir), label="auto")
+    assert len(planned["current"]) == 3
+    res = monitor.check_data_drift(msettings, planned)
+    assert res["status"] == "checked" and res["drift_detected"] is False
+    (why,) = res["skipped"]
+    assert "zz_truncated.tif: not a readable image" in why
+    explicit = monitor.plan(msettings, str(reference_dir), [str(bad)], label="explicit")
+    with pytest.raises(MonitorError, match=r"zz_truncated\.tif: not a readable image"):
+        monitor.check_data_drift(msettings, explicit)
