@@ -1,9 +1,108 @@
-"""Command-line commands of this package (registered on the main ``satseg`` app)."""
+"""``satseg train`` and ``satseg model list|promote|rollback``: the DAG's steps by hand."""
 
 from __future__ import annotations
 
+import json
+
 import typer
+
+from satseg.config import get_settings
+
+model_app = typer.Typer(
+    help="Registered model versions: list, promote, roll back.", no_args_is_help=True
+)
+
+
+def _echo(obj: object) -> None:
+    typer.echo(json.dumps(obj, indent=2, default=str))
+
+
+def train(
+    dataset: str = typer.Option(None, help="Dataset name (default: the newest processed one)"),
+    version: str = typer.Option(None, "--dataset-version", help="Version tag, e.g. demo-v3"),
+    arch: str = typer.Option(None, help="linknet | unet | manet (default: params.yaml)"),
+    backbone: str = typer.Option(None, help="Encoder, e.g. resnet18, efficientnetb0"),
+    epochs: int = typer.Option(None, min=1),
+    batch_size: int = typer.Option(None, min=1),
+    learning_rate: float = typer.Option(None, min=0.0),
+    loss: str = typer.Option(None, help="bce_dice | bce_jaccard | focal | bce"),
+    sweep: str = typer.Option(None, help='JSON grid, e.g. {"arch": ["linknet", "unet"]}'),
+    force: bool = typer.Option(False, help="Train even if the champion already saw this data"),
+) -> None:
+    """Train, log to MLflow, register a challenger and promote it if it beats the champion."""
+    from satseg.training.data import DatasetError
+    from satseg.training.retrain import run_pipeline
+
+    overrides = {
+        "arch": arch,
+        "backbone": backbone,
+        "epochs": epochs,
+        "batch_size": batch_size,
+        "learning_rate": learning_rate,
+        "loss": loss,
+    }
+    try:
+        grid = json.loads(sweep) if sweep else None
+        result = run_pipeline(
+            get_settings(),
+            dataset=dataset,
+            version=version,
+            force=force,
+            overrides=overrides,
+            sweep=grid,
+        )
+    except (DatasetError, ValueError) as e:
+        typer.echo(f"error: {e}", err=True)
+        raise typer.Exit(2) from e
+    _echo(result)
+
+
+@model_app.command("list")
+def list_cmd(as_json: bool = typer.Option(False, "--json", help="One JSON array")) -> None:
+    """Every version, newest first, with aliases, dataset and val metrics."""
+    from satseg.registry import list_models
+
+    refs = list_models(get_settings())
+    if as_json:
+        _echo([r.to_dict() for r in refs])
+        return
+    if not refs:
+        typer.echo("no registered model versions yet")
+    for r in refs:
+        iou = r.metrics.get("val_iou")
+        typer.echo(
+            f"v{r.version:<4} {','.join(r.aliases) or '-':<20} {r.dataset_tag or '-':<20} "
+            f"val_iou={'-' if iou is None else f'{iou:.4f}'} run={r.run_id}"
+        )
+
+
+@model_app.command()
+def promote(version: str = typer.Argument(..., help="Version number to make champion")) -> None:
+    """Make VERSION the champion (a person's decision: no metric check)."""
+    from satseg.registry import promote as do_promote
+    from satseg.registry.store import RegistryError
+
+    try:
+        _echo(do_promote(get_settings(), version).to_dict())
+    except RegistryError as e:
+        typer.echo(f"error: {e}", err=True)
+        raise typer.Exit(2) from e
+
+
+@model_app.command()
+def rollback() -> None:
+    """Move ``champion`` back to the previous champion."""
+    from satseg.registry import rollback as do_rollback
+    from satseg.registry.store import RegistryError
+
+    try:
+        _echo(do_rollback(get_settings()).to_dict())
+    except RegistryError as e:
+        typer.echo(f"error: {e}", err=True)
+        raise typer.Exit(2) from e
 
 
 def register(app: typer.Typer) -> None:
-    """Add this package's commands to ``app`` (filled in by the package's issue)."""
+    """Add ``train`` and the ``model`` group to the main ``satseg`` app."""
+    app.command("train")(train)
+    app.add_typer(model_app, name="model")

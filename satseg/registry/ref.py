@@ -1,0 +1,25 @@
+"""``ModelRef``: what other parts of satseg need to know about a registered model version."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+
+@dataclass
+class ModelRef:
+    """One version of the registered model (``settings.registered_model``)."""
+
+    name: str
+    version: str
+    run_id: str
+    dataset_tag: str | None = None
+    aliases: list[str] = field(default_factory=list)
+    metrics: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def uri(self) -> str:
+        return f"models:/{self.name}/{self.version}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
