@@ -14,7 +14,13 @@ from typing import Any
 
 from satseg.config import Settings
 from satseg.inference import inbox
-from satseg.inference.predict import PredictParams, error_path, predict_scene, scene_name
+from satseg.inference.predict import (
+    PredictParams,
+    error_path,
+    predict_scene,
+    relocate_source,
+    scene_name,
+)
 from satseg.io.raster import RasterError
 
 log = logging.getLogger(__name__)
@@ -54,20 +60,13 @@ def collect_scenes(
 
 
 def resolve_model_version(settings: Settings, version: str | int | None = None) -> str:
-    """The registry version to use: ``version`` if given, else the one aliased champion."""
-    if version not in (None, ""):
-        return str(version)
-    import mlflow
+    """The registry version every scene of a run uses: ``version``, else today's champion.
 
-    client = mlflow.MlflowClient(tracking_uri=settings.tracking_uri)
-    try:
-        mv = client.get_model_version_by_alias(settings.registered_model, CHAMPION)
-    except mlflow.exceptions.MlflowException as err:
-        raise LookupError(
-            f"no '{CHAMPION}' version of model {settings.registered_model!r} in "
-            f"{settings.tracking_uri}: train one (satseg_retrain) or name a version"
-        ) from err
-    return str(mv.version)
+    Resolved once per run, so a promotion during a long batch cannot mix two models.
+    """
+    from satseg.registry.store import get_ref
+
+    return str(get_ref(settings, str(version) if version not in (None, "") else CHAMPION).version)
 
 
 def load_registered_model(
@@ -138,12 +137,14 @@ def run_scene(
     version: str,
     overrides: dict[str, Any] | None = None,
     fail: type[Exception] = RuntimeError,
+    skip: type[Exception] | None = None,
 ) -> dict[str, Any]:
     """One mapped DAG task: predict ``scene`` with registry ``version``; file the input.
 
     Returns the Asset event extra. Bad input is quarantined (when it came from the inbox),
     its error file written, and ``fail`` raised; model or disk trouble propagates as is
-    (the input stays in the inbox for a retry).
+    (the input stays in the inbox for the next poll or retry). Outputs already up to date
+    raise ``skip`` when given (no new prediction, no Asset event).
     """
     path = Path(scene)
     params = predict_params(settings, **(overrides or {}))
@@ -159,7 +160,10 @@ def run_scene(
         raise fail(f"{path.name}: {err} [{err.check}]") from err
     if from_inbox:
         moved = inbox.archive_done(settings, path)
+        relocate_source(out, moved)
         log.info("%s archived to %s", path.name, moved)
+    if summary["status"] == "skipped" and skip is not None:
+        raise skip(f"{path.name}: outputs of model version {info['version']} already in {out}")
     return {
         "scene": summary["scene"],
         "status": summary["status"],

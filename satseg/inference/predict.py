@@ -175,6 +175,21 @@ def predict_scene(
     return summary
 
 
+def relocate_source(out_dir: Path, new_source: Path) -> None:
+    """Point the STAC item and summary at the input's new home (after archiving it)."""
+    import json
+
+    item_path, summary_path = out_dir / OUTPUT_NAMES["stac"], out_dir / SUMMARY
+    if item_path.is_file():
+        item = json.loads(item_path.read_text())
+        item["assets"]["source"]["href"] = new_source.resolve().as_uri()
+        write_json(item_path, item)
+    if summary_path.is_file():
+        summary = json.loads(summary_path.read_text())
+        summary["source"] = str(new_source)
+        write_json(summary_path, summary)
+
+
 def _previous(out: Path, key: dict[str, Any]) -> dict[str, Any] | None:
     import json
 

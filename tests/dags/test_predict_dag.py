@@ -1,0 +1,160 @@
+"""satseg_predict under real Airflow (dag.test) with a champion in a real MLflow registry."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+TESTS = Path(__file__).resolve().parents[1]
+DAG_FILE = TESTS.parent / "dags" / "satseg_predict.py"
+
+
+def _roof_model() -> Any:
+    """The deterministic roof model of tests/inference (loaded by path: not a package)."""
+    spec = importlib.util.spec_from_file_location(
+        "inference_models", TESTS / "inference" / "conftest.py"
+    )
+    assert spec and spec.loader
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod._roof_model((1,), 40.0)
+
+
+def _register_champion(settings: Any) -> str:
+    """Log the roof model to the MLflow file store, register it and make it champion."""
+    import mlflow
+    import mlflow.tensorflow
+
+    from satseg.registry.store import promote, register
+    from satseg.registry.tracking import setup
+
+    setup(settings)
+    with mlflow.start_run() as run:
+        info = mlflow.tensorflow.log_model(
+            _roof_model(), name="model", keras_model_kwargs={"save_format": "h5"}
+        )
+    ref = register(settings, str(info.model_uri), run.info.run_id, {"dataset_tag": "demo-v1"})
+    promote(settings, ref.version)
+    return ref.version
+
+
+@pytest.fixture(scope="module")
+def predict_dag() -> Any:
+    from airflow.dag_processing.dagbag import DagBag
+
+    bag = DagBag(dag_folder=str(DAG_FILE))
+    assert bag.import_errors == {}
+    return bag.dags["satseg_predict"]
+
+
+def _states(dr: Any) -> dict[str, str]:
+    return {
+        f"{ti.task_id}[{ti.map_index}]" if ti.map_index >= 0 else ti.task_id: str(ti.state)
+        for ti in dr.get_task_instances()
+    }
+
+
+def _events(run_id: str) -> list[dict[str, Any]]:
+    from airflow.models.asset import AssetEvent, AssetModel
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    with create_session() as session:
+        rows = session.scalars(
+            select(AssetEvent)
+            .join(AssetModel, AssetEvent.asset_id == AssetModel.id)
+            .where(AssetModel.name == "satseg_predictions", AssetEvent.source_run_id == run_id)
+        ).all()
+        return sorted((dict(e.extra) for e in rows), key=lambda e: e["scene"])
+
+
+def test_dag_shape(predict_dag: Any) -> None:
+    assert set(predict_dag.task_ids) == {"find_scenes", "resolve_model", "predict"}
+    assert predict_dag.max_active_runs == 1
+    assert set(predict_dag.params) == {
+        "paths",
+        "glob",
+        "model_version",
+        "threshold",
+        "tile",
+        "overlap",
+    }
+    assert [o.name for o in predict_dag.get_task("predict").outlets] == ["satseg_predictions"]
+
+
+def test_nothing_ready_skips_cleanly(settings, airflow_db, predict_dag: Any) -> None:
+    dr = predict_dag.test()  # empty inbox, no model registered: nothing to do, nothing fails
+    states = _states(dr)
+    assert str(dr.state) == "success", states
+    assert states["predict"] == "skipped" and _events(dr.run_id) == []
+
+
+def test_inbox_scenes_end_to_end(
+    settings, airflow_db, predict_dag: Any, monkeypatch, tmp_path
+) -> None:
+    import rasterio
+
+    from satseg.config import get_settings, reset_settings_cache
+    from satseg.synthetic import make_scene
+
+    monkeypatch.setenv("SATSEG_STABLE_POLLS_S", "0.2")
+    reset_settings_cache()
+    s = get_settings()
+    version = _register_champion(s)
+    box = s.predict_inbox
+    a = make_scene(box, "a_city", 300, 260, seed=1, labelme=False, geojson=False).image
+    (box / "a_city.tif.done").touch()
+    make_scene(
+        box, "b_town", 260, 200, seed=2, nodata=0, nodata_border=30, labelme=False, geojson=False
+    )
+    (box / "c_broken.tif").write_bytes(b"corrupt" * 100)
+
+    dr = predict_dag.test()
+    states = _states(dr)
+    # the corrupt scene fails its own task (at once, no retries); the others complete
+    assert states["predict[0]"] == "success" and states["predict[1]"] == "success", states
+    assert states["predict[2]"] == "failed" and str(dr.state) == "failed"
+
+    for name in ("a_city", "b_town"):
+        out = s.predictions / name
+        with rasterio.open(out / "mask.tif") as m:
+            assert m.tags()["model_version"] == version and m.tags()["dataset_tag"] == "demo-v1"
+        assert (out / "mask.geojson").is_file() and (out / "quicklook.png").is_file()
+        item = json.loads((out / "item.json").read_text())
+        src = Path(item["assets"]["source"]["href"].removeprefix("file://"))
+        assert src.is_file() and s.raw / "predict-done" in src.parents  # archived, still found
+    err = json.loads((s.predictions / "c_broken" / "c_broken.error.json").read_text())
+    assert err["check"] == "decode"
+    assert not any(box.iterdir()), "inbox should be empty: every input filed"
+    assert len(list((s.raw / "predict-done").rglob("*.tif"))) == 2
+    quarantined = sorted(p.name for p in s.quarantine.rglob("c_broken*"))
+    assert quarantined == ["c_broken.tif", "c_broken.tif.error.json"]
+
+    events = _events(dr.run_id)
+    assert [e["scene"] for e in events] == ["a_city", "b_town"]
+    assert all(e["model_version"] == version and Path(e["outputs"]).is_dir() for e in events)
+
+    # On demand, same scene + same model version: skipped (no new outputs, no event).
+    archived = next((s.raw / "predict-done").rglob("a_city.tif"))
+    stamp = (s.predictions / "a_city" / "mask.tif").stat().st_mtime_ns
+    dr2 = predict_dag.test(run_conf={"paths": [str(archived)], "model_version": version})
+    states = _states(dr2)
+    assert str(dr2.state) == "success" and states["predict[0]"] == "skipped", states
+    assert (s.predictions / "a_city" / "mask.tif").stat().st_mtime_ns == stamp
+    assert _events(dr2.run_id) == [] and archived.is_file() and not a.exists()
+
+    # On demand by glob with a threshold override: a scene outside the inbox stays put.
+    other = make_scene(
+        tmp_path / "elsewhere", "d_village", 200, 200, seed=4, labelme=False, geojson=False
+    ).image
+    glob = str(tmp_path / "elsewhere" / "*.tif")
+    dr3 = predict_dag.test(run_conf={"paths": [], "glob": glob, "threshold": 0.6})
+    assert str(dr3.state) == "success", _states(dr3)
+    assert other.is_file()
+    with rasterio.open(s.predictions / "d_village" / "prob.tif") as p:
+        assert p.tags()["threshold"] == "0.6" and p.tags()["model_version"] == version
+    assert [e["scene"] for e in _events(dr3.run_id)] == ["d_village"]
