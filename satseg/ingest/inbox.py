@@ -1,0 +1,293 @@
+"""Inbox polling: which files are complete, how they pair up, what waits and what is refused.
+
+A file is taken only when complete: a ``<file>.done`` or ``<stem>.done`` marker is present,
+or its size and mtime did not change between two polls (the previous scan, recorded in
+``state/inbox_scan.json``, or a second look ``poll_interval`` seconds later). Hidden files and
+``*.part``-style temporaries are uploads in progress and are left alone. Pairs are formed per
+folder by file stem; an image without its annotation (or the reverse) waits until
+``annotation_timeout_s`` and is then quarantined.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import time
+from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from satseg.config import Settings
+from satseg.ingest.names import dataset_of, is_safe_dataset, is_safe_name
+from satseg.ingest.quarantine import quarantine
+from satseg.ingest.state import read_state, scan_state_path, write_state
+
+log = logging.getLogger(__name__)
+
+IMAGE_EXT = {".tif", ".tiff", ".png", ".jpg", ".jpeg"}
+ANNOTATION_EXT = {".json", ".geojson"}
+MARKER_EXT = ".done"
+IN_PROGRESS = (".part", ".partial", ".tmp", ".crdownload", ".filepart", ".uploading")
+ANNOTATION_ORDER = {"labelme": 0, "geojson": 1, "mask": 2}  # the first present is used
+
+
+@dataclass
+class Entry:
+    rel: str
+    path: Path
+    size: int
+    mtime_ns: int
+    dataset: str
+    name: str  # file name with any ``<dataset>__`` prefix removed
+    kind: str = "unknown"  # image | labelme | geojson | mask | marker | unknown
+    stem: str = ""
+    complete: bool = False
+
+
+def _stat(path: Path) -> tuple[int, int] | None:
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        return None
+    return st.st_size, st.st_mtime_ns
+
+
+def _walk(inbox: Path) -> tuple[list[Entry], list[Path]]:
+    """Regular files under the inbox (not inbox/predict/), and symlinks (never followed)."""
+    entries: list[Entry] = []
+    links: list[Path] = []
+    for root, dirs, files in os.walk(inbox):
+        rootp = Path(root)
+        rel_root = rootp.relative_to(inbox)
+        keep = []
+        for d in dirs:
+            p = rootp / d
+            if p.is_symlink():
+                links.append(p)
+            elif not d.startswith(".") and not (rel_root == Path(".") and d == "predict"):
+                keep.append(d)
+        dirs[:] = sorted(keep)
+        for f in sorted(files):
+            p = rootp / f
+            if f.startswith(".") or f.lower().endswith(IN_PROGRESS):
+                continue
+            if p.is_symlink():
+                links.append(p)
+                continue
+            st = _stat(p)
+            if st is None:
+                continue
+            parts = p.relative_to(inbox).parts
+            ds, name = dataset_of(parts)
+            entries.append(Entry("/".join(parts), p, st[0], st[1], ds, name))
+    return entries, links
+
+
+def _classify(entries: list[Entry]) -> None:
+    """Kind and pairing stem of each entry (``x_mask.tif`` is a mask only beside ``x.tif``)."""
+    by_dir: dict[Path, set[str]] = defaultdict(set)
+    for e in entries:
+        by_dir[e.path.parent].add(e.name.lower())
+    for e in entries:
+        low = e.name.lower()
+        base, ext = os.path.splitext(e.name)
+        if low.endswith(MARKER_EXT):
+            target = e.name[: -len(MARKER_EXT)]
+            t_base, t_ext = os.path.splitext(target)
+            e.kind, e.stem = (
+                "marker",
+                (t_base if t_ext.lower() in IMAGE_EXT | ANNOTATION_EXT else target),
+            )
+        elif ext.lower() in IMAGE_EXT:
+            e.kind, e.stem = "image", base
+            if base.lower().endswith("_mask") and ext.lower() in (".tif", ".tiff"):
+                siblings = by_dir[e.path.parent]
+                if any(f"{base[:-5].lower()}{x}" in siblings for x in IMAGE_EXT):
+                    e.kind, e.stem = "mask", base[:-5]
+        elif ext.lower() == ".geojson":
+            e.kind, e.stem = "geojson", base
+        elif ext.lower() == ".json":
+            e.kind, e.stem = "labelme", base  # may hold GeoJSON; decided by content later
+        else:
+            e.kind, e.stem = "unknown", base
+
+
+def _mark_complete(entries: list[Entry], previous: dict[str, Any], poll_interval: float) -> None:
+    markers = {_group_key(e) for e in entries if e.kind == "marker"}
+    marked_files = {
+        e.path.with_name(e.path.name[: -len(MARKER_EXT)]) for e in entries if e.kind == "marker"
+    }
+    unsure = []
+    for e in entries:
+        prev = previous.get(e.rel) or {}
+        marked = e.kind == "marker" or _group_key(e) in markers or e.path in marked_files
+        seen_same = prev.get("size") == e.size and prev.get("mtime_ns") == e.mtime_ns
+        if marked or seen_same:
+            e.complete = True
+        else:
+            unsure.append(e)
+    if not unsure or poll_interval <= 0:
+        return  # without a second look, unmarked new files wait for the next scan
+    time.sleep(poll_interval)
+    for e in unsure:
+        e.complete = _stat(e.path) == (e.size, e.mtime_ns)
+
+
+def _group_key(e: Entry) -> tuple[Path, str, str]:
+    return (e.path.parent, e.dataset, e.stem)
+
+
+def _pair_id(dataset: str, files: list[Entry]) -> str:
+    key = json.dumps([dataset, [(f.rel, f.size, f.mtime_ns) for f in files]])
+    return hashlib.sha256(key.encode()).hexdigest()[:16]
+
+
+def scan_inbox(
+    settings: Settings,
+    *,
+    poll_interval: float | None = None,
+    now: float | None = None,
+    dataset: str | None = None,
+) -> list[dict[str, Any]]:
+    """Pairs ready for processing (small JSON-able dicts), after refusing what must be refused.
+
+    Quarantines right here: symlinks, unsafe names, unsupported file types, ambiguous groups
+    and partners that waited longer than ``annotation_timeout_s``. Content checks happen in
+    ``process_pair``.
+    """
+    settings.ensure_dirs()
+    interval = settings.stable_polls_s if poll_interval is None else poll_interval
+    now = time.time() if now is None else now
+    state_file = scan_state_path(settings)
+    previous: dict[str, Any] = read_state(state_file, {})
+    entries, links = _walk(settings.inbox)
+    _classify(entries)
+    _mark_complete(entries, previous, interval)
+
+    for link in links:
+        quarantine(
+            settings,
+            link,
+            f"{link.name} is a symbolic link (to {os.readlink(link)}); links are never followed",
+            "symlink",
+        )
+    state: dict[str, Any] = {}
+    ready: list[Entry] = []
+    for e in entries:
+        first = (previous.get(e.rel) or {}).get("first_seen", now)
+        state[e.rel] = {"size": e.size, "mtime_ns": e.mtime_ns, "first_seen": first}
+        if dataset is not None and e.dataset != dataset:
+            continue
+        if not e.complete:
+            continue
+        ready.append(e)
+
+    pairs: list[dict[str, Any]] = []
+    groups: dict[tuple[Path, str, str], list[Entry]] = defaultdict(list)
+    for e in ready:
+        bad = _name_problem(e)
+        if bad:
+            quarantine(settings, e.path, bad, "unsafe_name", dataset=e.dataset)
+            state.pop(e.rel, None)
+        elif e.kind == "unknown":
+            quarantine(
+                settings,
+                e.path,
+                f"{e.name}: unsupported file type (expected GeoTIFF/PNG/JPEG + LabelMe JSON, "
+                "GeoJSON or <stem>_mask.tif)",
+                "unsupported_type",
+                dataset=e.dataset,
+            )
+            state.pop(e.rel, None)
+        else:
+            groups[_group_key(e)].append(e)
+
+    all_by_group: dict[tuple[Path, str, str], list[Entry]] = defaultdict(list)
+    for e in entries:
+        all_by_group[_group_key(e)].append(e)
+    for key, files in sorted(groups.items(), key=lambda kv: (str(kv[0][0]), *kv[0][1:])):
+        if len(all_by_group[key]) != len(files):
+            continue  # part of the group is still being written
+        pair = _make_pair(settings, files, state, now)
+        if pair is not None:
+            pairs.append(pair)
+    write_state(state_file, state)
+    log.info("inbox: %d ready pair(s), %d file(s) waiting", len(pairs), len(state))
+    return pairs
+
+
+def _name_problem(e: Entry) -> str | None:
+    parts = e.rel.split("/")
+    if not is_safe_dataset(e.dataset):
+        return (
+            f"dataset name {e.dataset!r} (from {e.rel!r}) is not allowed: use letters, digits, "
+            "'_' and '-' (no path traversal, no 'predict')"
+        )
+    for part in [*parts[1:-1], e.name]:
+        if not is_safe_name(part):
+            return (
+                f"name {part!r} (in {e.rel!r}) has unsafe characters or path traversal: "
+                "use letters, digits, '.', '_' and '-'"
+            )
+    return None
+
+
+def _make_pair(
+    settings: Settings, files: list[Entry], state: dict[str, Any], now: float
+) -> dict[str, Any] | None:
+    images = [f for f in files if f.kind == "image"]
+    annotations = sorted(
+        (f for f in files if f.kind in ANNOTATION_ORDER),
+        key=lambda f: (ANNOTATION_ORDER[f.kind], f.name),
+    )
+    markers = [f for f in files if f.kind == "marker"]
+    ds = files[0].dataset
+
+    def reject(reason: str, check: str) -> None:
+        rels = [f.rel for f in files]
+        for f in files:
+            quarantine(settings, f.path, reason, check, dataset=ds, related=rels)
+            state.pop(f.rel, None)
+
+    if len(images) > 1:
+        reject(
+            f"several images share the stem {files[0].stem!r}: "
+            + ", ".join(f.name for f in images),
+            "ambiguous_pair",
+        )
+        return None
+    if images and annotations:
+        image, ann = images[0], annotations[0]
+        members = [image, ann, *annotations[1:], *markers]
+        return {
+            "pair_id": _pair_id(ds, members),
+            "dataset": ds,
+            "scene": image.stem,
+            "image": image.rel,
+            "annotation": ann.rel,
+            "annotation_kind": ann.kind,
+            "extras": [f.rel for f in annotations[1:]],
+            "markers": [f.rel for f in markers],
+            "sizes": {f.rel: f.size for f in members},
+        }
+    waited = now - min(state[f.rel]["first_seen"] for f in files)
+    if waited < settings.annotation_timeout_s:
+        return None
+    if images:
+        reject(
+            f"image waited {waited / 3600:.1f} h for its annotation (<stem>.json, <stem>.geojson "
+            f"or <stem>_mask.tif); timeout {settings.annotation_timeout_s} s",
+            "missing_annotation",
+        )
+    elif annotations:
+        reject(
+            f"annotation waited {waited / 3600:.1f} h for its image (<stem>.tif/.png/.jpg); "
+            f"timeout {settings.annotation_timeout_s} s",
+            "missing_image",
+        )
+    else:
+        reject("a .done marker without the files it marks", "orphan_marker")
+    return None

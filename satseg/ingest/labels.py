@@ -1,0 +1,305 @@
+"""Annotations -> polygons in pixel coordinates, with every check the inbox contract names.
+
+LabelMe (pixel coordinates, the seed's format) and GeoJSON (map coordinates in any CRS,
+reprojected to the raster's CRS and mapped through its affine transform). Self-intersecting
+polygons are repaired with ``shapely.make_valid`` when that leaves an area; a repair that
+collapses to lines or points is rejected. A LabelMe file with an empty ``shapes`` list is a
+valid all-background scene.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from satseg.ingest.errors import IngestError
+
+AREA_SHAPES = {"polygon", "rectangle", "circle"}
+
+
+@dataclass
+class Labels:
+    """Polygons (shapely, pixel coords) plus what was done to get them."""
+
+    kind: str  # labelme | geojson
+    geometries: list[Any] = field(default_factory=list)
+    repaired: int = 0
+    ignored: int = 0  # non-area shapes (lines, points) and labels outside the class filter
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "polygons": len(self.geometries),
+            "repaired": self.repaired,
+            "ignored": self.ignored,
+        }
+
+
+def read_json(path: Path) -> dict[str, Any]:
+    """Parse an annotation file; empty, non-JSON or non-object content is rejected."""
+    raw = path.read_bytes()
+    if not raw:
+        raise IngestError(f"{path.name} is empty (0 bytes)", "empty_file", "annotation")
+    try:
+        doc = json.loads(raw)
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise IngestError(f"{path.name} is not valid JSON: {e}", "json_parse", "annotation") from e
+    if not isinstance(doc, dict):
+        raise IngestError(
+            f"{path.name}: expected a JSON object, got {type(doc).__name__}",
+            "json_schema",
+            "annotation",
+        )
+    return doc
+
+
+def is_geojson(doc: dict[str, Any]) -> bool:
+    return doc.get("type") in ("FeatureCollection", "Feature")
+
+
+def _repair(poly: Any, what: str) -> tuple[list[Any], bool]:
+    """Valid polygon parts of ``poly``; (parts, repaired?). Rejects repairs without area."""
+    from shapely import make_valid
+    from shapely.geometry import GeometryCollection, MultiPolygon, Polygon
+
+    if poly.is_valid:
+        return ([poly] if poly.area > 0 else []), False
+    fixed = make_valid(poly)
+    parts: list[Any] = []
+    stack = [fixed]
+    while stack:
+        g = stack.pop()
+        if isinstance(g, Polygon) and g.area > 0:
+            parts.append(g)
+        elif isinstance(g, MultiPolygon | GeometryCollection):
+            stack.extend(g.geoms)
+    if not parts:
+        raise IngestError(
+            f"{what} is self-intersecting and cannot be repaired (no area left)",
+            "self_intersection",
+            "annotation",
+        )
+    return parts, True
+
+
+def labelme_labels(
+    doc: dict[str, Any],
+    width: int,
+    height: int,
+    *,
+    classes: list[str] | None = None,
+    tolerance_px: float = 1.0,
+    name: str = "annotation",
+) -> Labels:
+    """Polygons of a LabelMe document for an image of ``width`` x ``height`` pixels."""
+    from shapely.geometry import Point, Polygon, box
+
+    if "shapes" not in doc:
+        raise IngestError(
+            f"{name}: LabelMe JSON has no 'shapes' key (use an empty list for a scene without objects)",
+            "labelme_shapes",
+            "annotation",
+        )
+    shapes = doc["shapes"]
+    if not isinstance(shapes, list):
+        raise IngestError(f"{name}: 'shapes' must be a list", "labelme_shapes", "annotation")
+    iw, ih = doc.get("imageWidth"), doc.get("imageHeight")
+    if (iw is not None and iw != width) or (ih is not None and ih != height):
+        raise IngestError(
+            f"{name}: annotation is for a {iw}x{ih} image, the image is {width}x{height}",
+            "size_mismatch",
+            "annotation",
+        )
+    out = Labels(kind="labelme")
+    for i, s in enumerate(shapes):
+        what = f"{name}: shape {i}"
+        if not isinstance(s, dict):
+            raise IngestError(f"{what} is not an object", "labelme_shapes", "annotation")
+        stype = s.get("shape_type") or "polygon"
+        label = str(s.get("label", ""))
+        if stype not in AREA_SHAPES or (classes is not None and label not in classes):
+            out.ignored += 1
+            continue
+        try:
+            pts = np.asarray(s.get("points", []), dtype=np.float64).reshape(-1, 2)
+        except (TypeError, ValueError) as e:
+            raise IngestError(
+                f"{what}: points are not [x, y] numbers", "labelme_points", "annotation"
+            ) from e
+        if not np.isfinite(pts).all():
+            raise IngestError(f"{what}: non-finite coordinates", "labelme_points", "annotation")
+        need = 3 if stype == "polygon" else 2
+        if len(pts) < need:
+            raise IngestError(
+                f"{what} ({label!r}): a {stype} needs at least {need} points, has {len(pts)}",
+                "polygon_points",
+                "annotation",
+            )
+        lo, hi = pts.min(0), pts.max(0)
+        if (
+            (lo < -tolerance_px).any()
+            or hi[0] > width + tolerance_px
+            or hi[1] > height + tolerance_px
+        ):
+            raise IngestError(
+                f"{what} ({label!r}): points outside the {width}x{height} image "
+                f"(x {lo[0]:.1f}..{hi[0]:.1f}, y {lo[1]:.1f}..{hi[1]:.1f})",
+                "points_outside",
+                "annotation",
+            )
+        if stype == "rectangle":
+            geom = box(*lo, *hi)
+        elif stype == "circle":
+            geom = Point(pts[0]).buffer(float(np.hypot(*(pts[1] - pts[0]))), 16)
+        else:
+            geom = Polygon(pts)
+        parts, fixed = _repair(geom, f"{what} ({label!r})")
+        out.geometries.extend(parts)
+        out.repaired += int(fixed)
+    return out
+
+
+def _doc_crs(doc: dict[str, Any], name: str) -> Any:
+    from pyproj import CRS
+    from pyproj.exceptions import CRSError
+
+    crs_name = ((doc.get("crs") or {}).get("properties") or {}).get("name")
+    try:
+        return CRS.from_user_input(crs_name) if crs_name else CRS.from_epsg(4326)
+    except CRSError as e:
+        raise IngestError(f"{name}: unknown CRS {crs_name!r} ({e})", "crs", "annotation") from e
+
+
+def geojson_labels(
+    doc: dict[str, Any],
+    raster_crs: Any,
+    transform: Any,
+    width: int,
+    height: int,
+    *,
+    classes: list[str] | None = None,
+    name: str = "annotation",
+) -> Labels:
+    """Footprints of a GeoJSON document in the raster's pixel grid.
+
+    Coordinates go map CRS -> raster CRS (pyproj) -> pixel (inverse affine). Features that
+    fall partly outside the raster are kept (the mask clips them); a document none of whose
+    footprints touch the raster is rejected, since it almost always means the wrong file.
+    """
+    import shapely
+    from pyproj import CRS, Transformer
+    from pyproj.exceptions import ProjError
+    from shapely.geometry import box, shape
+
+    if raster_crs is None:
+        raise IngestError(
+            f"{name}: GeoJSON needs a georeferenced raster, the image has no CRS",
+            "crs",
+            "annotation",
+        )
+    src_crs = _doc_crs(doc, name)
+    dst_crs = CRS.from_user_input(
+        raster_crs.to_wkt() if hasattr(raster_crs, "to_wkt") else raster_crs
+    )
+    try:
+        to_raster = Transformer.from_crs(src_crs, dst_crs, always_xy=True)
+    except ProjError as e:
+        raise IngestError(
+            f"{name}: cannot transform {src_crs.to_string()} to {dst_crs.to_string()} ({e})",
+            "crs",
+            "annotation",
+        ) from e
+    inverse = ~transform
+
+    def to_pixels(xy: np.ndarray) -> np.ndarray:
+        x, y = to_raster.transform(xy[:, 0], xy[:, 1], errcheck=False)
+        col, row = inverse * (np.asarray(x), np.asarray(y))
+        return np.column_stack([col, row])
+
+    feats = doc["features"] if doc.get("type") == "FeatureCollection" else [doc]
+    if not isinstance(feats, list):
+        raise IngestError(f"{name}: 'features' must be a list", "geojson_schema", "annotation")
+    out = Labels(kind="geojson")
+    image_box = box(0, 0, width, height)
+    touching = 0
+    for i, f in enumerate(feats):
+        what = f"{name}: feature {i}"
+        geom_doc = (f or {}).get("geometry") if isinstance(f, dict) else None
+        props = (f.get("properties") or {}) if isinstance(f, dict) else {}
+        label = props.get("label", props.get("class"))
+        if geom_doc is None or (classes is not None and label not in classes):
+            out.ignored += 1
+            continue
+        try:
+            geom = shape(geom_doc)
+        except (ValueError, TypeError, AttributeError, KeyError) as e:
+            raise IngestError(
+                f"{what}: invalid geometry ({e})", "geojson_schema", "annotation"
+            ) from e
+        if geom.geom_type not in ("Polygon", "MultiPolygon"):
+            out.ignored += 1
+            continue
+        px = shapely.transform(geom, to_pixels)
+        coords = shapely.get_coordinates(px)
+        if coords.size and not np.isfinite(coords).all():
+            raise IngestError(
+                f"{what}: coordinates cannot be transformed from {src_crs.to_string()} "
+                f"to the raster's {dst_crs.to_string()}",
+                "crs",
+                "annotation",
+            )
+        parts: list[Any] = []
+        for p in getattr(px, "geoms", [px]):
+            if len(p.exterior.coords) < 4:
+                raise IngestError(
+                    f"{what}: a polygon needs at least 3 points", "polygon_points", "annotation"
+                )
+            got, fixed = _repair(p, what)
+            parts.extend(got)
+            out.repaired += int(fixed)
+        touching += any(g.intersects(image_box) for g in parts)
+        out.geometries.extend(parts)
+    if out.geometries and not touching:
+        b = np.array([g.bounds for g in out.geometries])
+        raise IngestError(
+            f"{name}: no footprint overlaps the raster: labels span pixels "
+            f"x {b[:, 0].min():.0f}..{b[:, 2].max():.0f}, y {b[:, 1].min():.0f}..{b[:, 3].max():.0f}"
+            f" of a {width}x{height} image (wrong CRS or wrong file?)",
+            "footprint",
+            "annotation",
+        )
+    return out
+
+
+def load_labels(
+    path: Path,
+    source: Any,
+    *,
+    classes: list[str] | None = None,
+    tolerance_px: float = 1.0,
+) -> Labels:
+    """Read ``path`` (LabelMe or GeoJSON, by content) for an opened image ``source``."""
+    doc = read_json(path)
+    if is_geojson(doc) or path.suffix.lower() == ".geojson":
+        if not is_geojson(doc):
+            raise IngestError(
+                f"{path.name}: not a GeoJSON FeatureCollection/Feature",
+                "geojson_schema",
+                "annotation",
+            )
+        return geojson_labels(
+            doc,
+            source.crs,
+            source.transform,
+            source.width,
+            source.height,
+            classes=classes,
+            name=path.name,
+        )
+    return labelme_labels(
+        doc, source.width, source.height, classes=classes, tolerance_px=tolerance_px, name=path.name
+    )

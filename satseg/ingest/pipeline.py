@@ -1,0 +1,303 @@
+"""The ingest steps, one function per DAG task: scan, process one pair, finalize.
+
+``process_pair`` never raises for bad input: the pair is quarantined and the result says
+why, so one bad file does not stop the others. Every step is idempotent: a processed pair's
+result is stored under ``state/ingest_results/`` and returned again on a re-run, a content
+hash already in the ledger is a duplicate, and an unchanged dataset gives no new version.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from satseg.config import Settings
+from satseg.ingest.errors import IngestError
+from satseg.ingest.inbox import scan_inbox
+from satseg.ingest.names import DATASET_SEP
+from satseg.ingest.quarantine import quarantine
+from satseg.ingest.scene import build_scene, scene_params
+from satseg.ingest.state import (
+    ledger_path,
+    locked,
+    pending_dir,
+    read_state,
+    results_dir,
+    write_state,
+)
+from satseg.io.atomic import move, sha256_file, write_json
+from satseg.preprocess.dataset import build_dataset, load_scenes, scene_dir
+
+log = logging.getLogger(__name__)
+STALE_CLAIM_S = 6 * 3600  # a "processing" claim older than this is from a crashed run
+
+__all__ = ["finalize", "process_pair", "run_once", "scan_inbox"]
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def _scene_id(settings: Settings, dataset: str, stem: str, sha: str) -> str:
+    """The stem, unless another image already uses it in this dataset."""
+    index = scene_dir(settings, dataset, stem) / "scene.json"
+    if index.is_file() and json.loads(index.read_text()).get("sha256") != sha:
+        return f"{stem}-{sha[:8]}"
+    return stem
+
+
+def _raw_target(settings: Settings, dataset: str, rel: str, sha: str) -> Path:
+    name = Path(rel).name
+    if "/" not in rel and name.startswith(f"{dataset}{DATASET_SEP}"):
+        name = name[len(dataset) + len(DATASET_SEP) :]
+    target = settings.raw / dataset / name
+    if target.exists():
+        stem, dot, ext = name.partition(".")
+        target = target.with_name(f"{stem}-{sha[:8]}{dot}{ext}")
+    return target
+
+
+def _claim(settings: Settings, sha: str, pair: dict[str, Any]) -> dict[str, Any] | None:
+    """Claim an image hash for this pair; returns the earlier owner if it is a duplicate."""
+    with locked(settings, "ledger"):
+        ledger = read_state(ledger_path(settings), {})
+        entry = ledger.get(sha)
+        if entry and entry.get("pair_id") != pair["pair_id"]:
+            stale = (
+                entry.get("status") == "processing"
+                and time.time() - entry.get("claimed", 0) > STALE_CLAIM_S
+            )
+            if not stale:
+                return dict(entry)
+        ledger[sha] = {
+            "pair_id": pair["pair_id"],
+            "dataset": pair["dataset"],
+            "original": pair["image"],
+            "status": "processing",
+            "claimed": time.time(),
+        }
+        write_state(ledger_path(settings), ledger)
+    return None
+
+
+def _ledger_update(settings: Settings, sha: str, entry: dict[str, Any] | None) -> None:
+    with locked(settings, "ledger"):
+        ledger = read_state(ledger_path(settings), {})
+        if entry is None:
+            ledger.pop(sha, None)
+        else:
+            ledger[sha] = entry
+        write_state(ledger_path(settings), ledger)
+
+
+def _finish(settings: Settings, result: dict[str, Any]) -> dict[str, Any]:
+    write_json(results_dir(settings) / f"{result['pair_id']}.json", result)
+    return result
+
+
+def process_pair(
+    settings: Settings, pair: dict[str, Any], *, workers: int | None = None
+) -> dict[str, Any]:
+    """Validate, patch and file one pair: accepted into raw/ or quarantined, never lost."""
+    done = read_state(results_dir(settings) / f"{pair['pair_id']}.json", None)
+    if done is not None:
+        return dict(done)
+    ds = pair["dataset"]
+    base = {"pair_id": pair["pair_id"], "dataset": ds, "scene": pair["scene"]}
+    members = [pair["image"], pair["annotation"], *pair.get("extras", []), *pair.get("markers", [])]
+    paths = {rel: settings.inbox / rel for rel in members}
+    missing = [rel for rel, p in paths.items() if not p.is_file()]
+    if missing:
+        log.warning("pair %s: files vanished from the inbox: %s", pair["pair_id"], missing)
+        return {**base, "status": "gone", "missing": missing}
+    hashes = {rel: sha256_file(p) for rel, p in paths.items()}
+    sha = hashes[pair["image"]]
+
+    def reject_all(reason: str, check: str, culprit: str | None = None) -> list[str]:
+        out = []
+        for rel in members:
+            own = culprit is None or rel == culprit
+            out.append(
+                quarantine(
+                    settings,
+                    paths[rel],
+                    reason
+                    if own
+                    else f"its partner {Path(culprit or '').name} was rejected: {reason}",
+                    check if own else "partner_rejected",
+                    dataset=ds,
+                    sha256=hashes[rel],
+                    related=members,
+                )["path"]
+            )
+        return out
+
+    owner = _claim(settings, sha, pair)
+    if owner is not None:
+        where = owner.get("raw", {}).get("image") or owner.get("original")
+        reason = (
+            f"duplicate: the same image content (sha256 {sha[:12]}...) was already ingested as "
+            f"{where} (dataset {owner.get('dataset')}, scene {owner.get('scene', '?')}); not reprocessed"
+        )
+        q = reject_all(reason, "duplicate")
+        return _finish(
+            settings,
+            {
+                **base,
+                "status": "duplicate",
+                "check": "duplicate",
+                "reason": reason,
+                "quarantined": q,
+            },
+        )
+
+    scene = _scene_id(settings, ds, pair["scene"], sha)
+    raw = {rel: _raw_target(settings, ds, rel, hashes[rel]) for rel in members}
+    record = {
+        "pair_id": pair["pair_id"],
+        "sha256": sha,
+        "original": pair["image"],
+        "annotation": {
+            "file": pair["annotation"],
+            "sha256": hashes[pair["annotation"]],
+            "kind": pair["annotation_kind"],
+        },
+        "raw": {
+            "image": str(raw[pair["image"]].relative_to(settings.home)),
+            "annotation": str(raw[pair["annotation"]].relative_to(settings.home)),
+        },
+    }
+    try:
+        index = build_scene(
+            settings,
+            ds,
+            scene,
+            paths[pair["image"]],
+            paths[pair["annotation"]],
+            pair["annotation_kind"],
+            record=record,
+            workers=workers,
+        )
+    except IngestError as e:
+        culprit = {"image": pair["image"], "annotation": pair["annotation"]}.get(e.role)
+        q = reject_all(str(e), e.check, culprit)
+        _ledger_update(settings, sha, None)
+        return _finish(
+            settings,
+            {**base, "status": "quarantined", "check": e.check, "reason": str(e), "quarantined": q},
+        )
+
+    for rel in members:
+        move(paths[rel], raw[rel])
+    sidecar = {
+        **record,
+        "dataset": ds,
+        "scene": scene,
+        "ingested": _now(),
+        "files": [
+            {
+                "original": rel,
+                "raw": str(raw[rel].relative_to(settings.home)),
+                "sha256": hashes[rel],
+                "size": raw[rel].stat().st_size,
+            }
+            for rel in members
+        ],
+        "source": index["source"],
+        "labels": index["labels"],
+        "patches": index["summary"],
+    }
+    write_json(settings.raw / ds / f"{scene}.ingest.json", sidecar)
+    _ledger_update(
+        settings,
+        sha,
+        {
+            "pair_id": pair["pair_id"],
+            "dataset": ds,
+            "scene": scene,
+            "status": "done",
+            "original": pair["image"],
+            "raw": record["raw"],
+            "time": sidecar["ingested"],
+        },
+    )
+    write_json(pending_dir(settings) / f"{ds}.json", {"dataset": ds, "since": sidecar["ingested"]})
+    log.info("accepted %s as %s/%s: %s", pair["image"], ds, scene, index["summary"])
+    return _finish(
+        settings,
+        {
+            **base,
+            "scene": scene,
+            "status": "accepted",
+            "patches": index["summary"],
+            "raw": [str(p) for p in raw.values()],
+        },
+    )
+
+
+def refresh_scenes(settings: Settings, dataset: str) -> int:
+    """Re-patch scenes cached with other parameters (from their originals in raw/)."""
+    current = scene_params(settings)
+    n = 0
+    for index in load_scenes(settings, dataset):
+        if index.get("params") == current:
+            continue
+        image = settings.home / index["raw"]["image"]
+        annotation = settings.home / index["raw"]["annotation"]
+        record = {k: index[k] for k in ("pair_id", "sha256", "original", "annotation", "raw")}
+        log.info("re-patching %s/%s: parameters changed", dataset, index["scene"])
+        build_scene(
+            settings,
+            dataset,
+            index["scene"],
+            image,
+            annotation,
+            index["annotation"]["kind"],
+            record=record,
+        )
+        n += 1
+    return n
+
+
+def finalize(settings: Settings, results: list[dict[str, Any]] | None) -> list[dict[str, Any]]:
+    """Rebuild and version every dataset that gained scenes; one dict per dataset touched.
+
+    Datasets with accepted pairs in ``results`` and any left pending by an earlier failed
+    run are included. ``new`` says whether a new version was made (unchanged data: False).
+    """
+    from satseg.versioning import latest_version, next_tag, version_dataset
+
+    results = [r for r in (results or []) if r]
+    datasets = {r["dataset"] for r in results if r.get("status") == "accepted"}
+    pdir = pending_dir(settings)
+    if pdir.is_dir():
+        datasets |= {p.stem for p in pdir.glob("*.json")}
+    out = []
+    for ds in sorted(datasets):
+        with locked(settings, f"dataset-{ds}"):
+            refresh_scenes(settings, ds)
+            before = latest_version(settings, ds)
+            build_dataset(settings, ds, next_tag(settings, ds))
+            version = version_dataset(settings, ds)
+            (pdir / f"{ds}.json").unlink(missing_ok=True)
+        new = before is None or version.number > before.number
+        out.append({**version.to_dict(), "new": new})
+    summary: dict[str, int] = {}
+    for r in results:
+        summary[r.get("status", "?")] = summary.get(r.get("status", "?"), 0) + 1
+    log.info("ingest summary: %s; versions: %s", summary, [(v["tag"], v["new"]) for v in out])
+    return out
+
+
+def run_once(
+    settings: Settings, *, dataset: str | None = None, poll_interval: float | None = None
+) -> dict[str, Any]:
+    """One ingest pass as the DAG does it (``satseg ingest``): scan, process, finalize."""
+    pairs = scan_inbox(settings, poll_interval=poll_interval, dataset=dataset)
+    results = [process_pair(settings, p) for p in pairs]
+    versions = finalize(settings, results)
+    return {"pairs": len(pairs), "results": results, "versions": versions}

@@ -1,0 +1,122 @@
+"""One accepted pair -> its scene cache: validated labels, then patches written in windows.
+
+The cache (``processed/.scenes/<dataset>/<scene>/``) holds the scene's patches, per-patch
+foreground/nodata shares, drift features and band histograms. Datasets are assembled from
+these caches (``satseg.preprocess.dataset``), so adding a scene never re-reads the others.
+The cache appears by one directory rename: a crash mid-scene leaves only a temp folder.
+"""
+
+from __future__ import annotations
+
+import shutil
+import uuid
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from satseg.config import Settings
+from satseg.ingest.errors import IngestError
+from satseg.ingest.labels import load_labels
+from satseg.io.atomic import write_json
+from satseg.io.raster import RasterError
+from satseg.preprocess.dataset import scene_dir, scenes_root
+from satseg.preprocess.masks import PolygonSet
+from satseg.preprocess.patches import PatchParams, patch_scene
+from satseg.preprocess.source import LabelRasterError, MaskTiffSource, StripSource, open_source
+
+
+def scene_params(settings: Settings) -> dict[str, Any]:
+    """The parameters a scene cache depends on (a change re-patches from raw/)."""
+    params = settings.params()
+    ing = params.get("ingest", {})
+    pp = PatchParams.from_params(params.get("preprocess", {}))
+    return {
+        "bands": ing.get("bands"),
+        "scale": ing.get("scale", "percentile"),
+        "labels": ing.get("labels"),
+        "tolerance_px": float(ing.get("tolerance_px", 1.0)),
+        "patch": asdict(pp),
+    }
+
+
+def _open_labels(
+    annotation: Path, kind: str, source: StripSource, p: dict[str, Any]
+) -> tuple[PolygonSet | MaskTiffSource, dict[str, Any]]:
+    if kind == "mask":
+        mask = MaskTiffSource(annotation)
+        if (mask.width, mask.height) != (source.width, source.height):
+            mask.close()
+            raise IngestError(
+                f"{annotation.name} is {mask.width}x{mask.height}, the image is "
+                f"{source.width}x{source.height}",
+                "size_mismatch",
+                "annotation",
+            )
+        return mask, {"kind": "mask"}
+    labels = load_labels(annotation, source, classes=p["labels"], tolerance_px=p["tolerance_px"])
+    return PolygonSet.from_geometries(labels.geometries), labels.summary()
+
+
+def build_scene(
+    settings: Settings,
+    dataset: str,
+    scene: str,
+    image: Path,
+    annotation: Path,
+    kind: str,
+    *,
+    record: dict[str, Any],
+    workers: int | None = None,
+) -> dict[str, Any]:
+    """Validate and patch one pair into its scene cache; raises IngestError on bad input."""
+    p = scene_params(settings)
+    pre = settings.params().get("preprocess", {})
+    try:
+        source = open_source(image, p["bands"], p["scale"])
+    except RasterError as e:
+        raise IngestError(str(e), e.check, "image") from e
+    root = scenes_root(settings, dataset)
+    tmp = root / f".tmp-{scene}-{uuid.uuid4().hex[:8]}"
+    try:
+        described = source.describe()
+        labels, label_info = _open_labels(annotation, kind, source, p)
+        patched = patch_scene(
+            source,
+            labels,
+            tmp,
+            scene,
+            PatchParams(**p["patch"]),
+            workers=workers or int(pre.get("workers", 0)) or None,
+            show_progress=settings.log_progress,
+        )
+        if isinstance(labels, MaskTiffSource):
+            labels.close()
+    except LabelRasterError as e:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise IngestError(str(e), e.check, "annotation") from e
+    except RasterError as e:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise IngestError(str(e), e.check, "image") from e
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    finally:
+        source.close()
+    index = {
+        **record,
+        "scene": scene,
+        "dataset": dataset,
+        "source": described,
+        "labels": label_info,
+        "params": p,
+        "summary": patched.summary(),
+        "patches": patched.patches,
+        "features": patched.features,
+        "hist": patched.hist.tolist(),
+    }
+    write_json(tmp / "scene.json", index)
+    final = scene_dir(settings, dataset, scene)
+    if final.exists():  # a retry after a crash between this rename and the raw/ move
+        shutil.rmtree(final)
+    tmp.rename(final)
+    return index

@@ -1,0 +1,1 @@
+"""Scene -> training patches: masks, windowed patching, balancing, split, manifest."""

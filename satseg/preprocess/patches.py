@@ -1,0 +1,224 @@
+"""Cut a scene into image/mask patch PNGs, strip by strip, encoding on a thread pool.
+
+Memory stays at a few strips (``patch_size`` rows x scene width) whatever the scene area.
+PNG encoding dominates the cost; OpenCV releases the GIL while encoding, so a small thread
+pool overlaps it with reading. Images use zlib's Huffman-only strategy with the Sub filter:
+files as small as OpenCV's default settings (about 110 kB a 256 px patch of imagery) in
+roughly two thirds of the time (``bench/preprocess.py``).
+
+Edges are padded (zeros, counted as nodata) so every pixel of the scene lands in a patch;
+patches with more nodata than ``nodata_max`` are dropped, not written.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from satseg.io.progress import progress
+from satseg.preprocess.masks import PolygonSet
+from satseg.preprocess.source import MaskTiffSource, StripSource
+
+
+@dataclass(frozen=True)
+class PatchParams:
+    patch_size: int = 256
+    stride: int = 256
+    positive_threshold: float = 0.05
+    nodata_max: float = 0.5
+
+    @classmethod
+    def from_params(cls, pre: dict[str, Any]) -> PatchParams:
+        p = cls(
+            patch_size=int(pre.get("patch_size", 256)),
+            stride=int(pre.get("stride", pre.get("patch_size", 256))),
+            positive_threshold=float(pre.get("positive_threshold", 0.05)),
+            nodata_max=float(pre.get("nodata_max", 0.5)),
+        )
+        if p.patch_size < 8 or p.stride < 1 or p.stride > p.patch_size:
+            raise ValueError(f"bad patch geometry: patch_size={p.patch_size}, stride={p.stride}")
+        return p
+
+
+@dataclass
+class PatchedScene:
+    """What ``patch_scene`` wrote: one record per kept patch, histograms, feature rows."""
+
+    scene: str
+    width: int
+    height: int
+    patches: list[dict[str, Any]] = field(default_factory=list)
+    features: list[dict[str, float]] = field(default_factory=list)
+    hist: np.ndarray = field(default_factory=lambda: np.zeros((3, 256), np.int64))
+    dropped_nodata: int = 0
+    grid: tuple[int, int] = (0, 0)
+
+    def summary(self) -> dict[str, Any]:
+        pos = sum(1 for p in self.patches if p["positive"])
+        return {
+            "patches": len(self.patches),
+            "positive": pos,
+            "dropped_nodata": self.dropped_nodata,
+            "grid": list(self.grid),
+        }
+
+
+def grid_positions(length: int, size: int, stride: int) -> list[int]:
+    """Start offsets covering [0, length): the last patch may run past the edge (padded)."""
+    if length <= size:
+        return [0]
+    n = -(-(length - size) // stride) + 1
+    return [i * stride for i in range(n)]
+
+
+def png_params() -> list[int]:
+    import cv2
+
+    return [
+        cv2.IMWRITE_PNG_STRATEGY,
+        cv2.IMWRITE_PNG_STRATEGY_HUFFMAN_ONLY,
+        cv2.IMWRITE_PNG_FILTER,
+        cv2.IMWRITE_PNG_FILTER_SUB,
+    ]
+
+
+def write_pair(images: Path, masks: Path, name: str, rgb: np.ndarray, mask01: np.ndarray) -> None:
+    """Write one patch: RGB -> BGR PNG, mask 0/1 -> 0/255 single-channel PNG."""
+    import cv2
+
+    ok1 = cv2.imwrite(str(images / name), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), png_params())
+    ok2 = cv2.imwrite(str(masks / name), mask01 * np.uint8(255))
+    if not (ok1 and ok2):
+        raise OSError(f"could not write patch {name} under {images.parent}")
+
+
+def default_workers() -> int:
+    return max(1, min(4, os.cpu_count() or 1))
+
+
+def patch_scene(
+    source: StripSource,
+    labels: PolygonSet | MaskTiffSource,
+    out_dir: Path,
+    scene: str,
+    params: PatchParams,
+    *,
+    workers: int | None = None,
+    features: bool = True,
+    show_progress: bool | None = None,
+) -> PatchedScene:
+    """Write ``out_dir/{images,masks}/<scene>_r<row>_c<col>.png`` for every kept patch."""
+    images, masks = out_dir / "images", out_dir / "masks"
+    images.mkdir(parents=True, exist_ok=True)
+    masks.mkdir(parents=True, exist_ok=True)
+    P, W, H = params.patch_size, source.width, source.height
+    rows = grid_positions(H, P, params.stride)
+    cols = grid_positions(W, P, params.stride)
+    wpad = cols[-1] + P
+    out = PatchedScene(scene=scene, width=W, height=H, grid=(len(rows), len(cols)))
+    n_workers = workers or default_workers()
+
+    def job(name: str, rgb: np.ndarray, m: np.ndarray, nd: np.ndarray) -> dict[str, Any] | None:
+        nodata = float(nd.mean())
+        if nodata > params.nodata_max:
+            return None
+        write_pair(images, masks, name, rgb, m)
+        valid = ~nd if nodata else None
+        rec: dict[str, Any] = {
+            "fg": float(m.mean()),
+            "nodata": nodata,
+            "hist": _hist(rgb, valid),
+        }
+        if features:
+            from satseg.monitoring.features import image_features
+
+            rec["features"] = image_features(rgb, nd if nodata else None)
+        return rec
+
+    pending: deque[tuple[str, int, int, Future[dict[str, Any] | None]]] = deque()
+
+    def collect(limit: int) -> None:
+        while len(pending) > limit:
+            name, r, c, fut = pending.popleft()
+            rec = fut.result()
+            if rec is None:
+                out.dropped_nodata += 1
+                continue
+            out.hist += rec.pop("hist")
+            if "features" in rec:
+                out.features.append(rec.pop("features"))
+            rec.update(
+                id=name.removesuffix(".png"),
+                row=r,
+                col=c,
+                positive=rec["fg"] > params.positive_threshold,
+            )
+            out.patches.append(rec)
+
+    with ThreadPoolExecutor(n_workers) as pool:
+        for r in progress(rows, desc=f"patch {scene}", enabled=show_progress):
+            h = min(P, H - r)
+            rgb_s, nd_s = source.read(r, h)
+            rgb = np.zeros((P, wpad, 3), np.uint8)
+            rgb[:h, :W] = rgb_s
+            nd = np.ones((P, wpad), bool)
+            nd[:h, :W] = nd_s
+            mask = np.zeros((P, wpad), np.uint8)
+            if isinstance(labels, PolygonSet):
+                labels.burn(mask, r, 0)
+            else:
+                mask[:h, :W] = labels.read(r, h)
+            mask[nd] = 0  # no labels on nodata or padding
+            for c in cols:
+                name = f"{scene}_r{r:05d}_c{c:05d}.png"
+                sl = np.s_[:, c : c + P]
+                fut = pool.submit(job, name, rgb[sl], mask[sl], nd[sl])
+                pending.append((name, r, c, fut))
+            collect(limit=n_workers * len(cols))  # at most ~two strips in flight
+        collect(limit=0)
+    return out
+
+
+def _hist(rgb: np.ndarray, valid: np.ndarray | None) -> np.ndarray:
+    """(3, 256) counts of each band over the valid pixels (cv2.calcHist: ~5x np.bincount)."""
+    import cv2
+
+    m = None if valid is None else valid.astype(np.uint8)
+    return np.stack([cv2.calcHist([rgb], [i], m, [256], [0, 256])[:, 0] for i in range(3)]).astype(
+        np.int64
+    )
+
+
+def hist_stats(hist: np.ndarray) -> dict[str, dict[str, float]]:
+    """Per-band mean, std, min/max and percentiles from (3, 256) counts (manifest band_stats)."""
+    from satseg.monitoring.features import BAND_NAMES
+
+    stats: dict[str, dict[str, float]] = {}
+    values = np.arange(256, dtype=np.float64)
+    for i, b in enumerate(BAND_NAMES):
+        counts = hist[i].astype(np.float64)
+        n = counts.sum()
+        if n == 0:
+            stats[b] = {"count": 0}
+            continue
+        mean = float((counts * values).sum() / n)
+        std = float(np.sqrt((counts * (values - mean) ** 2).sum() / n))
+        cum = np.cumsum(counts)
+        nz = np.nonzero(counts)[0]
+        s: dict[str, float] = {
+            "count": int(n),
+            "mean": round(mean, 4),
+            "std": round(std, 4),
+            "min": int(nz[0]),
+            "max": int(nz[-1]),
+        }
+        for q in (2, 25, 50, 75, 98):
+            s[f"p{q:02d}"] = int(np.searchsorted(cum, n * q / 100.0))
+        stats[b] = s
+    return stats

@@ -1,0 +1,114 @@
+"""Every bad input of the issue: quarantined with a clear reason, nothing lost, others unharmed."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from satseg.ingest.pipeline import run_once
+from satseg.versioning import list_versions
+
+from .conftest import BAD, drop_good, error_records, inventory, total_bytes
+
+RECORD_KEYS = {"reason", "check", "sha256", "time", "original", "file"}
+
+
+@pytest.mark.parametrize("case", sorted(BAD))
+def test_bad_input_is_quarantined_with_reason(settings, case: str) -> None:
+    builder, checks = BAD[case]
+    inbox = settings.inbox / "demo"
+    inbox.mkdir(parents=True)
+    builder(inbox)
+    dropped = inventory(settings.inbox)
+    dropped_bytes = total_bytes(settings.inbox)
+    settings.annotation_timeout_s = 0  # the lone image need not wait a day
+
+    out = run_once(settings, poll_interval=0.05)
+
+    assert out["versions"] == [] and list_versions(settings) == []
+    assert inventory(settings.inbox) == {}, "every file must leave the inbox"
+    kept = inventory(settings.quarantine, (".error.json",))
+    assert {h: len(v) for h, v in kept.items()} == {h: len(v) for h, v in dropped.items()}
+    assert total_bytes(settings.quarantine, (".error.json",)) == dropped_bytes
+    records = error_records(settings.quarantine)
+    assert len(records) == sum(len(v) for v in dropped.values())
+    for rec in records.values():
+        assert rec.keys() >= RECORD_KEYS
+        assert rec["reason"] and len(rec["sha256"]) == 64
+        assert rec["check"] in checks | {"partner_rejected"}
+        q = next(settings.quarantine.rglob(rec["file"]))
+        assert q.parent.name == rec["time"][:10]  # quarantine/<date>/<name>
+    assert checks & {r["check"] for r in records.values()}, records
+
+
+def test_reasons_are_specific(settings) -> None:
+    """The error says what is wrong, not just that something is."""
+    d = settings.inbox / "demo"
+    d.mkdir(parents=True)
+    for case in ("size_mismatch", "points_outside", "two_points", "not_json", "band_count"):
+        BAD[case][0](d)
+    run_once(settings, poll_interval=0.05)
+    recs = error_records(settings.quarantine)
+    assert "300x256" in recs["demo/sizemm.json"]["reason"]
+    assert "outside the 256x256 image" in recs["demo/outside.json"]["reason"]
+    assert "at least 3 points, has 2" in recs["demo/twopts.json"]["reason"]
+    assert "not valid JSON" in recs["demo/notjson.json"]["reason"]
+    assert "5 bands" in recs["demo/fiveband.tif"]["reason"]
+    assert recs["demo/sizemm.tif"]["check"] == "partner_rejected"
+    assert "sizemm.json" in recs["demo/sizemm.tif"]["reason"]
+
+
+def test_symlink_is_quarantined_not_followed(settings, tmp_path: Path) -> None:
+    secret = tmp_path / "secret.txt"
+    secret.write_text("do not move me")
+    d = settings.inbox / "demo"
+    d.mkdir(parents=True)
+    os.symlink(secret, d / "scene.tif")
+    run_once(settings, poll_interval=0.05)
+    assert secret.read_text() == "do not move me"
+    (rec,) = error_records(settings.quarantine).values()
+    assert rec["check"] == "symlink" and rec["symlink_to"] == str(secret)
+    assert not (d / "scene.tif").is_symlink()
+
+
+def test_duplicate_content_is_recorded_not_reprocessed(settings) -> None:
+    drop_good(settings.inbox)
+    first = run_once(settings, poll_interval=0.05)
+    assert [v["tag"] for v in first["versions"]] == ["demo-v1"]
+    # the same image + labels dropped again under another name (and dataset)
+    raw = settings.raw / "demo"
+    d = settings.inbox / "other"
+    d.mkdir(parents=True)
+    (d / "copy.tif").write_bytes((raw / "alpha.tif").read_bytes())
+    (d / "copy.json").write_bytes((raw / "alpha.json").read_bytes())
+    second = run_once(settings, poll_interval=0.05)
+    (res,) = second["results"]
+    assert res["status"] == "duplicate" and "raw/demo/alpha.tif" in res["reason"]
+    assert second["versions"] == []
+    assert [v.tag for v in list_versions(settings)] == ["demo-v1"]
+    recs = error_records(settings.quarantine)
+    assert {r["check"] for r in recs.values()} == {"duplicate"}
+    assert not (settings.processed / ".scenes" / "other").exists()
+
+
+def test_bad_files_do_not_stop_good_ones(settings) -> None:
+    d = settings.inbox / "demo"
+    d.mkdir(parents=True)
+    BAD["not_json"][0](d)
+    BAD["zero_byte"][0](d)
+    drop_good(settings.inbox)
+    out = run_once(settings, poll_interval=0.05)
+    status = {r["scene"]: r["status"] for r in out["results"]}
+    assert status == {
+        "alpha": "accepted",
+        "beta": "accepted",
+        "gamma": "accepted",
+        "delta": "accepted",
+        "notjson": "quarantined",
+        "zero": "quarantined",
+    }
+    manifest = json.loads((settings.processed / "demo" / "manifest.json").read_text())
+    assert {s["scene"] for s in manifest["scenes"]} == {"alpha", "beta", "gamma", "delta"}
