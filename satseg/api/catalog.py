@@ -87,11 +87,16 @@ def checkout(settings: Settings, tag: str) -> Any:
 
 
 def models(settings: Settings) -> list[Any]:
-    return list(registry().list_models(settings=settings))
+    """Every registered version, newest first, with its aliases and final metrics."""
+    return list(registry().list_models(settings))
 
 
 def promote(settings: Settings, version: str) -> Any:
+    """Move the ``champion`` alias to ``version`` (a person decided; no metric check)."""
+    reg = registry()
+    from satseg.registry.store import RegistryError
+
     try:
-        return registry().promote(version, settings=settings)
-    except (LookupError, FileNotFoundError) as e:
-        raise NotFound(f"no model version {version!r}: {e}") from e
+        return reg.promote(settings, version)
+    except RegistryError as e:
+        raise NotFound(str(e)) from e

@@ -160,10 +160,39 @@ class Procs:
             os.killpg(p.pid, signal.SIGKILL)
             p.wait(timeout=10)
 
-    def stop(self, name: str, grace: float = 15) -> None:
-        """SIGTERM the group, SIGKILL what is left after ``grace`` seconds."""
+    def kill_tree(self, name: str) -> list[int]:
+        """SIGKILL ``name`` and every descendant, whatever process group it moved to.
+
+        What a lost machine or an OOM-killed container does: Airflow's task supervisor puts
+        each task in its own process group, so signalling the worker's group is not enough.
+        """
+        import psutil
+
         p = self.procs[name]
         self.expect_dead.add(name)
+        try:
+            tree = [psutil.Process(p.pid), *psutil.Process(p.pid).children(recursive=True)]
+        except psutil.NoSuchProcess:
+            tree = []
+        for proc in tree:
+            try:
+                proc.kill()
+            except psutil.NoSuchProcess:
+                pass
+        psutil.wait_procs(tree, timeout=20)
+        p.wait(timeout=10)
+        return [proc.pid for proc in tree]
+
+    def stop(self, name: str, grace: float = 15) -> None:
+        """SIGTERM the group, then SIGKILL whatever is left of it and of its descendants."""
+        import psutil
+
+        p = self.procs[name]
+        self.expect_dead.add(name)
+        try:
+            descendants = psutil.Process(p.pid).children(recursive=True)
+        except psutil.NoSuchProcess:
+            descendants = []
         try:
             os.killpg(p.pid, signal.SIGTERM)
         except ProcessLookupError:
@@ -172,10 +201,16 @@ class Procs:
             p.wait(timeout=grace)
         except subprocess.TimeoutExpired:
             pass
-        try:  # children (task runners, pool workers) may outlive the parent
+        try:
             os.killpg(p.pid, signal.SIGKILL)
         except ProcessLookupError:
             pass
+        for proc in descendants:
+            try:
+                proc.kill()
+            except psutil.NoSuchProcess:
+                pass
+        psutil.wait_procs(descendants, timeout=10)
         if p.poll() is None:
             p.wait(timeout=10)
 

@@ -1,0 +1,296 @@
+"""The production path on real services: Airflow on PostgreSQL, Celery workers on Redis.
+
+One stack per module, set up the way docker-compose.yaml sets it up: databases from
+docker/postgres-init (non-superuser owners), docker/airflow-init.sh (migrate + FAB admin),
+then api-server, dag-processor, scheduler and a Celery worker as separate processes.
+``satseg_ingest`` runs on generated data through scheduler and worker; the worker is
+SIGKILLed (with its task processes) mid-run and restarted, and the run must still succeed
+with every dropped file accounted for exactly once. A scheduler with LocalExecutor on the
+same database does a run of its own first (one scheduler start per executor).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import secrets
+import subprocess
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.ops.procs import BIN, REPO, Procs, free_port, http, wait_for
+from tests.ops.services import Databases, free_redis_db, fresh_databases, require_services
+
+pytestmark = [pytest.mark.services, pytest.mark.slow]
+
+DAG = "satseg_ingest"
+TERMINAL = {"success", "failed"}
+
+
+@dataclass
+class Stack:
+    base: str
+    env: dict[str, str]
+    procs: Procs
+    dbs: Databases
+    home: Path
+    token: str
+    queue: str
+    runs_seen: set[str] = field(default_factory=set)
+
+    def sql(self, query: str, *args: Any) -> list[tuple[Any, ...]]:
+        import psycopg2
+
+        conn = psycopg2.connect(self.dbs.url("airflow", driver="postgresql"))
+        try:
+            with conn.cursor() as cur:
+                cur.execute(query, args)
+                return list(cur.fetchall())
+        finally:
+            conn.close()
+
+    def api(self, method: str, path: str, body: Any = None) -> Any:
+        status, out = http(method, self.base + path, body, token=self.token)
+        assert status < 300, (method, path, status, out)
+        return out
+
+    def trigger(self) -> str:
+        out = self.api("POST", f"/api/v2/dags/{DAG}/dagRuns", {"logical_date": None, "conf": {}})
+        return str(out["dag_run_id"])
+
+    def task_states(self, run_id: str) -> list[tuple[str, int, str | None, int]]:
+        return [
+            (r[0], r[1], r[2], r[3])
+            for r in self.sql(
+                "SELECT task_id, map_index, state, try_number FROM task_instance "
+                "WHERE dag_id = %s AND run_id = %s ORDER BY task_id, map_index",
+                DAG,
+                run_id,
+            )
+        ]
+
+    def wait_all_runs_done(self, timeout: float) -> dict[str, str]:
+        """Every run of the DAG (manual and any the cron created) in a final state."""
+
+        def done() -> dict[str, str] | None:
+            runs = dict(self.sql("SELECT run_id, state FROM dag_run WHERE dag_id = %s", DAG))
+            return runs if runs and set(runs.values()) <= TERMINAL else None
+
+        return dict(wait_for("all satseg_ingest runs to finish", done, timeout, 1.0, self.procs))
+
+
+def _env(root: Path, dbs: Databases, redis_db: int, port: int, queue: str) -> dict[str, str]:
+    from cryptography.fernet import Fernet
+
+    home = root / "airflow"
+    env = dict(os.environ)
+    env.update(
+        {
+            "PATH": f"{BIN}{os.pathsep}{env.get('PATH', '')}",
+            "AIRFLOW_HOME": str(home),
+            "AIRFLOW_CONFIG": str(REPO / "airflow.cfg"),
+            "AIRFLOW__CORE__DAGS_FOLDER": str(REPO / "dags"),
+            "AIRFLOW__CORE__PLUGINS_FOLDER": str(REPO / "plugins"),
+            "AIRFLOW__LOGGING__BASE_LOG_FOLDER": str(home / "logs"),
+            # what docker-compose.yaml sets, pointed at the loopback services
+            "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",  # CeleryExecutor per scheduler below
+            "AIRFLOW__CORE__AUTH_MANAGER": (
+                "airflow.providers.fab.auth_manager.fab_auth_manager.FabAuthManager"
+            ),
+            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": dbs.url("airflow"),
+            "AIRFLOW__CELERY__RESULT_BACKEND": "db+" + dbs.url("airflow", driver="postgresql"),
+            "AIRFLOW__CELERY__BROKER_URL": f"redis://127.0.0.1:6379/{redis_db}",
+            "AIRFLOW__OPERATORS__DEFAULT_QUEUE": queue,
+            "AIRFLOW__CORE__FERNET_KEY": Fernet.generate_key().decode(),
+            "AIRFLOW__API_AUTH__JWT_SECRET": secrets.token_urlsafe(32),
+            "AIRFLOW__API__SECRET_KEY": secrets.token_urlsafe(32),
+            "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{port}/execution/",
+            # test-only: keep the runs under our control and the stack small
+            "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "True",
+            "AIRFLOW__CORE__PARALLELISM": "4",
+            "AIRFLOW__CELERY__WORKER_CONCURRENCY": "2",
+            "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT": "15",
+            "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT_DETECTION_INTERVAL": "3",
+            "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(free_port()),
+            "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(free_port()),
+            "AIRFLOW_ADMIN_USERNAME": "admin",
+            "AIRFLOW_ADMIN_PASSWORD": secrets.token_urlsafe(18),
+            "SATSEG_HOME": str(root / "satseg"),
+            "SATSEG_STABLE_POLLS_S": "0.2",
+        }
+    )
+    return env
+
+
+def _require_celery_executor() -> None:
+    """Fail fast, and say why, when the locked Celery cannot run Airflow's CeleryExecutor."""
+    import celery
+
+    try:
+        import airflow.providers.celery.executors.celery_executor_utils  # noqa: F401
+    except ImportError as e:
+        pytest.fail(
+            f"CeleryExecutor cannot be imported with celery {celery.__version__} from "
+            f"requirements.lock ({e}). apache-airflow-providers-celery imports "
+            "celery.backends.database.retry, removed in celery 5.7: pin celery<5.7 and re-lock."
+        )
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory) -> Iterator[Stack]:
+    require_services(redis=True)
+    _require_celery_executor()
+    root = tmp_path_factory.mktemp("prod")
+    queue = f"satseg-test-{secrets.token_hex(4)}"
+    port = free_port()
+    with fresh_databases("prod") as dbs, free_redis_db() as redis_db:
+        env = _env(root, dbs, redis_db, port, queue)
+        init = subprocess.run(
+            ["bash", str(REPO / "docker" / "airflow-init.sh")],
+            env=env,
+            capture_output=True,
+            text=True,
+        )
+        assert init.returncode == 0, init.stdout[-3000:] + init.stderr[-3000:]
+        assert "FAB: admin user 'admin' created" in init.stdout
+        procs = Procs(root / "logs", env)
+        base = f"http://127.0.0.1:{port}"
+        try:
+            procs.airflow("api-server", "api-server", "--host", "127.0.0.1", "--port", str(port))
+            procs.airflow("dag-processor", "dag-processor")
+            wait_for(
+                "api-server",
+                lambda: http("GET", base + "/api/v2/monitor/health", timeout=3)[0] == 200,
+                180,
+                1.0,
+                procs,
+            )
+            status, body = http(
+                "POST",
+                base + "/auth/token",
+                {"username": "admin", "password": env["AIRFLOW_ADMIN_PASSWORD"]},
+            )
+            assert status in (200, 201), body
+            s = Stack(base, env, procs, dbs, Path(env["SATSEG_HOME"]), body["access_token"], queue)
+            wait_for(
+                f"{DAG} parsed",
+                lambda: http("GET", f"{base}/api/v2/dags/{DAG}", token=s.token)[0] == 200,
+                120,
+                1.0,
+                procs,
+            )
+            s.api("PATCH", f"/api/v2/dags/{DAG}", {"is_paused": False})
+            yield s
+        finally:
+            procs.stop_all()
+            _assert_no_strays(procs)
+
+
+def _start_worker(procs: Procs, queue: str, env: dict[str, str]) -> None:
+    procs.airflow(
+        "worker",
+        "celery",
+        "worker",
+        "-q",
+        queue,
+        "--skip-serve-logs",
+        "--without-mingle",
+        "--without-gossip",
+        env=env,
+    )
+
+
+def _assert_no_strays(procs: Procs) -> None:
+    import psutil
+
+    mine = {p.pid for p in procs.procs.values()}
+    left = [p for p in psutil.process_iter(["pid", "ppid", "cmdline"]) if p.info["ppid"] in mine]
+    assert not left, f"processes left behind: {[p.info for p in left]}"
+    assert not any(procs.group_alive(n) for n in procs.procs), "a process group is still alive"
+
+
+def _drop_scenes(home: Path, dataset: str, seed: int) -> dict[str, int]:
+    """Two good GeoTIFF+LabelMe scenes and one truncated TIFF; returns {sha256: size}."""
+    from satseg.io.atomic import move
+    from satseg.synthetic import make_scene
+
+    staging = home / "staging" / dataset
+    for i in range(2):
+        make_scene(staging, f"{dataset}_{i}", width=256, height=256, seed=seed + i, geojson=False)
+    good = next(staging.glob("*.tif")).read_bytes()
+    (staging / f"{dataset}_broken.tif").write_bytes(good[:300])
+    dropped = {}
+    for f in sorted(staging.iterdir()):
+        dropped[hashlib.sha256(f.read_bytes()).hexdigest()] = f.stat().st_size
+        move(f, home / "inbox" / dataset / f.name)
+    return dropped
+
+
+def _assert_accounted(home: Path, dropped: dict[str, int]) -> None:
+    """Each dropped file exists exactly once in inbox, raw or quarantine: none lost, none doubled."""
+    seen: dict[str, int] = {}
+    for area in ("inbox", "raw", "quarantine"):
+        for f in (home / area).rglob("*"):
+            if f.is_file() and f.stat().st_size:
+                digest = hashlib.sha256(f.read_bytes()).hexdigest()
+                if digest in dropped:
+                    seen[digest] = seen.get(digest, 0) + 1
+    assert seen == dict.fromkeys(dropped, 1), "dropped files lost or duplicated"
+    assert not list((home / "inbox").rglob(".*.tmp")), "half-written files left behind"
+
+
+def _assert_processed(home: Path, dataset: str, run_tasks: set[str]) -> None:
+    if run_tasks == {"list_inbox"}:  # the foundation's placeholder DAG: nothing to process
+        return
+    assert (home / "processed" / dataset / "manifest.json").is_file(), "no processed output"
+    assert not list((home / "inbox" / dataset).glob("*.json")), "good pairs left in the inbox"
+
+
+def test_local_executor_on_postgres(stack: Stack) -> None:
+    procs = stack.procs
+    procs.airflow("scheduler-local", "scheduler")
+    dropped = _drop_scenes(stack.home, "local_ds", seed=20)
+    run_id = stack.trigger()
+    runs = stack.wait_all_runs_done(240)
+    assert runs[run_id] == "success", (runs, stack.task_states(run_id), procs.tails())
+    tasks = stack.task_states(run_id)
+    assert tasks and all(t[2] == "success" for t in tasks)
+    _assert_accounted(stack.home, dropped)
+    _assert_processed(stack.home, "local_ds", {t[0] for t in tasks})
+    assert stack.sql("SELECT version()")[0][0].startswith("PostgreSQL")
+    procs.stop("scheduler-local")
+
+
+def test_celery_run_survives_a_killed_worker(stack: Stack) -> None:
+    _require_celery_executor()
+    procs = stack.procs
+    celery_env = {**stack.env, "AIRFLOW__CORE__EXECUTOR": "CeleryExecutor"}
+    procs.airflow("scheduler-celery", "scheduler", env=celery_env)
+    _start_worker(procs, stack.queue, celery_env)
+    dropped = _drop_scenes(stack.home, "celery_ds", seed=10)
+    run_id = stack.trigger()
+    # kill the worker (and its task processes) as soon as a task of this run is running
+    running = wait_for(
+        "a running task",
+        lambda: [t for t in stack.task_states(run_id) if t[2] == "running"],
+        240,
+        0.1,
+        procs,
+    )
+    killed = procs.kill_tree("worker")
+    assert len(killed) >= 2  # the worker and at least the pool process running the task
+    _start_worker(procs, stack.queue, celery_env)
+    runs = stack.wait_all_runs_done(300)
+    assert runs[run_id] == "success", (runs, stack.task_states(run_id), procs.tails())
+    tasks = {(t[0], t[1]): t for t in stack.task_states(run_id)}
+    victim = tasks[(running[0][0], running[0][1])]
+    assert victim[2] == "success" and victim[3] >= 2, f"{victim} should have been retried"
+    assert set(runs.values()) == {"success"}, runs
+    _assert_accounted(stack.home, dropped)
+    _assert_processed(stack.home, "celery_ds", {t[0] for t in tasks})
+    # the tasks really ran on Celery: their results are in the result backend (metadata DB)
+    assert stack.sql("SELECT count(*) FROM celery_taskmeta")[0][0] >= len(tasks)
