@@ -115,6 +115,10 @@ def create_app() -> FastAPI:
     async def _unavailable(_: Any, exc: catalog.Unavailable) -> JSONResponse:
         return JSONResponse({"detail": str(exc)}, status_code=503)
 
+    @app.exception_handler(catalog.BadRequest)
+    async def _bad_request(_: Any, exc: catalog.BadRequest) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=400)
+
     @app.exception_handler(catalog.NotFound)
     async def _not_found(_: Any, exc: catalog.NotFound) -> JSONResponse:
         return JSONResponse({"detail": str(exc)}, status_code=404)

@@ -24,6 +24,10 @@ class NotFound(Exception):
     """The dataset, tag or model version does not exist (HTTP 404)."""
 
 
+class BadRequest(Exception):
+    """The request names something malformed, e.g. a tag that is not ``<dataset>-v<N>`` (400)."""
+
+
 def _module(name: str, purpose: str) -> ModuleType:
     try:
         return importlib.import_module(name)
@@ -39,13 +43,17 @@ def registry() -> ModuleType:
     return _module("satseg.registry", "the model registry")
 
 
+NOT_DATASETS = frozenset({"predict-done"})  # raw/predict-done holds inputs already segmented
+
+
 def datasets(settings: Settings) -> list[dict[str, Any]]:
-    """Processed datasets with their manifest counts, plus names still waiting in raw/."""
+    """Processed datasets with their manifest counts and latest version, plus raw-only ones."""
     names = {p.name for p in _subdirs(settings.processed)} | {
         p.name for p in _subdirs(settings.raw)
     }
+    latest = _latest_tags(settings)
     out = []
-    for name in sorted(names):
+    for name in sorted(names - NOT_DATASETS):
         processed = settings.processed / name
         manifest = _manifest(processed / "manifest.json")
         raw = settings.raw / name
@@ -56,13 +64,24 @@ def datasets(settings: Settings) -> list[dict[str, Any]]:
                 "raw_files": sum(1 for p in raw.rglob("*") if p.is_file()) if raw.is_dir() else 0,
                 "counts": manifest.get("counts"),
                 "manifest": manifest.get("_path"),
+                "latest_version": latest.get(name),
             }
         )
     return out
 
 
+def _latest_tags(settings: Settings) -> dict[str, str]:
+    try:
+        ver = versioning()
+    except Unavailable:
+        return {}
+    return {v.dataset: v.tag for v in ver.list_versions(settings)}  # oldest first: last wins
+
+
 def _subdirs(path: Path) -> list[Path]:
-    return sorted(p for p in path.iterdir() if p.is_dir()) if path.is_dir() else []
+    if not path.is_dir():
+        return []
+    return sorted(p for p in path.iterdir() if p.is_dir() and not p.name.startswith("."))
 
 
 def _manifest(path: Path) -> dict[str, Any]:
@@ -76,14 +95,22 @@ def _manifest(path: Path) -> dict[str, Any]:
 
 
 def data_versions(settings: Settings, dataset: str | None = None) -> list[Any]:
-    return list(versioning().list_versions(dataset, settings=settings))
+    """Every version (DVC tag) of one or all datasets, oldest first."""
+    return list(versioning().list_versions(settings, dataset))
 
 
-def checkout(settings: Settings, tag: str) -> Any:
+def checkout(settings: Settings, tag: str) -> dict[str, Any]:
+    """Restore ``processed/<dataset>`` to version ``tag`` (md5-checked by versioning)."""
+    ver = versioning()
     try:
-        return versioning().checkout(tag, settings=settings)
-    except (LookupError, FileNotFoundError) as e:
-        raise NotFound(f"no data version {tag!r}: {e}") from e
+        dataset, _ = ver.parse_tag(tag)
+    except ver.VersioningError as e:
+        raise BadRequest(str(e)) from e
+    if tag not in {v.tag for v in ver.list_versions(settings, dataset)}:
+        raise NotFound(f"no data version {tag!r} of dataset {dataset!r}")
+    path = ver.checkout(settings, tag)
+    files = sum(1 for p in path.rglob("*") if p.is_file())
+    return {"tag": tag, "dataset": dataset, "path": str(path), "files": files}
 
 
 def models(settings: Settings) -> list[Any]:

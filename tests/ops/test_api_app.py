@@ -176,6 +176,37 @@ def test_datasets_lists_processed_and_raw(client, settings) -> None:
     ]
 
 
+def test_data_versions_and_checkout_through_dvc(client, settings) -> None:
+    from satseg.io.atomic import write_bytes
+    from satseg.versioning import version_dataset
+
+    # like the pipeline, replace files (new inodes): versions are hard-linked into DVC's cache
+    ds = settings.processed / "city"
+    (ds / "train" / "images").mkdir(parents=True)
+    patch = ds / "train" / "images" / "p0.png"
+    patch.write_bytes(_png(4, 4))
+    (ds / "manifest.json").write_text(json.dumps({"counts": {"train": 1}}))
+    version_dataset(settings, "city")
+    v1_bytes = patch.read_bytes()
+    write_bytes(patch, _png(8, 8))
+    write_bytes(ds / "manifest.json", json.dumps({"counts": {"train": 2}}).encode())
+    version_dataset(settings, "city")
+
+    r = client.get("/data/versions", params={"dataset": "city"})
+    assert r.status_code == 200, r.text
+    assert [(v["tag"], v["counts"]) for v in r.json()] == [
+        ("city-v1", {"train": 1}),
+        ("city-v2", {"train": 2}),
+    ]
+    assert client.get("/datasets").json()[0]["latest_version"] == "city-v2"
+    r = client.post("/data/checkout/city-v1")
+    assert r.status_code == 200, r.text
+    assert r.json()["files"] == 2 and patch.read_bytes() == v1_bytes
+    assert client.post("/data/checkout/city-v9").status_code == 404
+    r = client.post("/data/checkout/not-a-tag")
+    assert r.status_code == 400 and "<dataset>-v<N>" in r.text
+
+
 @pytest.mark.parametrize(
     ("module", "method", "path"),
     [
