@@ -1,0 +1,108 @@
+"""satseg_ingest end to end under real Airflow (dag.test) and a real DVC repository."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from satseg.dagkit import PROCESSED, dataset_asset
+from satseg.versioning import list_versions
+
+from .conftest import BAD, drop_good, error_records, inventory, total_bytes
+
+DAG_FILE = Path(__file__).resolve().parents[2] / "dags" / "satseg_ingest.py"
+DATE = datetime(2026, 3, 1, tzinfo=UTC)
+
+
+@pytest.fixture(scope="module")
+def ingest_dag() -> Any:
+    from airflow.dag_processing.dagbag import DagBag
+
+    bag = DagBag(dag_folder=str(DAG_FILE))
+    assert bag.import_errors == {}
+    return bag.dags["satseg_ingest"]
+
+
+def _events(run_id: str) -> dict[str, list[dict]]:
+    from airflow.models.asset import AssetEvent, AssetModel
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    out: dict[str, list[dict]] = {}
+    with create_session() as session:
+        rows = session.execute(
+            select(AssetModel.name, AssetEvent.extra)
+            .join(AssetModel, AssetEvent.asset_id == AssetModel.id)
+            .where(AssetEvent.source_run_id == run_id)
+        ).all()
+    for name, extra in rows:
+        out.setdefault(name, []).append(dict(extra or {}))
+    return out
+
+
+def _snapshot(settings) -> dict[str, Any]:
+    return {
+        "raw": inventory(settings.raw),
+        "quarantine": inventory(settings.quarantine),
+        "processed": inventory(settings.processed / "demo"),
+        "tags": [v.tag for v in list_versions(settings)],
+    }
+
+
+@pytest.mark.slow
+def test_ingest_dag_end_to_end(settings, airflow_db, ingest_dag) -> None:
+    settings.annotation_timeout_s = 0  # the lone image of the bad set is quarantined now
+    drop_good(settings.inbox)
+    bad_dir = settings.inbox / "demo"
+    for builder, _ in BAD.values():
+        builder(bad_dir)
+    dropped = inventory(settings.inbox)
+    dropped_bytes = total_bytes(settings.inbox)
+
+    dr = ingest_dag.test(logical_date=DATE)
+    states = {ti.task_id: str(ti.state) for ti in dr.get_task_instances()}
+    assert str(dr.state) == "success", states
+    assert states["publish"].endswith("success")
+
+    # every input byte accounted for: raw + quarantine == what was dropped
+    assert inventory(settings.inbox) == {}
+    kept = inventory(settings.raw, (".ingest.json",))
+    for h, v in inventory(settings.quarantine, (".error.json",)).items():
+        kept.setdefault(h, []).extend(v)
+    assert {h: len(v) for h, v in kept.items()} == {h: len(v) for h, v in dropped.items()}
+    assert (
+        total_bytes(settings.raw, (".ingest.json",))
+        + total_bytes(settings.quarantine, (".error.json",))
+        == dropped_bytes
+    )
+
+    # each bad input quarantined with its own check
+    checks = {r["check"] for r in error_records(settings.quarantine).values()}
+    for name, (_, expected) in BAD.items():
+        assert expected & checks, f"{name}: none of {expected} in {checks}"
+
+    # the good ones processed and versioned
+    manifest = json.loads((settings.processed / "demo" / "manifest.json").read_text())
+    assert {s["scene"] for s in manifest["scenes"]} == {"alpha", "beta", "gamma", "delta"}
+    assert manifest["tag"] == "demo-v1"
+    (v1,) = list_versions(settings)
+    assert (v1.tag, v1.counts) == ("demo-v1", manifest["counts"])
+    assert {p.parent.name for p in settings.processed.glob("*/manifest.json")} == {"demo"}
+
+    # Asset events: PROCESSED and the dataset's own Asset, with the version in the extra
+    events = _events(dr.run_id)
+    want = {"dataset": "demo", "tag": "demo-v1", "md5": v1.md5, "counts": v1.counts}
+    assert events == {PROCESSED.name: [want], dataset_asset("demo").name: [want]}
+
+    # re-running the same DAG run changes nothing (no new files, version or event)
+    before = _snapshot(settings)
+    dr2 = ingest_dag.test(logical_date=DATE)
+    states2 = {ti.task_id: str(ti.state) for ti in dr2.get_task_instances()}
+    assert str(dr2.state) == "success", states2
+    assert states2["publish"].endswith("skipped")
+    assert _snapshot(settings) == before
+    assert _events(dr2.run_id) == {}
