@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+MARGIN = 16
+
 
 @dataclass
 class PolygonSet:
@@ -60,9 +62,16 @@ class PolygonSet:
         hit = np.nonzero(
             (b[:, 2] >= col0) & (b[:, 0] < col0 + w) & (b[:, 3] >= row0) & (b[:, 1] < row0 + h)
         )[0]
-        offset = np.array([col0, row0], np.int32)
+        if not hit.size:
+            return mask
+        # cv2 clips edges that leave the canvas with rounding that shifts boundary pixels;
+        # filling on a canvas MARGIN px larger keeps every window identical to one big canvas.
+        m = MARGIN
+        canvas = np.zeros((h + 2 * m, w + 2 * m), np.uint8)
+        offset = np.array([col0 - m, row0 - m], np.int32)
         for i in hit:
-            cv2.fillPoly(mask, [r - offset for r in self.rings[i]], value)
+            cv2.fillPoly(canvas, [r - offset for r in self.rings[i]], 1)
+        mask[canvas[m : m + h, m : m + w] > 0] = value
         return mask
 
 

@@ -92,8 +92,8 @@ def test_checkout_restores_old_version_byte_for_byte(settings, two_versions) -> 
     ]
 
 
-def test_checkout_detects_corruption(settings, two_versions) -> None:
-    _, snap1, _, _ = two_versions
+@pytest.mark.usefixtures("two_versions")
+def test_checkout_detects_corruption(settings) -> None:
     shutil.rmtree(settings.data_repo / ".dvc" / "cache")
     for victim in (settings.home / "dvc-remote").rglob("*"):
         if victim.is_file() and not victim.name.endswith(".dir"):
