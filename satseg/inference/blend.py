@@ -32,32 +32,43 @@ def weight_window(tile: int, kind: str = "hann") -> np.ndarray:
     it cut the whole-vs-shifted difference of a 31 px receptive-field net 3x (seam test).
     ``kind="uniform"`` (plain averaging) exists to show what blending buys.
     """
+    w1 = window_1d(tile, kind)
+    return np.outer(w1, w1).astype(np.float32)
+
+
+def window_1d(tile: int, kind: str = "hann") -> np.ndarray:
+    """One axis of ``weight_window`` (float64)."""
     if kind == "uniform":
-        return np.ones((tile, tile), np.float32)
+        return np.ones(tile, np.float64)
     if kind != "hann":
         raise ValueError(f"unknown window {kind!r}")
     w1 = np.sin(math.pi * (np.arange(tile, dtype=np.float64) + 0.5) / tile) ** 4
-    w1 = EPS + (1.0 - EPS) * w1
-    return np.outer(w1, w1).astype(np.float32)
+    return EPS + (1.0 - EPS) * w1
 
 
 class StripBlender:
     """Weighted accumulation of tile predictions over a scene, one strip of rows at a time.
 
     ``add`` tiles in row-major order; ``flush(next_y)`` returns the rows above ``next_y``
-    (the origin of the next tile still to come), which no later tile can change.
+    (the origin of the next tile still to come), which no later tile can change. The
+    window is separable and the tiles form a grid, so the sum of weights at a pixel is
+    the product of two 1-D sums: no weight buffer is kept, only the weighted predictions.
+    Tiles skipped as all-nodata cover only nodata pixels, whose value is never used.
     """
 
     def __init__(
-        self, width: int, height: int, tile: int, rows_ahead: int, window: str = "hann"
+        self, width: int, height: int, tile: int, stride: int, batch: int, window: str = "hann"
     ) -> None:
         self.width, self.height, self.tile = width, height, tile
-        self.cap = tile * (rows_ahead + 1)
+        self.xs, self.ys = positions(width, tile, stride), positions(height, tile, stride)
+        # a batch reaches at most ceil(batch / tiles per row) rows of tiles past the first
+        self.cap = tile + stride * (math.ceil(batch / len(self.xs)) + 1)
         self.y0 = 0  # scene row of buffer row 0
         self.acc = np.zeros((self.cap, width), np.float32)
-        self.wsum = np.zeros((self.cap, width), np.float32)
         self.nodata = np.zeros((self.cap, width), bool)
         self.window = weight_window(tile, window)
+        w1 = window_1d(tile, window)
+        self.wx, self.wy = _coverage(width, self.xs, w1), _coverage(height, self.ys, w1)
 
     def add(self, y: int, x: int, prob: np.ndarray) -> None:
         """Add one tile's (tile, tile) prediction at scene origin (y, x); clips at the edges."""
@@ -66,9 +77,7 @@ class StripBlender:
         r = y - self.y0
         if r < 0 or r + h > self.cap:
             raise ValueError(f"tile at row {y} outside the strip buffer [{self.y0}, +{self.cap})")
-        win = self.window[:h, :w]
-        self.acc[r : r + h, x : x + w] += prob[:h, :w] * win
-        self.wsum[r : r + h, x : x + w] += win
+        self.acc[r : r + h, x : x + w] += prob[:h, :w] * self.window[:h, :w]
 
     def set_nodata(self, y: int, nodata: np.ndarray) -> None:
         """Record the input nodata mask of rows [y, y+h) (it travels with the strip)."""
@@ -80,19 +89,29 @@ class StripBlender:
     def flush(self, upto: int) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
         """Yield ``(row0, prob, valid)`` for finished rows [y0, upto); then shift the strip.
 
-        ``valid`` is False where the input was nodata or no tile was predicted.
+        ``valid`` is False where the input was nodata.
         """
         upto = min(upto, self.height)
         n = upto - self.y0
         if n <= 0:
             return
-        acc, wsum = self.acc[:n], self.wsum[:n]
-        valid = (wsum > 0) & ~self.nodata[:n]
-        prob = np.divide(acc, wsum, out=np.zeros_like(acc), where=valid)
-        yield self.y0, prob, valid
+        norm = np.outer(1.0 / self.wy[self.y0 : upto], 1.0 / self.wx).astype(np.float32)
+        prob = self.acc[:n] * norm
+        valid = ~self.nodata[:n]
+        prob[~valid] = 0.0
+        yield self.y0, prob, valid.copy()
         # shift the unfinished rows to the top of the buffer (no new allocation)
         keep = self.cap - n
-        for buf in (self.acc, self.wsum, self.nodata):
+        for buf in (self.acc, self.nodata):
             buf[:keep] = buf[n:]
             buf[keep:] = 0
         self.y0 = upto
+
+
+def _coverage(length: int, starts: list[int], w1: np.ndarray) -> np.ndarray:
+    """Sum of the 1-D window over all tile positions along one axis."""
+    out = np.zeros(length, np.float64)
+    for s in starts:
+        n = min(len(w1), length - s)
+        out[s : s + n] += w1[:n]
+    return out

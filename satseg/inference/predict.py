@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import math
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -21,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from satseg import __version__
-from satseg.inference.blend import StripBlender, positions
+from satseg.inference.blend import StripBlender
 from satseg.inference.cog import CogWriter
 from satseg.inference.engine import as_predictor, configure_tf
 from satseg.inference.outputs import Decimator, stac_item, write_quicklook
@@ -147,7 +146,9 @@ def predict_scene(
             )
             return {**previous, "status": "skipped"}
         try:
-            summary = _run(model, source, out, scene, p, info, window)
+            # a small GDAL block cache: decoded input blocks must not pile up with scene size
+            with _gdal_env():
+                summary = _run(model, source, out, scene, p, info, window)
         except RasterError as err:
             _write_error(out, scene, src_path, err)
             raise
@@ -173,6 +174,15 @@ def predict_scene(
         out,
     )
     return summary
+
+
+GDAL_CACHE_MB = 96
+
+
+def _gdal_env() -> Any:
+    import rasterio
+
+    return rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MB)
 
 
 def relocate_source(out_dir: Path, new_source: Path) -> None:
@@ -242,10 +252,8 @@ def _run(
     precision = getattr(predictor, "precision", "fp32")
     W, H = source.width, source.height
     stride = p.tile - p.overlap
-    xs = positions(W, p.tile, stride)
-    ys = positions(H, p.tile, stride)
-    rows_ahead = math.ceil(p.batch_size / len(xs)) + 1
-    blender = StripBlender(W, H, p.tile, rows_ahead, window)
+    blender = StripBlender(W, H, p.tile, stride, p.batch_size, window)
+    xs, ys = blender.xs, blender.ys
     masks = MaskStream(W, H, p.threshold, p.opening_px, p.min_area_px)
     paths = output_paths(out)
     tags = {

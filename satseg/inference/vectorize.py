@@ -104,19 +104,7 @@ class PolygonWriter:
                 polys.append(shapely.geometry.shape(geom))
         top = [p for p in polys if p.bounds[1] <= row0]
         rest = [p for p in polys if p.bounds[1] > row0]
-        candidates = rest
-        if self._open:
-            if top:
-                merged = shapely.union_all(self._open + top)
-                parts = list(getattr(merged, "geoms", [merged]))
-                # open polygons that did not continue are finished as they are
-                candidates = parts + rest
-            else:
-                for p in self._open:
-                    self._emit(p)
-                candidates = rest
-        else:
-            candidates = top + rest
+        candidates = _merge_across(self._open, top) + rest
         self._open = []
         last = row1 >= self.height
         for p in candidates:
@@ -160,6 +148,45 @@ class PolygonWriter:
 
     def _project(self, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         return self._to_wgs84.transform(x, y)  # type: ignore[no-any-return]
+
+
+def _merge_across(above: list[Any], below: list[Any]) -> list[Any]:
+    """Union pieces of one building split at a chunk row; untouched pieces pass as they are.
+
+    Pieces touch only along the shared row, so candidate pairs come from an STR-tree of
+    bounding boxes and each connected group is unioned on its own (a scene-wide union of
+    every boundary piece is quadratic in a noisy mask).
+    """
+    import shapely
+
+    if not above or not below:
+        return above + below
+    items = above + below
+    tree = shapely.STRtree(items)
+    parent = list(range(len(items)))
+
+    def root(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    n_above = len(above)
+    for j, poly in enumerate(below, start=n_above):
+        for i in tree.query(poly, predicate="intersects"):
+            if i < n_above:  # pieces of one chunk never touch each other (4-connected)
+                parent[root(int(i))] = root(j)
+    groups: dict[int, list[Any]] = {}
+    for k, poly in enumerate(items):
+        groups.setdefault(root(k), []).append(poly)
+    out = []
+    for members in groups.values():
+        if len(members) == 1:
+            out.append(members[0])
+            continue
+        merged = shapely.union_all(members)
+        out.extend(getattr(merged, "geoms", [merged]))  # corner-only contact stays apart
+    return out
 
 
 def _ring(coords: Any) -> list[list[float]]:

@@ -44,14 +44,13 @@ def _blend(field: np.ndarray, tile: int, overlap: int, batch: int) -> tuple[np.n
     h, w = field.shape
     stride = tile - overlap
     xs, ys = positions(w, tile, stride), positions(h, tile, stride)
-    rows_ahead = -(-batch // len(xs)) + 1
-    b = StripBlender(w, h, tile, rows_ahead)
+    b = StripBlender(w, h, tile, stride, batch)
     out = np.full((h, w), np.nan, np.float32)
     pending: list[tuple[int, int]] = []
 
     def take(rows) -> None:
         for r0, prob, valid in rows:
-            assert valid.all()
+            assert valid.all()  # no nodata was set
             assert np.isnan(out[r0 : r0 + prob.shape[0]]).all(), "row emitted twice"
             out[r0 : r0 + prob.shape[0]] = prob
 

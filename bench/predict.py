@@ -1,0 +1,535 @@
+"""Benchmark of whole-scene inference (LinkNet-ResNet18, 256 px tiles) against baselines.
+
+    python bench/predict.py                 # 5000² and 20000² scenes, all measurements
+    python bench/predict.py --sizes 5000    # quicker
+    python bench/predict.py --only precision
+
+Every measurement runs in its own subprocess, so its peak RSS (``ru_maxrss``) is its own.
+Measured in the same run, on the same CPU:
+
+* **end to end** (``predict_scene``: read, scale, tiles, model, blend, COGs, GeoJSON,
+  quicklook, STAC) in Mpx/s of scene, against **model only**: the same predictor on
+  batches of the same scene's tiles already in memory, scaled to the number of tiles the
+  scene needs at that overlap. Goal: end to end >= 80 % of model only.
+* **peak RSS** for 5000² and 20000² (goal: < 1.5 GiB, equal within 20 %).
+* **seed-style baseline**: whole scene in memory, normalised at once, non-overlapping
+  patches through ``model.predict``, stitched, thresholded, one GeoTIFF write.
+* **precision / compilation options** on a labelled scene: throughput on identical tiles,
+  and the mask IoU against the ground truth and against fp32, probability differences.
+
+The model is a LinkNet-ResNet18 trained for a few minutes on generated scenes (cached in
+the work folder) so that accuracy differences mean something; ``--weights`` reuses one.
+Timings on a shared CPU are noisy: compare figures of one run only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+os.environ.setdefault("SM_FRAMEWORK", "tf.keras")
+os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+REPO = Path(__file__).resolve().parent.parent
+TILE, OVERLAP, BATCH = 256, 64, 8
+SAMPLE_BATCHES = 8  # model-only batches per round (same scene's tiles); 3 rounds before, 3 after
+
+
+# --------------------------------------------------------------------------- helpers
+def rss_mib() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def build(weights: str | None) -> Any:
+    from satseg.models import build_model
+
+    model = build_model("linknet", "resnet18", (None, None, 3), classes=1)
+    if weights:
+        model.load_weights(weights)
+    return model
+
+
+def sample_tiles(scene: str, n: int) -> Any:
+    """n uint8 tiles of the scene, read and scaled the way predict_scene reads them."""
+    import numpy as np
+
+    from satseg.inference.blend import positions
+    from satseg.inference.source import open_scene
+
+    tiles = []
+    with open_scene(scene) as src:
+        xs = positions(src.width, TILE, TILE - OVERLAP)
+        for y in positions(src.height, TILE, TILE - OVERLAP):
+            rgb, _ = src.strip(y, y + TILE)
+            for x in xs:
+                tiles.append(rgb[:, x : x + TILE].copy())
+                if len(tiles) == n:
+                    return np.stack(tiles)
+    return np.stack(tiles)
+
+
+def model_only(predictor: Any, tiles: Any, rounds: int = 3) -> list[float]:
+    """Tiles per second of ``predictor`` on in-memory batches, per round (after a warm-up)."""
+    from satseg.io.raster import to_model_input
+
+    batches = [to_model_input(tiles[i : i + BATCH]) for i in range(0, len(tiles), BATCH)]
+    predictor(batches[0])
+    out = []
+    for _ in range(rounds):
+        t0 = time.perf_counter()
+        for b in batches:
+            predictor(b)
+        out.append(len(tiles) / (time.perf_counter() - t0))
+    return out
+
+
+def make_predictor(model: Any, option: str) -> Any:
+    """Predictor variants compared in the precision study (all share predict_scene)."""
+    import numpy as np
+    import tensorflow as tf
+
+    from satseg.inference.engine import Predictor
+
+    if option in ("fp32", "bf16"):
+        return Predictor(model, TILE, option)
+    if option == "fp32-predict":  # Keras' own loop, as the seed project called it
+
+        class KerasPredict(Predictor):
+            def __call__(self, batch: Any) -> Any:
+                return self.model.predict(batch, batch_size=BATCH, verbose=0)[..., -1]
+
+        return KerasPredict(model, TILE, "fp32")
+    if option in ("fp32-xla", "bf16-xla"):
+        p = Predictor(model, TILE, option.split("-")[0])
+        run = p.model
+
+        @tf.function(jit_compile=True)
+        def call(x: Any) -> Any:
+            return tf.cast(run(x, training=False), tf.float32)[..., -1]
+
+        p._call = call
+        return p
+    if option == "fp32-grappler-bf16":  # oneDNN graph rewrite of the fp32 model
+        tf.config.optimizer.set_experimental_options({"auto_mixed_precision_onednn_bfloat16": True})
+        return Predictor(model, TILE, "fp32")
+    if option.startswith("tflite"):
+        conv = tf.lite.TFLiteConverter.from_concrete_functions(
+            [
+                tf.function(lambda x: model(x, training=False)).get_concrete_function(
+                    tf.TensorSpec([BATCH, TILE, TILE, 3], tf.float32)
+                )
+            ],
+            model,
+        )
+        if option == "tflite-int8-dynamic":
+            conv.optimizations = [tf.lite.Optimize.DEFAULT]
+        interp = tf.lite.Interpreter(model_content=conv.convert(), num_threads=os.cpu_count())
+        interp.allocate_tensors()
+        inp, out = interp.get_input_details()[0]["index"], interp.get_output_details()[0]["index"]
+
+        class Lite(Predictor):
+            def __init__(self) -> None:
+                self.precision, self.tile, self.source, self.model = option, TILE, model, model
+
+            def __call__(self, batch: Any) -> Any:
+                n = len(batch)
+                if n < BATCH:
+                    batch = np.concatenate(
+                        [batch, np.zeros((BATCH - n, *batch.shape[1:]), batch.dtype)]
+                    )
+                interp.set_tensor(inp, batch)
+                interp.invoke()
+                return interp.get_tensor(out)[:n, ..., -1]
+
+        return Lite()
+    raise ValueError(option)
+
+
+# --------------------------------------------------------------------------- workers
+def w_scene(a: dict[str, Any]) -> dict[str, Any]:
+    from satseg.synthetic import make_scene
+
+    t0 = time.perf_counter()
+    sc = make_scene(
+        a["dir"],
+        a["name"],
+        a["size"],
+        a["size"],
+        seed=a["seed"],
+        labelme=False,
+        geojson=False,
+        show_progress=False,
+    )
+    return {"image": str(sc.image), "seconds": time.perf_counter() - t0}
+
+
+def w_train(a: dict[str, Any]) -> dict[str, Any]:
+    """A few minutes of LinkNet-R18 training on generated scenes (bright roofs vs ground)."""
+    import numpy as np
+    import tensorflow as tf
+
+    from satseg.io.raster import to_model_input
+    from satseg.synthetic import building_polygons, make_scene, rasterize_polygons
+
+    size, n = 2048, TILE
+    sc = make_scene(
+        a["dir"], "train", size, size, seed=100, labelme=False, geojson=False, show_progress=False
+    )
+    import rasterio
+
+    with rasterio.open(sc.image) as src:
+        img = np.transpose(src.read(), (1, 2, 0))
+    mask = rasterize_polygons(building_polygons(size, size, 100), size, size)
+    xs = [
+        img[y : y + n, x : x + n]
+        for y in range(0, size, n // 2)[:-1]
+        for x in range(0, size, n // 2)[:-1]
+    ]
+    ys = [
+        mask[y : y + n, x : x + n]
+        for y in range(0, size, n // 2)[:-1]
+        for x in range(0, size, n // 2)[:-1]
+    ]
+    x = to_model_input(np.stack(xs))
+    y = np.stack(ys)[..., None].astype(np.float32)
+    tf.keras.utils.set_random_seed(0)
+    model = build(None)
+    for layer in model.layers:  # moving statistics must settle within a short run
+        if isinstance(layer, tf.keras.layers.BatchNormalization):
+            layer.momentum = 0.9
+
+    def loss(yt: Any, yp: Any) -> Any:
+        bce = tf.keras.losses.binary_crossentropy(yt, yp)
+        inter = tf.reduce_sum(yt * yp)
+        dice = 1 - (2 * inter + 1) / (tf.reduce_sum(yt) + tf.reduce_sum(yp) + 1)
+        return tf.reduce_mean(bce) + dice
+
+    model.compile(tf.keras.optimizers.Adam(1e-3), loss)
+    t0 = time.perf_counter()
+
+    def flip(xi: Any, yi: Any) -> Any:
+        k = tf.random.uniform([], 0, 4, tf.int32, seed=1)
+        return tf.image.rot90(xi, k), tf.image.rot90(yi, k)
+
+    ds = tf.data.Dataset.from_tensor_slices((x, y)).shuffle(len(x), seed=0).repeat()
+    ds = ds.map(flip).batch(BATCH)
+    model.fit(ds, steps_per_epoch=a["steps"], epochs=1, verbose=0)
+    model.save_weights(a["weights"])
+    return {"weights": a["weights"], "seconds": time.perf_counter() - t0, "patches": len(x)}
+
+
+def w_e2e(a: dict[str, Any]) -> dict[str, Any]:
+    from satseg.inference.predict import predict_scene
+
+    model = build(a["weights"])
+    predictor = make_predictor(model, a["option"])
+    tiles = sample_tiles(a["scene"], SAMPLE_BATCHES * BATCH)
+    before = model_only(predictor, tiles)
+    rss_before = rss_mib()
+    t0 = time.perf_counter()
+    s = predict_scene(
+        predictor, a["scene"], a["out"], force=True, tile=TILE, overlap=OVERLAP, batch_size=BATCH
+    )
+    e2e = time.perf_counter() - t0
+    rss = rss_mib()
+    after = model_only(predictor, tiles)
+    return {
+        "option": a["option"],
+        "e2e_s": e2e,
+        "tiles": s["tiles"] - s["tiles_skipped_nodata"],
+        "model_s_inside": s["model_seconds"],
+        "model_tiles_per_s": before + after,
+        "mpx": s["width"] * s["height"] / 1e6,
+        "rss_mib": rss,
+        "rss_before_e2e_mib": rss_before,
+        "outputs": s["outputs"],
+        "polygons": s["polygons"],
+    }
+
+
+def w_seed(a: dict[str, Any]) -> dict[str, Any]:
+    """Seed-style: whole scene in RAM, normalised at once, no overlap, model.predict, 1 write."""
+    import numpy as np
+    import rasterio
+
+    from satseg.io.raster import make_scaler, to_model_input
+
+    model = build(a["weights"])
+    model.predict(np.zeros((1, TILE, TILE, 3), np.float32), verbose=0)
+    t0 = time.perf_counter()
+    with rasterio.open(a["scene"]) as src:
+        rgb = make_scaler(src).apply(src.read())
+        profile = src.profile
+    h, w = rgb.shape[:2]
+    ph, pw = -h % TILE, -w % TILE
+    rgb = np.pad(rgb, ((0, ph), (0, pw), (0, 0)))
+    gh, gw = rgb.shape[0] // TILE, rgb.shape[1] // TILE
+    patches = rgb.reshape(gh, TILE, gw, TILE, 3).swapaxes(1, 2).reshape(-1, TILE, TILE, 3)
+    x = to_model_input(patches)
+    pred = model.predict(x, batch_size=BATCH, verbose=0)[..., 0]
+    full = pred.reshape(gh, gw, TILE, TILE).swapaxes(1, 2).reshape(gh * TILE, gw * TILE)[:h, :w]
+    mask = (full >= 0.5).astype(np.uint8)
+    profile.update(count=1, dtype="uint8", compress="deflate", nodata=None)
+    with rasterio.open(a["out"], "w", **profile) as dst:
+        dst.write(mask, 1)
+    e2e = time.perf_counter() - t0
+    return {"e2e_s": e2e, "tiles": int(gh * gw), "mpx": h * w / 1e6, "rss_mib": rss_mib()}
+
+
+def w_accuracy(a: dict[str, Any]) -> dict[str, Any]:
+    """Masks/probabilities of one option vs fp32 and vs the generator's ground truth."""
+    import numpy as np
+    import rasterio
+
+    from satseg.synthetic import building_polygons, rasterize_polygons
+
+    def read(p: str) -> Any:
+        with rasterio.open(p) as d:
+            return d.read(1)
+
+    n = a["size"]
+    truth = rasterize_polygons(building_polygons(n, n, a["seed"]), n, n).astype(bool)
+    ref_p, ref_m = read(a["ref"]["probability"]).astype(int), read(a["ref"]["mask"]) == 1
+    out = {}
+    for opt, o in a["runs"].items():
+        p, m = read(o["probability"]).astype(int), read(o["mask"]) == 1
+        out[opt] = {
+            "iou_truth": float((m & truth).sum() / max(1, (m | truth).sum())),
+            "iou_vs_fp32": float((m & ref_m).sum() / max(1, (m | ref_m).sum())),
+            "prob_absdiff_mean_u8": float(np.abs(p - ref_p).mean()),
+            "prob_absdiff_p999_u8": float(np.percentile(np.abs(p - ref_p), 99.9)),
+            "prob_absdiff_max_u8": int(np.abs(p - ref_p).max()),
+        }
+    return out
+
+
+WORKERS = {"scene": w_scene, "train": w_train, "e2e": w_e2e, "seed": w_seed, "accuracy": w_accuracy}
+
+
+def run_worker(kind: str, args: dict[str, Any], timeout: int = 3600) -> dict[str, Any]:
+    cmd = [sys.executable, __file__, "_worker", kind, json.dumps(args)]
+    t0 = time.perf_counter()
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, cwd=REPO)
+    if r.returncode != 0:
+        tail = r.stderr.strip().splitlines()[-15:]
+        return {"error": f"{kind} failed (rc {r.returncode}): " + "\n".join(tail)}
+    res = json.loads(r.stdout.strip().splitlines()[-1])
+    res["wall_s"] = time.perf_counter() - t0
+    return res
+
+
+def _tps(r: dict[str, Any]) -> float:
+    """Median model-only throughput of the rounds before and after the end-to-end run."""
+    import statistics
+
+    return float(statistics.median(r["model_tiles_per_s"]))
+
+
+# --------------------------------------------------------------------------- main
+def mem_available_gib() -> float:
+    for line in Path("/proc/meminfo").read_text().splitlines():
+        if line.startswith("MemAvailable"):
+            return int(line.split()[1]) / 2**20
+    return 0.0
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    ap.add_argument("--sizes", type=int, nargs="+", default=[5000, 20000])
+    ap.add_argument("--work", type=Path, default=REPO / "bench" / "out" / "predict")
+    ap.add_argument("--weights", help="LinkNet-R18 weights (.h5); default: train (cached)")
+    ap.add_argument("--train-steps", type=int, default=250)
+    ap.add_argument("--e2e-options", nargs="+", default=["fp32", "bf16"])
+    ap.add_argument(
+        "--precision-options",
+        nargs="+",
+        default=[
+            "fp32",
+            "fp32-predict",
+            "fp32-xla",
+            "bf16",
+            "bf16-xla",
+            "fp32-grappler-bf16",
+            "tflite-fp32",
+            "tflite-int8-dynamic",
+        ],
+    )
+    ap.add_argument("--only", choices=["e2e", "precision"], help="run one part")
+    ap.add_argument(
+        "--seed-max", type=int, default=20000, help="largest size for the seed baseline"
+    )
+    args = ap.parse_args()
+    work: Path = args.work
+    work.mkdir(parents=True, exist_ok=True)
+    results: dict[str, Any] = {"cpu": _cpu(), "tile": TILE, "overlap": OVERLAP, "batch": BATCH}
+
+    weights = args.weights or str(work / f"linknet_r18_{args.train_steps}.weights.h5")
+    if not Path(weights).exists():
+        print(
+            f"training LinkNet-R18 for {args.train_steps} steps (cached in {weights}) ...",
+            flush=True,
+        )
+        results["train"] = run_worker(
+            "train", {"dir": str(work / "train"), "steps": args.train_steps, "weights": weights}
+        )
+        print(results["train"], flush=True)
+
+    if args.only in (None, "precision"):
+        results["precision"] = precision_study(work, weights, args.precision_options)
+    if args.only in (None, "e2e"):
+        results["e2e"] = {}
+        for size in args.sizes:
+            results["e2e"][size] = e2e_study(
+                work, weights, size, args.e2e_options, size <= args.seed_max
+            )
+    out = work / "results.json"
+    out.write_text(json.dumps(results, indent=2, default=str))
+    print(f"\nall figures: {out}")
+
+
+def _cpu() -> dict[str, Any]:
+    from satseg.inference.engine import cpu_has_bf16
+
+    return {
+        "cores": os.cpu_count(),
+        "avx512_bf16": cpu_has_bf16(),
+        "load_avg_at_start": os.getloadavg(),
+    }
+
+
+def scene(work: Path, size: int, seed: int) -> str:
+    img = work / "scenes" / f"scene_{size}_s{seed}.tif"
+    if not img.exists():
+        print(f"generating {size}x{size} scene ...", flush=True)
+        r = run_worker(
+            "scene", {"dir": str(img.parent), "name": img.stem, "size": size, "seed": seed}
+        )
+        print(f"  {r.get('seconds', 0):.0f} s", flush=True)
+    return str(img)
+
+
+def e2e_study(
+    work: Path, weights: str, size: int, options: list[str], seed_base: bool
+) -> dict[str, Any]:
+    img = scene(work, size, seed=11)
+    res: dict[str, Any] = {}
+    for opt in options:
+        print(f"{size}² end to end, {opt} ...", flush=True)
+        r = run_worker(
+            "e2e",
+            {
+                "weights": weights,
+                "scene": img,
+                "option": opt,
+                "out": str(work / "pred" / f"{size}_{opt}"),
+            },
+        )
+        if "error" not in r:
+            tps = _tps(r)
+            model_s = r["tiles"] / tps
+            r["model_only_mpx_s"] = r["mpx"] / model_s
+            r["e2e_mpx_s"] = r["mpx"] / r["e2e_s"]
+            r["e2e_vs_model"] = model_s / r["e2e_s"]
+        res[opt] = r
+        _print_e2e(size, opt, r)
+    if seed_base:
+        need = size * size * 3 * (1 + 1 + 4 + 4 + 1) / 2**30  # rgb, padded, float32, pred, mask
+        if mem_available_gib() > 1.2 * need + 4:
+            print(f"{size}² seed-style baseline ...", flush=True)
+            r = run_worker(
+                "seed",
+                {"weights": weights, "scene": img, "out": str(work / "pred" / f"{size}_seed.tif")},
+            )
+            if "error" not in r:
+                r["e2e_mpx_s"] = r["mpx"] / r["e2e_s"]
+            res["seed_baseline"] = r
+            _print_e2e(size, "seed", r)
+        else:
+            res["seed_baseline"] = {
+                "skipped": f"needs ~{need:.1f} GiB, {mem_available_gib():.1f} available"
+            }
+            print(res["seed_baseline"])
+    return res
+
+
+def _print_e2e(size: int, opt: str, r: dict[str, Any]) -> None:
+    if "error" in r:
+        print(f"  ERROR {r['error']}", flush=True)
+        return
+    line = f"  {size}² {opt:>6}: end to end {r['e2e_s']:.1f} s = {r['e2e_mpx_s']:.2f} Mpx/s"
+    if "model_only_mpx_s" in r:
+        line += (
+            f"; model only {r['model_only_mpx_s']:.2f} Mpx/s ({_tps(r):.1f} tiles/s)"
+            f" -> e2e/model {100 * r['e2e_vs_model']:.0f} %"
+        )
+    if "model_s_inside" in r:
+        line += f"; model time inside e2e {r['model_s_inside']:.1f} s"
+    line += f"; peak RSS {r['rss_mib']:.0f} MiB"
+    print(line, flush=True)
+
+
+def precision_study(work: Path, weights: str, options: list[str]) -> dict[str, Any]:
+    size, seed = 2048, 7
+    img = scene(work, size, seed)
+    runs: dict[str, Any] = {}
+    for opt in [*options, options[0]]:  # first option again at the end: drift of the shared CPU
+        key = opt if opt not in runs else f"{opt} (again)"
+        print(f"precision option {key} ...", flush=True)
+        r = run_worker(
+            "e2e",
+            {
+                "weights": weights,
+                "scene": img,
+                "option": opt,
+                "out": str(work / "prec" / key.replace(" ", "_")),
+            },
+        )
+        runs[key] = r
+        if "error" in r:
+            print(f"  ERROR {r['error']}", flush=True)
+        else:
+            print(
+                f"  model only {_tps(r):.1f} tiles/s, end to end {r['e2e_s']:.1f} s",
+                flush=True,
+            )
+    ok = {k: v["outputs"] for k, v in runs.items() if "error" not in v}
+    if "fp32" in ok:
+        acc = run_worker("accuracy", {"size": size, "seed": seed, "ref": ok["fp32"], "runs": ok})
+        for k, v in acc.items():
+            if isinstance(v, dict):
+                runs[k]["accuracy"] = v
+    base = _tps(runs["fp32"]) if "error" not in runs.get("fp32", {"error": 1}) else None
+    print(
+        "\n| option | model only tiles/s | Mpx/s | speedup vs fp32 | IoU truth | IoU vs fp32 | mean / max |Δp| (1/255) |"
+    )
+    print("|---|---|---|---|---|---|---|")
+    for k, v in runs.items():
+        if "error" in v:
+            print(f"| {k} | failed: {v['error'][:80]} |")
+            continue
+        tps = _tps(v)
+        a = v.get("accuracy", {})
+        print(
+            f"| {k} | {tps:.1f} | {tps * TILE * TILE / 1e6:.2f} | {tps / base:.2f}x | "
+            f"{a.get('iou_truth', float('nan')):.4f} | {a.get('iou_vs_fp32', float('nan')):.4f} | "
+            f"{a.get('prob_absdiff_mean_u8', float('nan')):.2f} / {a.get('prob_absdiff_max_u8', -1)} |"
+        )
+    return runs
+
+
+if __name__ == "__main__":
+    if len(sys.argv) > 1 and sys.argv[1] == "_worker":
+        sys.path.insert(0, str(REPO))
+        print(json.dumps(WORKERS[sys.argv[2]](json.loads(sys.argv[3])), default=str))
+    else:
+        main()
