@@ -185,38 +185,47 @@ class Procs:
 
     def stop(self, name: str, grace: float = 15) -> None:
         """SIGTERM the group, then SIGKILL whatever is left of it and of its descendants."""
+        self._stop([name], grace)
+
+    def stop_all(self, grace: float = 15) -> None:
+        """Stop every process at once (one shared grace period, not one per process)."""
+        self._stop(list(self.procs), grace)
+
+    def _stop(self, names: list[str], grace: float) -> None:
         import psutil
 
-        p = self.procs[name]
-        self.expect_dead.add(name)
-        try:
-            descendants = psutil.Process(p.pid).children(recursive=True)
-        except psutil.NoSuchProcess:
-            descendants = []
-        try:
-            os.killpg(p.pid, signal.SIGTERM)
-        except ProcessLookupError:
-            pass
-        try:
-            p.wait(timeout=grace)
-        except subprocess.TimeoutExpired:
-            pass
-        try:
-            os.killpg(p.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
+        descendants: list[psutil.Process] = []
+        for name in names:
+            p = self.procs[name]
+            self.expect_dead.add(name)
+            try:
+                descendants += psutil.Process(p.pid).children(recursive=True)
+            except psutil.NoSuchProcess:
+                pass
+            try:
+                os.killpg(p.pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+        deadline = time.monotonic() + grace
+        for name in names:
+            try:
+                self.procs[name].wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                pass
+        for name in names:  # children (task runners, pool workers) may outlive the parent
+            try:
+                os.killpg(self.procs[name].pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
         for proc in descendants:
             try:
                 proc.kill()
             except psutil.NoSuchProcess:
                 pass
         psutil.wait_procs(descendants, timeout=10)
-        if p.poll() is None:
-            p.wait(timeout=10)
-
-    def stop_all(self) -> None:
-        for name in list(self.procs)[::-1]:
-            self.stop(name)
+        for name in names:
+            if self.procs[name].poll() is None:
+                self.procs[name].wait(timeout=10)
 
     def group_alive(self, name: str) -> bool:
         try:
