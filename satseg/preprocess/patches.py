@@ -164,17 +164,17 @@ def patch_scene(
     with ThreadPoolExecutor(n_workers) as pool:
         for r in progress(rows, desc=f"patch {scene}", enabled=show_progress):
             h = min(P, H - r)
-            rgb_s, nd_s = source.read(r, h)
-            rgb = np.zeros((P, wpad, 3), np.uint8)
-            rgb[:h, :W] = rgb_s
-            nd = np.ones((P, wpad), bool)
-            nd[:h, :W] = nd_s
+            rgb, nd = source.read(r, h)
+            if h < P or wpad > W:  # pad the edge strip: zeros, counted as nodata
+                rgb = _pad(rgb, (P, wpad, 3), 0)
+                nd = _pad(nd, (P, wpad), True)
             mask = np.zeros((P, wpad), np.uint8)
             if isinstance(labels, PolygonSet):
                 labels.burn(mask, r, 0)
             else:
                 mask[:h, :W] = labels.read(r, h)
-            mask[nd] = 0  # no labels on nodata or padding
+            if nd.any():
+                mask[nd] = 0  # no labels on nodata or padding
             for c in cols:
                 name = f"{scene}_r{r:05d}_c{c:05d}.png"
                 sl = np.s_[:, c : c + P]
@@ -182,6 +182,12 @@ def patch_scene(
                 pending.append((name, r, c, fut))
             collect(limit=n_workers * len(cols))  # at most ~two strips in flight
         collect(limit=0)
+    return out
+
+
+def _pad(a: np.ndarray, shape: tuple[int, ...], fill: Any) -> np.ndarray:
+    out = np.full(shape, fill, a.dtype)
+    out[: a.shape[0], : a.shape[1]] = a
     return out
 
 

@@ -17,7 +17,7 @@ from satseg.io.raster import RasterError, make_scaler, read_plain_image
 
 PLAIN_SUFFIXES = {".png", ".jpg", ".jpeg"}
 TIFF_SUFFIXES = {".tif", ".tiff"}
-GDAL_CACHE_MB = 128
+GDAL_CACHE_MB = 64
 
 
 class StripSource(Protocol):
@@ -43,8 +43,8 @@ class GeoTiffSource:
         from rasterio.errors import RasterioError
 
         self.path = Path(path)
-        # GDAL's block cache defaults to 5 % of RAM and would grow with the scene; one row
-        # of blocks is all a strip reader needs.
+        # GDAL's block cache defaults to 5 % of RAM and would grow with the scene; reads
+        # here are block-aligned chunks, so a small cache is plenty.
         self._env = rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MB)
         self._env.__enter__()
         try:
@@ -64,20 +64,42 @@ class GeoTiffSource:
         self.width, self.height = self._src.width, self._src.height
         self.crs = self._src.crs
         self.transform = self._src.transform
+        block_h = self._src.block_shapes[0][0] if self._src.block_shapes else 1
+        # chunks of one block row; very tall blocks (rare) would cost memory: read per strip
+        self._block_rows = int(block_h) if 1 <= block_h <= 1024 else 1
+        self._chunk = np.zeros((0, 0, 0), np.uint8)
+        self._chunk_rows = (0, 0)
 
     def read(self, row0: int, nrows: int) -> tuple[np.ndarray, np.ndarray]:
+        """Rows ``row0..row0+nrows`` (clipped to the scene), served from a block-aligned chunk.
+
+        Reading whole rows of the file's blocks decodes each block once; a 256-row strip of
+        a 512-row-tiled file would otherwise decode every tile twice.
+        """
+        end = min(row0 + nrows, self.height)
+        if not (self._chunk_rows[0] <= row0 and end <= self._chunk_rows[1]):
+            self._load_chunk(row0, end)
+        data = self._chunk[:, row0 - self._chunk_rows[0] : end - self._chunk_rows[0]]
+        return self._local.apply(data), self._local.nodata_mask(data)
+
+    def _load_chunk(self, row0: int, end: int) -> None:
         from rasterio.errors import RasterioError
         from rasterio.windows import Window
 
-        window = Window(0, row0, self.width, nrows)
+        bh = self._block_rows
+        start = (row0 // bh) * bh
+        stop = min(self.height, max(-(-end // bh) * bh, start + bh))
+        self._chunk = np.zeros((0, 0, 0), np.uint8)  # free the old chunk before reading
         try:
-            data = self._src.read(self.scaler.bands, window=window)
+            self._chunk = self._src.read(
+                self.scaler.bands, window=Window(0, start, self.width, stop - start)
+            )
         except RasterioError as e:
             raise RasterError(
-                f"{self.path.name}: rows {row0}-{row0 + nrows} unreadable, corrupt or truncated ({e})",
+                f"{self.path.name}: rows {start}-{stop} unreadable, corrupt or truncated ({e})",
                 "decode",
             ) from e
-        return self._local.apply(data), self._local.nodata_mask(data)
+        self._chunk_rows = (start, stop)
 
     def describe(self) -> dict[str, Any]:
         return {

@@ -1,0 +1,200 @@
+"""Benchmark of scene preprocessing (scene + LabelMe -> 256 px image/mask PNG patches).
+
+    python bench/preprocess.py                       # 10000² and 20000², 3 rounds each
+    python bench/preprocess.py --sizes 10000 --rounds 1
+
+Compared in the same run, on the same generated scene (GeoTIFF, 3 bands, uint8, deflate,
+512 px tiles) and its LabelMe polygons:
+
+* **seed-style baseline**: ``cv2.imread`` of the whole scene, ``cv2.fillPoly`` of every
+  polygon on a whole-scene mask, ``patchify`` both, one ``cv2.imwrite`` per image and mask
+  patch (OpenCV's default PNG settings).
+* **satseg**: ``satseg.ingest.scene.build_scene``, exactly what ``process_pair`` runs:
+  label validation, windowed strip reads, mask burning per strip, nodata/padding check,
+  PNGs written by a thread pool, per-patch drift features and band histograms.
+* **satseg without drift features**: the same patching without ``image_features`` (the
+  seed computes none), to show what the features cost.
+
+Every measurement runs in its own subprocess, so its peak RSS (``ru_maxrss``) is its own.
+Rounds alternate the variants; the median is reported. Timings on a shared CPU are noisy:
+compare figures of one run only. Goal: satseg >= 3x the baseline's patches/s, peak RSS
+< 1 GiB whatever the scene size.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parent.parent
+PATCH = 256
+VARIANTS = ("baseline", "satseg", "satseg-nofeatures")
+
+
+def rss_mib() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+# --------------------------------------------------------------------------- children
+def run_baseline(image: Path, labels: Path, out: Path) -> int:
+    """The seed project's way: whole image and mask in memory, patchify, imwrite each."""
+    import cv2
+    import numpy as np
+    from patchify import patchify
+
+    img = cv2.imread(str(image), cv2.IMREAD_COLOR)
+    doc = json.loads(labels.read_text())
+    mask = np.zeros(img.shape[:2], np.uint8)
+    for shape in doc["shapes"]:
+        cv2.fillPoly(mask, [np.round(np.array(shape["points"])).astype(np.int32)], 255)
+    h, w = (img.shape[0] // PATCH) * PATCH, (img.shape[1] // PATCH) * PATCH
+    ip = patchify(img[:h, :w], (PATCH, PATCH, 3), step=PATCH)
+    mp = patchify(mask[:h, :w], (PATCH, PATCH), step=PATCH)
+    (out / "images").mkdir(parents=True)
+    (out / "masks").mkdir(parents=True)
+    n = 0
+    for i in range(ip.shape[0]):
+        for j in range(ip.shape[1]):
+            cv2.imwrite(str(out / "images" / f"{i}_{j}.png"), ip[i, j, 0])
+            cv2.imwrite(str(out / "masks" / f"{i}_{j}.png"), mp[i, j])
+            n += 1
+    return n
+
+
+def run_satseg(image: Path, labels: Path, out: Path, features: bool) -> int:
+    os.environ["SATSEG_HOME"] = str(out / "home")
+    os.environ["SATSEG_LOG_PROGRESS"] = "false"
+    from satseg.config import get_settings
+
+    settings = get_settings()
+    if features:
+        from satseg.ingest.scene import build_scene
+
+        record = {"sha256": "bench", "original": image.name, "annotation": {}, "raw": {}}
+        index = build_scene(settings, "bench", "scene", image, labels, "labelme", record=record)
+        return len(index["patches"])
+    # the same steps as build_scene, with the drift features switched off
+    from satseg.ingest.labels import load_labels
+    from satseg.ingest.scene import scene_params
+    from satseg.preprocess.masks import PolygonSet
+    from satseg.preprocess.patches import PatchParams, patch_scene
+    from satseg.preprocess.source import open_source
+
+    p = scene_params(settings)
+    src = open_source(image, p["bands"], p["scale"])
+    polys = PolygonSet.from_geometries(load_labels(labels, src).geometries)
+    done = patch_scene(
+        src, polys, out / "scene", "scene", PatchParams(**p["patch"]), features=False
+    )
+    src.close()
+    return len(done.patches)
+
+
+def child(variant: str, image: Path, labels: Path, out: Path) -> None:
+    t0 = time.perf_counter()
+    if variant == "baseline":
+        n = run_baseline(image, labels, out)
+    else:
+        n = run_satseg(image, labels, out, features=variant == "satseg")
+    dt = time.perf_counter() - t0
+    print(json.dumps({"variant": variant, "patches": n, "seconds": dt, "peak_rss_mib": rss_mib()}))
+
+
+# --------------------------------------------------------------------------- parent
+def scene(work: Path, size: int) -> tuple[Path, Path]:
+    from satseg.synthetic import make_scene
+
+    folder = work / f"scene-{size}"
+    image, labels = folder / f"s{size}.tif", folder / f"s{size}.json"
+    if not (image.exists() and labels.exists()):
+        print(f"generating {size}x{size} scene (once, cached in {folder}) ...", flush=True)
+        make_scene(folder, f"s{size}", size, size, seed=0, geojson=False, show_progress=False)
+    return image, labels
+
+
+def measure(variant: str, image: Path, labels: Path, work: Path) -> dict[str, Any]:
+    out = work / f"run-{variant}"
+    shutil.rmtree(out, ignore_errors=True)
+    out.mkdir(parents=True)
+    r = subprocess.run(
+        [sys.executable, __file__, "--child", variant, str(image), str(labels), str(out)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    shutil.rmtree(out, ignore_errors=True)
+    if r.returncode != 0:
+        raise SystemExit(f"{variant} failed:\n{r.stderr[-3000:]}")
+    res: dict[str, Any] = json.loads(r.stdout.strip().splitlines()[-1])
+    res["patches_per_s"] = res["patches"] / res["seconds"]
+    return res
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    ap.add_argument("--sizes", type=int, nargs="+", default=[10000, 20000])
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--work", type=Path, default=REPO / "bench" / "out" / "preprocess")
+    ap.add_argument("--json", type=Path, help="Also write the results here")
+    ap.add_argument(
+        "--child", nargs=4, metavar=("VARIANT", "IMAGE", "LABELS", "OUT"), help=argparse.SUPPRESS
+    )
+    args = ap.parse_args()
+    if args.child:
+        v, image, labels, out = args.child
+        child(v, Path(image), Path(labels), Path(out))
+        return
+    sys.path.insert(0, str(REPO))
+    args.work.mkdir(parents=True, exist_ok=True)
+    print(
+        f"python {platform.python_version()}, {os.cpu_count()} CPUs, "
+        f"load average {os.getloadavg()[0]:.1f} at start; {args.rounds} round(s), median shown"
+    )
+    summary = []
+    for size in args.sizes:
+        image, labels = scene(args.work, size)
+        runs: dict[str, list[dict[str, Any]]] = {v: [] for v in VARIANTS}
+        for _ in range(args.rounds):
+            for v in VARIANTS:
+                runs[v].append(measure(v, image, labels, args.work))
+        base = statistics.median(r["patches_per_s"] for r in runs["baseline"])
+        print(f"\n{size}x{size} scene ({image.stat().st_size / 2**20:.0f} MiB GeoTIFF)")
+        print(
+            f"{'variant':<20}{'patches':>9}{'seconds':>9}{'patches/s':>11}{'vs base':>9}{'peak RSS':>12}"
+        )
+        for v in VARIANTS:
+            pps = statistics.median(r["patches_per_s"] for r in runs[v])
+            sec = statistics.median(r["seconds"] for r in runs[v])
+            rss = max(r["peak_rss_mib"] for r in runs[v])
+            n = runs[v][0]["patches"]
+            print(f"{v:<20}{n:>9}{sec:>9.1f}{pps:>11.0f}{pps / base:>8.2f}x{rss:>8.0f} MiB")
+            summary.append(
+                {
+                    "size": size,
+                    "variant": v,
+                    "patches": n,
+                    "seconds": sec,
+                    "patches_per_s": pps,
+                    "speedup": pps / base,
+                    "peak_rss_mib": rss,
+                    "rounds": runs[v],
+                }
+            )
+    if args.json:
+        args.json.write_text(json.dumps(summary, indent=2))
+
+
+if __name__ == "__main__":
+    main()
