@@ -1,0 +1,133 @@
+"""satseg_retrain: processed dataset version -> MLflow runs -> challenger -> (maybe) champion."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from airflow.sdk import AssetAlias, AssetOrTimeSchedule, CronTriggerTimetable, Param, dag, task
+
+from satseg.config import get_settings
+from satseg.dagkit import DRIFT, MODEL, PROCESSED, default_args
+from satseg.models import ARCHS
+
+# Promotions are added to this alias only when they happen, so `satseg://model` gets an
+# event (and triggers its consumers) for a new champion, never for a rejected challenger.
+MODEL_PROMOTIONS = AssetAlias(name="satseg_model_promotions", group="satseg")
+
+_settings = get_settings()
+_train = _settings.params().get("train") or {}
+
+DOC = """
+### satseg_retrain
+Retrains the segmentation model nightly (`SATSEG_RETRAIN_CRON`, default 02:00 UTC), when
+`satseg_ingest` publishes a new dataset version (`satseg://processed`) and when
+`satseg_monitor` reports drift (`satseg://drift`).
+
+1. **resolve** - dataset version to train on: the `dataset_version` param, else the newest
+   triggering event, else the latest version of `dataset`. If the champion was trained on
+   that very version the run stops here (skipped) unless `force` is set.
+2. **plan** - training configs: `params.yaml` `train:` + this run's params, or the `sweep`
+   grid, e.g. `{"arch": ["linknet", "unet"], "learning_rate": [0.001, 0.0003]}` (max 8).
+3. **train** - one mapped task per config, one at a time: an MLflow run with params,
+   per-epoch metrics, lineage tags (dataset tag, DVC md5, code version), best checkpoint.
+4. **evaluate** - val IoU/Dice/precision/recall + overlay PNGs + the model, logged to each
+   run; the best run is the candidate.
+5. **register** - new version of `satseg-segmenter`, alias `challenger`.
+6. **promote** - champion re-evaluated on the same val split; the challenger becomes
+   `champion` only if its IoU beats it by `SATSEG_PROMOTION_MARGIN` (the first model always
+   does). A promotion emits `satseg://model`.
+7. **notify** - the decision and its reason (logs, e-mail/Slack when configured).
+"""
+
+
+@dag(
+    dag_id="satseg_retrain",
+    schedule=AssetOrTimeSchedule(
+        timetable=CronTriggerTimetable(_settings.retrain_cron, timezone="UTC"),
+        assets=(PROCESSED | DRIFT),
+    ),
+    start_date=datetime(2026, 1, 1),
+    catchup=False,
+    max_active_runs=1,
+    default_args=default_args(),
+    params={
+        "arch": Param(_train.get("arch", "linknet"), type="string", enum=list(ARCHS)),
+        "backbone": Param(_train.get("backbone", "resnet18"), type="string", minLength=1),
+        "epochs": Param(int(_train.get("epochs", 20)), type="integer", minimum=1, maximum=1000),
+        "batch_size": Param(int(_train.get("batch_size", 8)), type="integer", minimum=1),
+        "learning_rate": Param(
+            float(_train.get("learning_rate", 1e-3)), type="number", exclusiveMinimum=0
+        ),
+        "dataset": Param(
+            None, type=["null", "string"], description="Dataset name; empty = newest one"
+        ),
+        "dataset_version": Param(
+            None, type=["null", "string"], description="Version tag, e.g. demo-v3; empty = latest"
+        ),
+        "force": Param(False, type="boolean", description="Train even without new data"),
+        "sweep": Param(
+            None,
+            type=["null", "object"],
+            description='Grid of options, e.g. {"arch": ["linknet", "unet"]}',
+        ),
+    },
+    tags=["satseg", "training"],
+    doc_md=DOC,
+)
+def satseg_retrain() -> None:
+    @task.short_circuit
+    def resolve(params: Any = None, triggering_asset_events: Any = None) -> Any:
+        from satseg.training.retrain import resolve_for_run
+
+        return resolve_for_run(get_settings(), params, triggering_asset_events)
+
+    @task
+    def plan(data: dict[str, Any], params: Any = None) -> list[dict[str, Any]]:
+        from satseg.training.retrain import plan_for_run
+
+        return plan_for_run(get_settings(), params)
+
+    @task(max_active_tis_per_dag=1, execution_timeout=timedelta(hours=12))
+    def train(
+        config: dict[str, Any], data: dict[str, Any], run_id: Any = None, ti: Any = None
+    ) -> dict[str, Any]:
+        from satseg.training.retrain import train_candidate
+
+        return train_candidate(get_settings(), data, config, key=f"{run_id}/{ti.map_index}")
+
+    @task
+    def evaluate(data: dict[str, Any], candidates: Any) -> dict[str, Any]:
+        from satseg.training.retrain import evaluate_candidates
+
+        return evaluate_candidates(get_settings(), data, candidates)
+
+    @task
+    def register(data: dict[str, Any], evaluated: dict[str, Any]) -> dict[str, Any]:
+        from satseg.training.retrain import register_best
+
+        return register_best(get_settings(), data, evaluated)
+
+    @task(outlets=[MODEL_PROMOTIONS])
+    def promote(data: dict[str, Any], ref: dict[str, Any], outlet_events: Any = None) -> Any:
+        from satseg.registry.promotion import compare_and_promote
+
+        decision = compare_and_promote(get_settings(), ref["version"], data["dir"])
+        if decision["promoted"]:
+            outlet_events[MODEL_PROMOTIONS].add(MODEL, extra=decision)
+        return decision
+
+    @task
+    def notify(decision: dict[str, Any]) -> str:
+        from satseg.training.retrain import announce
+
+        return announce(decision)
+
+    data = resolve()
+    configs = plan(data)
+    runs = train.partial(data=data).expand(config=configs)
+    evaluated = evaluate(data, runs)
+    notify(promote(data, register(data, evaluated)))
+
+
+satseg_retrain()
