@@ -264,13 +264,10 @@ data_drift_task = _no_retry(check_data_drift)
 
 def evaluate_champion(settings: Settings, when: datetime | None = None) -> dict[str, Any]:
     """Evaluate the champion on each dataset's newest version it has not been evaluated on."""
+    from satseg import registry
     from satseg.monitoring import performance as perf
     from satseg.monitoring import reference as ref_mod
 
-    try:
-        import satseg.registry as registry
-    except ImportError:
-        return {"status": "no_registry", "concept_drift": False}
     champ = registry.champion(settings)
     if champ is None:
         return {"status": "no_champion", "concept_drift": False}
@@ -285,17 +282,17 @@ def evaluate_champion(settings: Settings, when: datetime | None = None) -> dict[
     if todo:
         from satseg.training.evaluate import evaluate
 
-        model, ref = registry.load_model(settings, "champion")
-        baseline = _baseline_iou(getattr(ref, "metrics", None) or {})
+        model, ref = registry.load_model(settings, champ.version)
+        baseline = _baseline_iou(ref.metrics)
         for tag in todo:
             metrics = evaluate(model, ref_mod.tag_dir(settings, tag), split="val")
             row = perf.record_evaluation(
                 hist_path,
                 metrics,
-                model_name=str(ref.name),
-                model_version=str(ref.version),
+                model_name=ref.name,
+                model_version=ref.version,
                 dataset_tag=tag,
-                model_run_id=str(getattr(ref, "run_id", "") or ""),
+                model_run_id=ref.run_id,
                 when=when,
             )
             history = perf.load_history(hist_path)
@@ -365,7 +362,9 @@ def drift_event(data: dict[str, Any], perf: dict[str, Any]) -> dict[str, Any] | 
     return {
         "reason": "; ".join(reasons),
         "kind": kinds,
-        "report": data.get("report") or perf.get("plot"),
+        # the report that shows the drift: the KS/Evidently one, or the IoU-over-time plot
+        "report": data["report"] if "data" in kinds else perf.get("plot"),
+        "data_report": data.get("report"),
         "plot": perf.get("plot"),
         "share_drifted": data.get("share_drifted"),
         "mlflow_run_id": data.get("mlflow_run_id"),

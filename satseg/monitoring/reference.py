@@ -8,10 +8,11 @@ processed dataset, so it is versioned with the data; an older tag is checked out
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from satseg.monitoring import MonitorError
 from satseg.monitoring.features import feature_names
@@ -20,6 +21,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from satseg.config import Settings
+    from satseg.versioning import DatasetVersion
 
 log = logging.getLogger(__name__)
 FEATURES_CSV = "features.csv"
@@ -36,59 +38,42 @@ def split_tag(tag: str) -> tuple[str, int]:
     return m["dataset"], int(m["n"])
 
 
-def _tag_name(v: Any) -> str:
-    """A version as listed by satseg.versioning: a tag string or an object/dict with a tag."""
-    if isinstance(v, str):
-        return v
-    if isinstance(v, dict):
-        return str(v.get("tag") or v.get("name"))
-    return str(getattr(v, "tag", None) or getattr(v, "name", v))
+def _versions(settings: Settings) -> list[DatasetVersion]:
+    """Dataset versions of the data repository, oldest first per dataset (none without one)."""
+    import satseg.versioning as versioning
+
+    return list(versioning.list_versions(settings))
 
 
 def known_tags(settings: Settings) -> list[str]:
-    """Every dataset tag of the data repository (empty without one)."""
-    try:
-        import satseg.versioning as versioning
-    except ImportError:
-        return []
-    try:
-        versions = versioning.list_versions(settings)
-    except Exception as e:  # no data repository yet
-        log.info("no dataset versions: %s", e)
-        return []
-    return sorted((_tag_name(v) for v in versions), key=lambda t: (t.rsplit("-v", 1)[0], _n(t)))
-
-
-def _n(tag: str) -> int:
-    try:
-        return split_tag(tag)[1]
-    except MonitorError:
-        return -1
+    return [v.tag for v in _versions(settings)]
 
 
 def latest_tags(settings: Settings) -> dict[str, str]:
     """Newest tag of each dataset."""
-    out: dict[str, str] = {}
-    for t in known_tags(settings):
-        m = _TAG.match(t)
-        if m and _n(t) >= _n(out.get(m["dataset"], "x-v-1")):
-            out[m["dataset"]] = t
-    return out
+    return {v.dataset: v.tag for v in _versions(settings)}  # sorted by (dataset, number)
 
 
 def tag_dir(settings: Settings, tag: str) -> Path:
-    """Processed dataset directory holding ``tag`` (the working copy if it is the newest)."""
+    """A directory holding version ``tag``: the live dataset if it is that version, else a
+    read-only copy (``versioning.materialize``), so training's working copy is never swapped."""
+    import satseg.versioning as versioning
+
     dataset, _ = split_tag(tag)
     tags = known_tags(settings)
     if tag not in tags:
         raise MonitorError(f"unknown dataset tag {tag!r}; known tags: {', '.join(tags) or 'none'}")
-    import satseg.versioning as versioning
+    d = Path(versioning.dataset_dir(settings, dataset))
+    if _manifest_tag(d) == tag:
+        return d
+    return Path(versioning.materialize(settings, tag))
 
-    if latest_tags(settings).get(dataset) == tag:
-        d = Path(versioning.dataset_dir(settings, dataset))
-        if (d / FEATURES_CSV).is_file():
-            return d
-    return Path(versioning.checkout(settings, tag))
+
+def _manifest_tag(d: Path) -> str | None:
+    try:
+        return str(json.loads((d / "manifest.json").read_text()).get("tag"))
+    except (OSError, ValueError):
+        return None
 
 
 def features_path(settings: Settings, ref: str) -> Path:
@@ -127,16 +112,14 @@ def load_reference(settings: Settings, ref: str) -> tuple[pd.DataFrame, Path]:
 
 def default_reference(settings: Settings) -> str | None:
     """The champion's training dataset tag, else the newest dataset tag, else None."""
-    try:
-        import satseg.registry as registry
+    from satseg import registry
 
+    try:
         champ = registry.champion(settings)
-    except ImportError:
+    except Exception as e:  # tracking store unreachable: data drift still gets checked
+        log.warning("no champion to take the reference from: %s", e)
         champ = None
-    except Exception as e:  # no registry yet / tracking store empty
-        log.info("no champion to take the reference from: %s", e)
-        champ = None
-    if champ is not None and getattr(champ, "dataset_tag", None):
-        return str(champ.dataset_tag)
-    latest = latest_tags(settings)
-    return max(latest.values(), key=_n) if latest else None
+    if champ is not None and champ.dataset_tag:
+        return champ.dataset_tag
+    versions = _versions(settings)
+    return max(versions, key=lambda v: v.date).tag if versions else None

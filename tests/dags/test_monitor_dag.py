@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import json
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -45,8 +46,9 @@ def env(settings, airflow_db, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -
         yield type("Env", (), {"settings": get_settings(), "ref": str(ref), "sinks": sinks})
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def monitor_dag() -> Any:
+    """Parsed afresh for each test: dag.test(run_conf=...) leaves the conf in the DAG's params."""
     from airflow.dag_processing.dagbag import DagBag
 
     bag = DagBag(dag_folder=str(DAG_FILE))
@@ -150,3 +152,44 @@ def test_same_distribution_no_drift_and_bad_input_alerts(
     assert "unknown dataset tag &#x27;demo-v404&#x27;" in body
     assert "/dags/satseg_monitor/runs/" in body and "/tasks/plan" in body
     assert "unknown dataset tag 'demo-v404'" in env.sinks.posts[0]["json"]["text"]
+
+
+@pytest.mark.slow
+def test_champion_worse_on_new_labelled_data_is_concept_drift(
+    env: Any, monitor_dag: Any, tmp_path: Path
+) -> None:
+    """Real DVC versions + MLflow champion: the roof model fails on new desert labels."""
+    from satseg.monitoring.performance import load_history
+    from satseg.synthetic import SceneStyle
+
+    s = env.settings
+    urban = SceneStyle(building_density=2.0)
+    desert = SceneStyle(building_density=2.0, land_cover="desert")
+    v1 = synth.version_sample_dataset(s, "demo", 1, urban, tmp_path / "u")
+    version = synth.register_champion(s, v1, val_iou=1.0)
+    v2 = synth.version_sample_dataset(s, "demo", 2, desert, tmp_path / "d")
+    synth.make_scenes(s.raw / "demo", 2, 600, urban)  # production imagery still looks like v1
+
+    dr = monitor_dag.test()  # no params: champion's dataset vs new imagery + new labels
+    states = _states(dr)
+    assert str(dr.state) == "success" and states["emit_drift"] == "success", states
+    (extra,) = _drift_events(dr.run_id)
+    assert extra["kind"] == ["concept"], extra["reason"]
+    assert (
+        f"champion v{version} IoU 0.1" in extra["reason"] and f"on {v2} vs 1.000" in extra["reason"]
+    )
+    assert Path(extra["report"]).name == "performance.png" and Path(extra["report"]).is_file()
+    (row,) = load_history(s.state / "performance.csv")
+    assert (row["model_version"], row["dataset_tag"]) == (version, v2) and row["iou"] < 0.3
+    # The reference was v1 (the champion's data), read from a copy: the live dataset stays v2.
+    assert (s.processed / ".versions" / v1 / "features.csv").is_file()
+    assert json.loads((s.processed / "demo" / "manifest.json").read_text())["tag"] == v2
+    env.sinks.wait(mails=1)
+    assert "concept drift" in env.sinks.bodies()[0]
+
+    # Same champion, nothing new: nothing re-evaluated, no drift.
+    again = monitor_dag.test()
+    assert (
+        _states(again)["emit_drift"] == "skipped"
+        and len(load_history(s.state / "performance.csv")) == 1
+    )

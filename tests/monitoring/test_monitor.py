@@ -77,8 +77,9 @@ def test_drift_event_reasons() -> None:
     assert ev["reason"].startswith("data drift: 5 of 22 image features drifted (share 0.23)")
     assert "concept drift: champion v2 IoU 0.4" in ev["reason"]
     assert ev["report"] == "/r/drift.html" and ev["plot"] == "/r/performance.png"
-    only_concept = monitor.drift_event({"status": "no_new_imagery"}, perf)
+    only_concept = monitor.drift_event({**data, "drift_detected": False}, perf)
     assert only_concept is not None and only_concept["report"] == "/r/performance.png"
+    assert only_concept["data_report"] == "/r/drift.html" and only_concept["kind"] == ["concept"]
 
 
 def test_no_champion_means_no_evaluation(msettings) -> None:
