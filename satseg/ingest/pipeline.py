@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -35,6 +36,31 @@ from satseg.preprocess.dataset import build_dataset, load_scenes, scene_dir
 log = logging.getLogger(__name__)
 STALE_CLAIM_S = 6 * 3600  # a "processing" claim older than this is from a crashed run
 
+
+def _data_errors() -> tuple[type[BaseException], ...]:
+    """Exceptions that mean "this input is malformed" (quarantine), not "retry the task".
+
+    OSError (disk full, permissions) is deliberately absent: the task fails and Airflow
+    retries it with the files still in the inbox.
+    """
+    import cv2
+    from rasterio.errors import RasterioError
+    from shapely.errors import ShapelyError
+
+    return (
+        ValueError,
+        TypeError,
+        KeyError,
+        IndexError,
+        AttributeError,
+        cv2.error,
+        RasterioError,
+        ShapelyError,
+    )
+
+
+_DATA_ERRORS = _data_errors()
+
 __all__ = ["finalize", "process_pair", "run_once", "scan_inbox"]
 
 
@@ -42,27 +68,38 @@ def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
 
-def _scene_id(settings: Settings, dataset: str, stem: str, sha: str) -> str:
-    """The stem, unless another image already uses it in this dataset."""
+def _scene_id(settings: Settings, dataset: str, stem: str, sha: str, taken: set[str]) -> str:
+    """The stem, unless another image already uses (or has reserved) it in this dataset."""
     index = scene_dir(settings, dataset, stem) / "scene.json"
-    if index.is_file() and json.loads(index.read_text()).get("sha256") != sha:
-        return f"{stem}-{sha[:8]}"
-    return stem
+    clash = index.is_file() and json.loads(index.read_text()).get("sha256") != sha
+    return f"{stem}-{sha[:8]}" if clash or stem in taken else stem
 
 
-def _raw_target(settings: Settings, dataset: str, rel: str, sha: str) -> Path:
+def _raw_target(settings: Settings, dataset: str, rel: str, sha: str, taken: set[str]) -> Path:
     name = Path(rel).name
     if "/" not in rel and name.startswith(f"{dataset}{DATASET_SEP}"):
         name = name[len(dataset) + len(DATASET_SEP) :]
     target = settings.raw / dataset / name
-    if target.exists():
+    if target.exists() or str(target) in taken:
         stem, dot, ext = name.partition(".")
         target = target.with_name(f"{stem}-{sha[:8]}{dot}{ext}")
     return target
 
 
-def _claim(settings: Settings, sha: str, pair: dict[str, Any]) -> dict[str, Any] | None:
-    """Claim an image hash for this pair; returns the earlier owner if it is a duplicate."""
+@dataclass
+class Claim:
+    """This pair owns its image hash, scene id and raw/ file names (or duplicates ``owner``)."""
+
+    owner: dict[str, Any] | None = None
+    scene: str = ""
+    raw: dict[str, Path] = field(default_factory=dict)
+
+
+def _claim(
+    settings: Settings, pair: dict[str, Any], members: list[str], hashes: dict[str, str]
+) -> Claim:
+    """Under the ledger lock: detect a duplicate, else reserve names no parallel task can take."""
+    sha, ds = hashes[pair["image"]], pair["dataset"]
     with locked(settings, "ledger"):
         ledger = read_state(ledger_path(settings), {})
         entry = ledger.get(sha)
@@ -72,16 +109,30 @@ def _claim(settings: Settings, sha: str, pair: dict[str, Any]) -> dict[str, Any]
                 and time.time() - entry.get("claimed", 0) > STALE_CLAIM_S
             )
             if not stale:
-                return dict(entry)
+                return Claim(owner=dict(entry))
+        if entry and entry.get("pair_id") == pair["pair_id"] and entry.get("scene"):
+            return Claim(
+                scene=entry["scene"], raw={r: settings.home / p for r, p in entry["files"].items()}
+            )
+        others = [e for h, e in ledger.items() if h != sha and e.get("dataset") == ds]
+        scenes = {str(e.get("scene")) for e in others if e.get("status") == "processing"}
+        names = {str(settings.home / p) for e in others for p in (e.get("files") or {}).values()}
+        scene = _scene_id(settings, ds, pair["scene"], sha, scenes)
+        raw = {}
+        for rel in members:
+            raw[rel] = _raw_target(settings, ds, rel, hashes[rel], names)
+            names.add(str(raw[rel]))
         ledger[sha] = {
             "pair_id": pair["pair_id"],
-            "dataset": pair["dataset"],
+            "dataset": ds,
+            "scene": scene,
             "original": pair["image"],
+            "files": {r: str(p.relative_to(settings.home)) for r, p in raw.items()},
             "status": "processing",
             "claimed": time.time(),
         }
         write_state(ledger_path(settings), ledger)
-    return None
+    return Claim(scene=scene, raw=raw)
 
 
 def _ledger_update(settings: Settings, sha: str, entry: dict[str, Any] | None) -> None:
@@ -136,7 +187,8 @@ def process_pair(
             )
         return out
 
-    owner = _claim(settings, sha, pair)
+    claim = _claim(settings, pair, members, hashes)
+    owner = claim.owner
     if owner is not None:
         where = owner.get("raw", {}).get("image") or owner.get("original")
         reason = (
@@ -155,8 +207,7 @@ def process_pair(
             },
         )
 
-    scene = _scene_id(settings, ds, pair["scene"], sha)
-    raw = {rel: _raw_target(settings, ds, rel, hashes[rel]) for rel in members}
+    scene, raw = claim.scene, claim.raw
     record = {
         "pair_id": pair["pair_id"],
         "sha256": sha,
@@ -172,16 +223,21 @@ def process_pair(
         },
     }
     try:
-        index = build_scene(
-            settings,
-            ds,
-            scene,
-            paths[pair["image"]],
-            paths[pair["annotation"]],
-            pair["annotation_kind"],
-            record=record,
-            workers=workers,
-        )
+        try:
+            index = build_scene(
+                settings,
+                ds,
+                scene,
+                paths[pair["image"]],
+                paths[pair["annotation"]],
+                pair["annotation_kind"],
+                record=record,
+                workers=workers,
+            )
+        except IngestError:
+            raise
+        except _DATA_ERRORS as e:  # malformed input no specific check anticipated
+            raise IngestError(f"unreadable input: {type(e).__name__}: {e}", "unreadable") from e
     except IngestError as e:
         culprit = {"image": pair["image"], "annotation": pair["annotation"]}.get(e.role)
         q = reject_all(str(e), e.check, culprit)
@@ -222,6 +278,7 @@ def process_pair(
             "status": "done",
             "original": pair["image"],
             "raw": record["raw"],
+            "files": {r: str(p.relative_to(settings.home)) for r, p in raw.items()},
             "time": sidecar["ingested"],
         },
     )

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import json
 import os
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 
-from satseg.ingest.pipeline import run_once
+from satseg.ingest.inbox import scan_inbox
+from satseg.ingest.pipeline import finalize, process_pair, run_once
+from satseg.synthetic import make_scene
 from satseg.versioning import list_versions
 
 from .conftest import BAD, drop_good, error_records, inventory, total_bytes
@@ -112,3 +115,34 @@ def test_bad_files_do_not_stop_good_ones(settings) -> None:
     }
     manifest = json.loads((settings.processed / "demo" / "manifest.json").read_text())
     assert {s["scene"] for s in manifest["scenes"]} == {"alpha", "beta", "gamma", "delta"}
+
+
+def test_unanticipated_malformed_input_is_quarantined(settings) -> None:
+    """Input that breaks in a way no named check covers still ends in quarantine, not a crash loop."""
+    d = settings.inbox / "demo"
+    d.mkdir(parents=True)
+    make_scene(d, "odd", 256, 256, 1, geojson=False)
+    doc = json.loads((d / "odd.json").read_text())
+    doc["shapes"][0]["points"] = {"not": "a list"}
+    (d / "odd.json").write_text(json.dumps(doc))
+    out = run_once(settings, poll_interval=0.05)
+    (res,) = out["results"]
+    assert res["status"] == "quarantined" and res["check"] in {"labelme_points", "unreadable"}
+    assert inventory(settings.inbox) == {}
+
+
+def test_parallel_pairs_with_the_same_file_name_keep_both(settings) -> None:
+    """Two different images named x.tif (sub-folders of one dataset): nothing overwritten."""
+    make_scene(settings.inbox / "demo" / "a", "x", 256, 256, 1, geojson=False)
+    make_scene(settings.inbox / "demo" / "b", "x", 256, 256, 2, geojson=False)
+    dropped = inventory(settings.inbox)
+    pairs = scan_inbox(settings, poll_interval=0.05)
+    with ThreadPoolExecutor(2) as ex:
+        results = list(ex.map(lambda p: process_pair(settings, p, workers=1), pairs))
+    assert sorted(r["status"] for r in results) == ["accepted", "accepted"]
+    assert len({r["scene"] for r in results}) == 2
+    kept = inventory(settings.raw, (".ingest.json",))
+    assert {h: len(v) for h, v in kept.items()} == {h: len(v) for h, v in dropped.items()}
+    (v,) = finalize(settings, results)
+    manifest = json.loads((settings.processed / "demo" / "manifest.json").read_text())
+    assert len(manifest["scenes"]) == 2 and v["tag"] == "demo-v1"
