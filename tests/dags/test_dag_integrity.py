@@ -12,7 +12,7 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 DAG_FILES = sorted(p for p in (REPO / "dags").glob("*.py") if not p.name.startswith("_"))
-EXPECTED = {"satseg_ingest"}
+EXPECTED = {"satseg_ingest", "satseg_retrain", "satseg_predict", "satseg_monitor"}
 
 
 @pytest.fixture(scope="module")
