@@ -116,6 +116,9 @@ def _env(root: Path, dbs: Databases, redis_db: int, port: int, queue: str) -> di
             "AIRFLOW__CELERY__WORKER_CONCURRENCY": "2",
             "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT": "15",
             "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT_DETECTION_INTERVAL": "2",
+            # a task the killed worker had reserved but not started stays "queued": requeue it
+            "AIRFLOW__SCHEDULER__TASK_QUEUED_TIMEOUT": "30",
+            "AIRFLOW__SCHEDULER__TASK_QUEUED_TIMEOUT_CHECK_INTERVAL": "5",
             "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(free_port()),
             "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(free_port()),
             "AIRFLOW_ADMIN_USERNAME": "admin",
