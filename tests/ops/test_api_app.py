@@ -153,6 +153,16 @@ def test_health_checks_redis_when_celery_is_used(monkeypatch) -> None:
     assert health.celery_broker_url() is None
 
 
+@pytest.mark.services
+def test_health_pings_a_real_redis() -> None:
+    from satseg.api import health
+    from tests.ops.services import REDIS_HOST, REDIS_PORT, require_services
+
+    require_services(redis=True)
+    out = health.redis_broker(f"redis://{REDIS_HOST}:{REDIS_PORT}/0", timeout=2)
+    assert out["status"] == "ok"
+
+
 def test_disk_check_fails_below_the_threshold(tmp_path) -> None:
     from satseg.api import health
 

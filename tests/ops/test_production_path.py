@@ -282,6 +282,16 @@ def test_local_executor_on_postgres(stack: Stack) -> None:
     _assert_ingested(stack.home, "local_ds")
     assert stack.sql("SELECT version()")[0][0].startswith("PostgreSQL")
     procs.stop("scheduler-local")
+    # the REST plugin behind the FAB auth manager, reporting the PostgreSQL metadata DB
+    assert http("GET", stack.base + "/satseg/health")[0] == 401
+    status, body = http("GET", stack.base + "/satseg/health", token=stack.token)
+    assert status == 200, body
+    assert body["checks"]["metadata_db"]["dialect"] == "postgresql"
+    status, body = http("GET", stack.base + "/satseg/datasets", token=stack.token)
+    assert (
+        status == 200
+        and {d["name"]: d["latest_version"] for d in body}["local_ds"] == "local_ds-v1"
+    )
 
 
 def test_celery_run_survives_a_killed_worker(stack: Stack) -> None:
