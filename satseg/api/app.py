@@ -154,7 +154,10 @@ def create_app() -> FastAPI:
     def post_upload(
         settings: SettingsDep,
         file: Annotated[UploadFile, File(description="GeoTIFF, PNG, JPEG, LabelMe or GeoJSON")],
-        dataset: Annotated[str | None, Form(description="inbox subfolder (dataset name)")] = None,
+        dataset: Annotated[
+            str | None,
+            Form(description="inbox subfolder: a dataset name, or predict for scenes to segment"),
+        ] = None,
     ) -> dict[str, Any]:
         try:
             saved = uploads.save_upload(file.file, file.filename, dataset, settings)

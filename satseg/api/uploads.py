@@ -11,18 +11,16 @@ import errno
 import hashlib
 import json
 import os
-import re
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
 from satseg.config import Settings
+from satseg.ingest.names import SAFE_DATASET, is_safe_name
 from satseg.io.atomic import move
 
 ALLOWED_EXTENSIONS = (".tif", ".tiff", ".png", ".jpg", ".jpeg", ".json", ".geojson")
-_SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$")
-_SAFE_DATASET = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
 _MAGIC: dict[str, tuple[bytes, ...]] = {
     ".tif": (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+"),  # classic and BigTIFF
     ".png": (b"\x89PNG\r\n\x1a\n",),
@@ -59,7 +57,7 @@ def safe_filename(name: str | None) -> str:
         raise UploadError(400, "filename", "the upload has no file name")
     if "/" in name or "\\" in name or "\x00" in name or ".." in name:
         raise UploadError(400, "path_traversal", f"unsafe file name {name!r}: no paths allowed")
-    if not _SAFE_NAME.match(name):
+    if not is_safe_name(name):  # the names ingest accepts, so nothing uploaded is refused later
         raise UploadError(
             400, "unsafe_name", f"unsafe file name {name!r}: use letters, digits, '.', '_', '-'"
         )
@@ -67,10 +65,10 @@ def safe_filename(name: str | None) -> str:
 
 
 def safe_dataset(name: str | None) -> str | None:
-    if name in (None, ""):
+    """An inbox subfolder: a dataset name, or ``predict`` for scenes to segment."""
+    if not name:
         return None
-    assert name is not None
-    if not _SAFE_DATASET.match(name):
+    if not SAFE_DATASET.match(name):
         raise UploadError(
             400, "unsafe_dataset", f"unsafe dataset name {name!r}: letters, digits, '_', '-'"
         )
