@@ -327,6 +327,7 @@ def finalize(settings: Settings, results: list[dict[str, Any]] | None) -> list[d
     run are included. ``new`` says whether a new version was made (unchanged data: False).
     """
     from satseg.versioning import latest_version, next_tag, version_dataset
+    from satseg.versioning.repo import dataset_lock
 
     results = [r for r in (results or []) if r]
     datasets = {r["dataset"] for r in results if r.get("status") == "accepted"}
@@ -335,7 +336,7 @@ def finalize(settings: Settings, results: list[dict[str, Any]] | None) -> list[d
         datasets |= {p.stem for p in pdir.glob("*.json")}
     out = []
     for ds in sorted(datasets):
-        with locked(settings, f"dataset-{ds}"):
+        with dataset_lock(settings, ds):
             refresh_scenes(settings, ds)
             before = latest_version(settings, ds)
             build_dataset(settings, ds, next_tag(settings, ds))

@@ -46,6 +46,11 @@ def repo_lock(settings: Settings) -> contextlib.AbstractContextManager[None]:
     return file_lock(settings.state / "versioning.lock")
 
 
+def dataset_lock(settings: Settings, dataset: str) -> contextlib.AbstractContextManager[None]:
+    """Held while ``processed/<dataset>`` is rebuilt, versioned or checked out."""
+    return file_lock(settings.state / f"dataset-{dataset}.lock")
+
+
 def git(root: Path, *args: str, check: bool = True) -> str:
     env = {**os.environ, "GIT_TERMINAL_PROMPT": "0"}
     r = subprocess.run(

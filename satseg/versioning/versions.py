@@ -24,7 +24,14 @@ import yaml
 
 from satseg.config import Settings
 from satseg.versioning.paths import check_dataset_name, dataset_dir
-from satseg.versioning.repo import VersioningError, dvc_repo, ensure_repo, git, repo_lock
+from satseg.versioning.repo import (
+    VersioningError,
+    dataset_lock,
+    dvc_repo,
+    ensure_repo,
+    git,
+    repo_lock,
+)
 
 log = logging.getLogger(__name__)
 TAG = re.compile(r"^(?P<dataset>[A-Za-z0-9][A-Za-z0-9_-]*)-v(?P<n>\d+)$")
@@ -211,7 +218,9 @@ def checkout(settings: Settings, tag: str) -> Path:
 
     dataset, _ = parse_tag(tag)
     out = dataset_dir(settings, dataset)
-    with repo_lock(settings):
+    # the dataset lock first (as ingest's finalize takes it), so a checkout never swaps the
+    # directory under a rebuild
+    with dataset_lock(settings, dataset), repo_lock(settings):
         tmp = settings.processed / ".work" / f"checkout-{tag}-{uuid.uuid4().hex[:8]}"
         try:
             _export(settings, tag, tmp)
