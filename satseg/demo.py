@@ -36,6 +36,7 @@ def airflow_env(settings: Settings, base: dict[str, str] | None = None) -> dict[
             "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
             "AIRFLOW__LOGGING__BASE_LOG_FOLDER": str(home / "logs"),
             "AIRFLOW__API__PORT": str(settings.api_port),
+            "SATSEG_PARAMS_FILE": str(settings.params_file),
             "AIRFLOW__API__BASE_URL": f"http://localhost:{settings.api_port}",
             "SM_FRAMEWORK": "tf.keras",
             "TF_USE_LEGACY_KERAS": "1",
@@ -47,7 +48,33 @@ def airflow_env(settings: Settings, base: dict[str, str] | None = None) -> dict[
             ),
         }
     )
+    env.update(_secrets(home))
     return env
+
+
+def _secrets(home: Path) -> dict[str, str]:
+    """Per-installation secrets every Airflow component must share (JWT, session, Fernet).
+
+    Left unset, each component invents its own and the API server rejects the tasks' tokens.
+    Kept in AIRFLOW_HOME (mode 600), never in the committed airflow.cfg.
+    """
+    import secrets
+
+    from cryptography.fernet import Fernet
+
+    f = home / "secrets.json"
+    if f.exists():
+        return dict(json.loads(f.read_text()))
+    data = {
+        "AIRFLOW__API_AUTH__JWT_SECRET": secrets.token_urlsafe(32),
+        "AIRFLOW__API__SECRET_KEY": secrets.token_urlsafe(32),
+        "AIRFLOW__CORE__FERNET_KEY": Fernet.generate_key().decode(),
+    }
+    home.mkdir(parents=True, exist_ok=True)
+    fd = os.open(f, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        json.dump(data, fh)
+    return data
 
 
 def _pidfile(settings: Settings) -> Path:
@@ -88,31 +115,161 @@ def admin_password(settings: Settings) -> str | None:
 
 
 def seed_inbox(settings: Settings) -> list[str]:
-    """Drop generated scenes into the inbox so the pipeline has something to do."""
+    """Drop generated labelled scenes (GeoTIFF+LabelMe, GeoTIFF+GeoJSON, PNG+LabelMe)."""
     from satseg.synthetic import make_png_pair, make_scene
 
     settings.ensure_dirs()
     out = settings.inbox / "demo"
-    made = []
+    made: list[str] = []
+    if (settings.raw / "demo").exists():
+        return made  # already ingested by an earlier demo run
     for i in range(3):
         if not (out / f"scene{i}.tif").exists():
-            s = make_scene(out, f"scene{i}", 768, 768, seed=i, geojson=False)
+            s = make_scene(out, f"scene{i}", 768, 768, seed=i, geojson=(i == 2), labelme=(i != 2))
             made.append(str(s.image))
     if not (out / "seed_style.png").exists():
         made.append(str(make_png_pair(out, "seed_style", 512, 512, seed=7).image))
-    pred = settings.predict_inbox
-    if not (pred / "big_scene.tif").exists():
-        made.append(
-            str(
-                make_scene(
-                    pred, "big_scene", 1536, 1536, seed=11, labelme=False, geojson=False
-                ).image
-            )
-        )
+    for p in out.iterdir():
+        if not p.name.endswith(".done"):
+            (p.parent / f"{p.name}.done").touch()  # complete: no need to wait two polls
     return made
 
 
-def start(settings: Settings, wait_s: float = 180.0) -> int:
+def seed_predict_inbox(settings: Settings) -> list[str]:
+    """Scenes to segment: one like the training data, one that looks different (drift)."""
+    from satseg.synthetic import SceneStyle, make_scene
+
+    pred = settings.predict_inbox
+    made: list[str] = []
+    for name, seed, style in (
+        ("city_scene", 11, SceneStyle()),
+        ("desert_scene", 12, SceneStyle(land_cover="desert", brightness=40, contrast=1.3)),
+    ):
+        if not (settings.predictions / name).exists():
+            s = make_scene(
+                pred, name, 1536, 1536, seed=seed, style=style, labelme=False, geojson=False
+            )
+            (pred / f"{s.image.name}.done").touch()
+            made.append(str(s.image))
+    return made
+
+
+class AirflowClient:
+    """Just enough of Airflow's REST API (v2) to drive and watch the demo's DAG runs."""
+
+    def __init__(self, port: int, password: str) -> None:
+        import httpx
+
+        self.base = f"http://127.0.0.1:{port}"
+        r = httpx.post(f"{self.base}/auth/token", json={"username": "admin", "password": password})
+        r.raise_for_status()
+        self.http = httpx.Client(
+            base_url=self.base,
+            headers={"Authorization": f"Bearer {r.json()['access_token']}"},
+            timeout=30,
+        )
+
+    def wait_dag(self, dag_id: str, timeout: float = 180) -> None:
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            if self.http.get(f"/api/v2/dags/{dag_id}").status_code == 200:
+                return
+            time.sleep(3)
+        raise TimeoutError(f"{dag_id} was not parsed within {timeout:.0f}s")
+
+    def trigger(self, dag_id: str, conf: dict[str, Any] | None = None) -> str:
+        self.http.patch(f"/api/v2/dags/{dag_id}", json={"is_paused": False})
+        r = self.http.post(
+            f"/api/v2/dags/{dag_id}/dagRuns", json={"logical_date": None, "conf": conf or {}}
+        )
+        r.raise_for_status()
+        return str(r.json()["dag_run_id"])
+
+    def runs(self, dag_id: str) -> list[dict[str, Any]]:
+        r = self.http.get(f"/api/v2/dags/{dag_id}/dagRuns", params={"order_by": "-run_after"})
+        r.raise_for_status()
+        return list(r.json()["dag_runs"])
+
+    def wait_run(
+        self, dag_id: str, run_id: str | None = None, after: str = "", timeout: float = 1200
+    ) -> dict[str, Any]:
+        """Wait for ``run_id`` (or the newest run created after ``after``) to finish."""
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            for run in self.runs(dag_id):
+                if run_id and run["dag_run_id"] != run_id:
+                    continue
+                if not run_id and str(run.get("run_after") or "") <= after:
+                    continue
+                if run["state"] in ("success", "failed"):
+                    return run
+                break
+            time.sleep(5)
+        raise TimeoutError(f"{dag_id} run did not finish within {timeout:.0f}s")
+
+
+def _now_iso() -> str:
+    from datetime import UTC, datetime
+
+    return datetime.now(UTC).isoformat()
+
+
+def follow_loop(settings: Settings) -> int:
+    """ingest -> retrain (Asset) -> predict -> monitor (Asset) -> drift -> retrain (Asset)."""
+    client = AirflowClient(settings.api_port, admin_password(settings) or "")
+    for dag_id in ("satseg_ingest", "satseg_retrain", "satseg_predict", "satseg_monitor"):
+        client.wait_dag(dag_id)
+    t0 = _now_iso()
+    steps: list[tuple[str, dict[str, Any]]] = []
+    run = client.wait_run("satseg_ingest", client.trigger("satseg_ingest"))
+    steps.append(("satseg_ingest (manual)", run))
+    print(f"  ingest:   {run['state']}")
+    if run["state"] != "success":
+        return 1
+    run = client.wait_run("satseg_retrain", after=t0)  # scheduled by satseg://processed
+    steps.append(("satseg_retrain (Asset satseg://processed)", run))
+    print(f"  retrain:  {run['state']} ({run['run_type']})")
+    if run["state"] != "success":
+        return 1
+    t1 = _now_iso()
+    seed_predict_inbox(settings)
+    run = client.wait_run("satseg_predict", client.trigger("satseg_predict"))
+    print(f"  predict:  {run['state']}")
+    if run["state"] != "success":
+        return 1
+    run = client.wait_run("satseg_monitor", after=t1)  # scheduled by satseg://predictions
+    print(f"  monitor:  {run['state']} ({run['run_type']})")
+    drift_runs: list[dict[str, Any]] = []
+    for _ in range(12):  # the scheduler turns the drift event into a retrain run shortly
+        drift_runs = [
+            r
+            for r in client.runs("satseg_retrain")
+            if r["run_type"] == "asset_triggered" and str(r.get("run_after") or "") > t1
+        ]
+        if drift_runs:
+            break
+        time.sleep(5)
+    print(
+        "  drift:    detected; satseg_retrain scheduled by satseg://drift"
+        if drift_runs
+        else "  drift:    none detected"
+    )
+    reports = sorted(settings.reports.rglob("*.html"))
+    print("Where to look:")
+    print(
+        f"  Airflow UI    http://localhost:{settings.api_port}  (admin / "
+        f"{admin_password(settings)})"
+    )
+    print(
+        f"  MLflow UI     {Path(sys.executable).parent / 'mlflow'} ui --backend-store-uri "
+        f"{settings.tracking_uri}"
+    )
+    print(f"  predictions   {settings.predictions}")
+    print(f"  latest report {reports[-1] if reports else '(none yet)'}")
+    return 0
+
+
+def start(settings: Settings, wait_s: float = 180.0, follow: bool = True) -> int:
     settings.ensure_dirs()
     pf = _pidfile(settings)
     if pf.exists() and _alive(int(pf.read_text())):
@@ -156,7 +313,14 @@ def start(settings: Settings, wait_s: float = 180.0) -> int:
     print(f"Predictions:  {settings.predictions}")
     print(f"Reports:      {settings.reports}")
     print("Stop with:    make stop")
-    return 0
+    if not follow:
+        return 0
+    print("Running the loop on generated data through the real DAGs (a few minutes on 2 cores):")
+    try:
+        return follow_loop(settings)
+    except Exception as exc:  # the deployment stays up for inspection
+        print(f"loop did not complete: {exc}; Airflow is still running (make stop)")
+        return 1
 
 
 def stop(settings: Settings, timeout: float = 40.0) -> int:
@@ -185,14 +349,16 @@ def main(argv: list[str] | None = None) -> int:
     args = argv if argv is not None else sys.argv[1:]
     cmd = args[0] if args else "start"
     s = get_settings()
+    if "SATSEG_PARAMS_FILE" not in os.environ:  # short training for the demo
+        s = get_settings(params_file=REPO_ROOT / "include" / "params.demo.yaml")
     if cmd == "start":
-        return start(s)
+        return start(s, follow="--no-follow" not in args)
     if cmd == "stop":
         return stop(s)
     if cmd == "status":
         print(json.dumps(status(s), indent=2))
         return 0
-    print("usage: python -m satseg.demo start|stop|status")
+    print("usage: python -m satseg.demo start [--no-follow]|stop|status")
     return 2
 
 

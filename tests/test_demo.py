@@ -37,7 +37,7 @@ def test_demo_start_health_stop(tmp_path: Path) -> None:
     env.update({"SATSEG_HOME": str(tmp_path / "home"), "SATSEG_API_PORT": str(port)})
     # the demo must not depend on the test's own Airflow env or working directory
     start = subprocess.run(
-        [sys.executable, "-m", "satseg.demo", "start"],
+        [sys.executable, "-m", "satseg.demo", "start", "--no-follow"],
         cwd=tmp_path,
         env=env,
         capture_output=True,
