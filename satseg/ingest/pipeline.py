@@ -150,150 +150,153 @@ def _finish(settings: Settings, result: dict[str, Any]) -> dict[str, Any]:
     return result
 
 
-def process_pair(
-    settings: Settings, pair: dict[str, Any], *, workers: int | None = None
+@dataclass
+class _Pair:
+    """One pair's files in the inbox with their hashes (what every step below needs)."""
+
+    spec: dict[str, Any]
+    members: list[str]
+    paths: dict[str, Path]
+    hashes: dict[str, str]
+
+    @property
+    def base(self) -> dict[str, Any]:
+        return {k: self.spec[k] for k in ("pair_id", "dataset", "scene")}
+
+
+def _reject(
+    settings: Settings, pair: _Pair, status: str, reason: str, check: str, culprit: str | None
 ) -> dict[str, Any]:
-    """Validate, patch and file one pair: accepted into raw/ or quarantined, never lost."""
-    done = read_state(results_dir(settings) / f"{pair['pair_id']}.json", None)
-    if done is not None:
-        return dict(done)
-    ds = pair["dataset"]
-    base = {"pair_id": pair["pair_id"], "dataset": ds, "scene": pair["scene"]}
-    members = [pair["image"], pair["annotation"], *pair.get("extras", []), *pair.get("markers", [])]
-    paths = {rel: settings.inbox / rel for rel in members}
-    missing = [rel for rel, p in paths.items() if not p.is_file()]
-    if missing:
-        log.warning("pair %s: files vanished from the inbox: %s", pair["pair_id"], missing)
-        return {**base, "status": "gone", "missing": missing}
-    hashes = {rel: sha256_file(p) for rel, p in paths.items()}
-    sha = hashes[pair["image"]]
-
-    def reject_all(reason: str, check: str, culprit: str | None = None) -> list[str]:
-        out = []
-        for rel in members:
-            own = culprit is None or rel == culprit
-            out.append(
-                quarantine(
-                    settings,
-                    paths[rel],
-                    reason
-                    if own
-                    else f"its partner {Path(culprit or '').name} was rejected: {reason}",
-                    check if own else "partner_rejected",
-                    dataset=ds,
-                    sha256=hashes[rel],
-                    related=members,
-                )["path"]
-            )
-        return out
-
-    claim = _claim(settings, pair, members, hashes)
-    owner = claim.owner
-    if owner is not None:
-        where = owner.get("raw", {}).get("image") or owner.get("original")
-        reason = (
-            f"duplicate: the same image content (sha256 {sha[:12]}...) was already ingested as "
-            f"{where} (dataset {owner.get('dataset')}, scene {owner.get('scene', '?')}); not reprocessed"
-        )
-        q = reject_all(reason, "duplicate")
-        return _finish(
+    """Quarantine every file of the pair; the culprit gets the reason, partners a pointer."""
+    quarantined = []
+    for rel in pair.members:
+        own = culprit is None or rel == culprit
+        partner = f"its partner {Path(culprit or '').name} was rejected: {reason}"
+        rec = quarantine(
             settings,
-            {
-                **base,
-                "status": "duplicate",
-                "check": "duplicate",
-                "reason": reason,
-                "quarantined": q,
-            },
+            pair.paths[rel],
+            reason if own else partner,
+            check if own else "partner_rejected",
+            dataset=pair.spec["dataset"],
+            sha256=pair.hashes[rel],
+            related=pair.members,
         )
+        quarantined.append(rec["path"])
+    result = {**pair.base, "status": status, "check": check, "reason": reason}
+    return _finish(settings, {**result, "quarantined": quarantined})
 
-    scene, raw = claim.scene, claim.raw
-    record = {
-        "pair_id": pair["pair_id"],
-        "sha256": sha,
-        "original": pair["image"],
-        "annotation": {
-            "file": pair["annotation"],
-            "sha256": hashes[pair["annotation"]],
-            "kind": pair["annotation_kind"],
-        },
-        "raw": {
-            "image": str(raw[pair["image"]].relative_to(settings.home)),
-            "annotation": str(raw[pair["annotation"]].relative_to(settings.home)),
-        },
-    }
-    try:
-        try:
-            index = build_scene(
-                settings,
-                ds,
-                scene,
-                paths[pair["image"]],
-                paths[pair["annotation"]],
-                pair["annotation_kind"],
-                record=record,
-                workers=workers,
-            )
-        except IngestError:
-            raise
-        except _DATA_ERRORS as e:  # malformed input no specific check anticipated
-            raise IngestError(f"unreadable input: {type(e).__name__}: {e}", "unreadable") from e
-    except IngestError as e:
-        culprit = {"image": pair["image"], "annotation": pair["annotation"]}.get(e.role)
-        q = reject_all(str(e), e.check, culprit)
-        _ledger_update(settings, sha, None)
-        return _finish(
-            settings,
-            {**base, "status": "quarantined", "check": e.check, "reason": str(e), "quarantined": q},
-        )
 
-    for rel in members:
-        move(paths[rel], raw[rel])
+def _accept(
+    settings: Settings, pair: _Pair, claim: Claim, record: dict[str, Any], index: dict[str, Any]
+) -> dict[str, Any]:
+    """Move the originals to raw/ with a provenance sidecar; mark the dataset for versioning."""
+    ds, spec = pair.spec["dataset"], pair.spec
+    for rel in pair.members:
+        move(pair.paths[rel], claim.raw[rel])
+    files = {rel: str(claim.raw[rel].relative_to(settings.home)) for rel in pair.members}
+    now = _now()
     sidecar = {
         **record,
         "dataset": ds,
-        "scene": scene,
-        "ingested": _now(),
+        "scene": claim.scene,
+        "ingested": now,
         "files": [
             {
                 "original": rel,
-                "raw": str(raw[rel].relative_to(settings.home)),
-                "sha256": hashes[rel],
-                "size": raw[rel].stat().st_size,
+                "raw": files[rel],
+                "sha256": pair.hashes[rel],
+                "size": claim.raw[rel].stat().st_size,
             }
-            for rel in members
+            for rel in pair.members
         ],
         "source": index["source"],
         "labels": index["labels"],
         "patches": index["summary"],
     }
-    write_json(settings.raw / ds / f"{scene}.ingest.json", sidecar)
-    _ledger_update(
-        settings,
-        sha,
-        {
-            "pair_id": pair["pair_id"],
-            "dataset": ds,
-            "scene": scene,
-            "status": "done",
-            "original": pair["image"],
-            "raw": record["raw"],
-            "files": {r: str(p.relative_to(settings.home)) for r, p in raw.items()},
-            "time": sidecar["ingested"],
+    write_json(settings.raw / ds / f"{claim.scene}.ingest.json", sidecar)
+    entry = {
+        "pair_id": spec["pair_id"],
+        "dataset": ds,
+        "scene": claim.scene,
+        "status": "done",
+        "original": spec["image"],
+        "raw": record["raw"],
+        "files": files,
+        "time": now,
+    }
+    _ledger_update(settings, record["sha256"], entry)
+    write_json(pending_dir(settings) / f"{ds}.json", {"dataset": ds, "since": now})
+    log.info("accepted %s as %s/%s: %s", spec["image"], ds, claim.scene, index["summary"])
+    result = {**pair.base, "scene": claim.scene, "status": "accepted", "patches": index["summary"]}
+    return _finish(settings, {**result, "raw": [str(p) for p in claim.raw.values()]})
+
+
+def process_pair(
+    settings: Settings, spec: dict[str, Any], *, workers: int | None = None
+) -> dict[str, Any]:
+    """Validate, patch and file one pair: accepted into raw/ or quarantined, never lost."""
+    done = read_state(results_dir(settings) / f"{spec['pair_id']}.json", None)
+    if done is not None:
+        return dict(done)
+    members = [spec["image"], spec["annotation"], *spec.get("extras", []), *spec.get("markers", [])]
+    paths = {rel: settings.inbox / rel for rel in members}
+    missing = [rel for rel, p in paths.items() if not p.is_file()]
+    if missing:
+        log.warning("pair %s: files vanished from the inbox: %s", spec["pair_id"], missing)
+        return {k: spec[k] for k in ("pair_id", "dataset", "scene")} | {
+            "status": "gone",
+            "missing": missing,
+        }
+    pair = _Pair(spec, members, paths, {rel: sha256_file(p) for rel, p in paths.items()})
+    sha = pair.hashes[spec["image"]]
+
+    claim = _claim(settings, spec, members, pair.hashes)
+    if claim.owner is not None:
+        owner = claim.owner
+        where = owner.get("raw", {}).get("image") or owner.get("original")
+        reason = (
+            f"duplicate: the same image content (sha256 {sha[:12]}...) was already ingested as "
+            f"{where} (dataset {owner.get('dataset')}, scene {owner.get('scene', '?')}); "
+            "not reprocessed"
+        )
+        return _reject(settings, pair, "duplicate", reason, "duplicate", None)
+
+    record = {
+        "pair_id": spec["pair_id"],
+        "sha256": sha,
+        "original": spec["image"],
+        "annotation": {
+            "file": spec["annotation"],
+            "sha256": pair.hashes[spec["annotation"]],
+            "kind": spec["annotation_kind"],
         },
-    )
-    write_json(pending_dir(settings) / f"{ds}.json", {"dataset": ds, "since": sidecar["ingested"]})
-    log.info("accepted %s as %s/%s: %s", pair["image"], ds, scene, index["summary"])
-    return _finish(
-        settings,
-        {
-            **base,
-            "scene": scene,
-            "status": "accepted",
-            "patches": index["summary"],
-            "raw": [str(p) for p in raw.values()],
+        "raw": {
+            role: str(claim.raw[spec[role]].relative_to(settings.home))
+            for role in ("image", "annotation")
         },
-    )
+    }
+    image, annotation = paths[spec["image"]], paths[spec["annotation"]]
+    try:
+        try:
+            index = build_scene(
+                settings,
+                spec["dataset"],
+                claim.scene,
+                image,
+                annotation,
+                spec["annotation_kind"],
+                record=record,
+                workers=workers,
+            )
+        except IngestError:
+            raise
+        except _DATA_ERRORS as e:  # malformed input that no specific check anticipated
+            raise IngestError(f"unreadable input: {type(e).__name__}: {e}", "unreadable") from e
+    except IngestError as e:
+        _ledger_update(settings, sha, None)
+        culprit = {"image": spec["image"], "annotation": spec["annotation"]}.get(e.role)
+        return _reject(settings, pair, "quarantined", str(e), e.check, culprit)
+    return _accept(settings, pair, claim, record, index)
 
 
 def refresh_scenes(settings: Settings, dataset: str) -> int:
