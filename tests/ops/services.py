@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import shutil
 import subprocess
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -25,6 +26,8 @@ INIT_SQL = REPO / "docker" / "postgres-init" / "10-satseg-databases.sh"
 def require_services(redis: bool = False) -> None:
     if not reachable(PG_HOST, PG_PORT):
         pytest.skip(f"PostgreSQL is not reachable on {PG_HOST}:{PG_PORT}")
+    if shutil.which("psql") is None:
+        pytest.skip("the psql client is not installed (docker/postgres-init runs it)")
     if redis and not reachable(REDIS_HOST, REDIS_PORT):
         pytest.skip(f"Redis is not reachable on {REDIS_HOST}:{REDIS_PORT}")
 
