@@ -7,6 +7,8 @@ local ``.h5`` file is given: nothing is ever downloaded at run time.
 
 from __future__ import annotations
 
+import contextlib
+import io
 import os
 from pathlib import Path
 from typing import Any
@@ -14,7 +16,8 @@ from typing import Any
 os.environ.setdefault("SM_FRAMEWORK", "tf.keras")
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 
-import segmentation_models as sm
+with contextlib.redirect_stdout(io.StringIO()):  # it prints its framework on import
+    import segmentation_models as sm
 import tensorflow as tf
 
 from satseg.models import ARCHS

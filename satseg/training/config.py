@@ -31,6 +31,7 @@ class TrainConfig:
     seed: int = 42
     augment: bool = True
     steps_per_epoch: int | None = None  # None: one pass over the train split
+    time_budget_min: float | None = None  # stop after the epoch that crosses it (None: off)
     encoder_weights: str | None = None
 
     def __post_init__(self) -> None:
@@ -43,6 +44,8 @@ class TrainConfig:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if not self.learning_rate > 0:
             raise ValueError(f"learning_rate must be > 0, got {self.learning_rate}")
+        if self.time_budget_min is not None and not self.time_budget_min > 0:
+            raise ValueError(f"time_budget_min must be > 0, got {self.time_budget_min}")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

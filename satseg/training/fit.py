@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
@@ -65,12 +66,45 @@ def set_bn_momentum(model: tf.keras.Model, momentum: float) -> None:
             layer.momentum = momentum
 
 
+class EpochLog(tf.keras.callbacks.Callback):  # type: ignore[misc]
+    """One log line per epoch (Airflow task logs, CLI stderr) instead of Keras' stdout bar."""
+
+    def __init__(self, epochs: int) -> None:
+        super().__init__()
+        self.epochs = epochs
+
+    def on_epoch_end(self, epoch: int, logs: dict[str, float] | None = None) -> None:
+        text = " ".join(f"{k}={v:.4g}" for k, v in (logs or {}).items())
+        log.info("epoch %d/%d %s", epoch + 1, self.epochs, text)
+
+
+class TimeBudget(tf.keras.callbacks.Callback):  # type: ignore[misc]
+    """Stop after the epoch that crosses ``minutes`` (nightly runs must end before morning)."""
+
+    def __init__(self, minutes: float) -> None:
+        super().__init__()
+        self.seconds = minutes * 60.0
+        self.start = 0.0
+
+    def on_train_begin(self, logs: dict[str, float] | None = None) -> None:
+        self.start = time.monotonic()
+
+    def on_epoch_end(self, epoch: int, logs: dict[str, float] | None = None) -> None:
+        if time.monotonic() - self.start >= self.seconds:
+            log.info(
+                "time budget of %.1f min used after epoch %d: stopping",
+                self.seconds / 60,
+                epoch + 1,
+            )
+            self.model.stop_training = True
+
+
 def fit(
     dataset_dir: Path | str,
     cfg: TrainConfig,
     workdir: Path,
     callbacks: Sequence[tf.keras.callbacks.Callback] = (),
-    verbose: int = 2,
+    verbose: int = 0,
 ) -> tuple[tf.keras.Model, dict[str, list[float]]]:
     """Train ``cfg`` on ``dataset_dir``; best weights checkpointed in ``workdir``."""
     tf.keras.backend.clear_session()  # free graphs of earlier runs in this process
@@ -102,6 +136,8 @@ def fit(
         tf.keras.callbacks.ReduceLROnPlateau(
             monitor="val_loss", factor=0.5, patience=max(1, cfg.patience // 2), min_lr=1e-6
         ),
+        EpochLog(cfg.epochs),
+        *([TimeBudget(cfg.time_budget_min)] if cfg.time_budget_min else []),
         *callbacks,
     ]
     log.info(

@@ -25,7 +25,7 @@ def _versioning() -> Any:
         from satseg import versioning
     except ImportError:
         return None
-    needed = ("dataset_dir", "latest_version", "checkout")
+    needed = ("dataset_dir", "list_versions", "materialize")
     return versioning if all(hasattr(versioning, n) for n in needed) else None
 
 
@@ -34,11 +34,6 @@ def _latest_local(settings: Settings) -> str:
     if not manifests:
         raise DatasetError(f"no processed dataset under {settings.processed} (run satseg_ingest)")
     return manifests[-1].parent.name
-
-
-def _dataset_dir(settings: Settings, dataset: str) -> Path:
-    v = _versioning()
-    return Path(v.dataset_dir(settings, dataset)) if v else settings.processed / dataset
 
 
 def _manifest_md5(dataset_dir: Path, manifest: dict[str, Any]) -> str:
@@ -57,36 +52,41 @@ def resolve_data(
     """Which dataset version to train on, and whether there is anything new to learn from.
 
     Order: an explicit ``version`` tag; else the newest triggering Asset event (extras
-    dataset/tag/md5); else the latest version of ``dataset`` (or of the most recently
-    processed dataset). ``train`` is False when the champion was trained on this very
-    version and ``force`` is not set.
+    dataset/tag/md5); else the latest DVC version of ``dataset`` (or of the most recently
+    processed dataset); without DVC versions, what ``processed/<dataset>`` holds. A version
+    other than the one in ``processed/`` is materialised read-only (the live dir is not
+    swapped under other stages). ``train`` is False when the champion was trained on this
+    very version and ``force`` is not set.
     """
     events = [e for e in (events or []) if e.get("dataset") and e.get("tag")]
     if dataset:
         events = [e for e in events if e["dataset"] == dataset]
-    event = events[-1] if events else None
-    vmod = _versioning()
-    tag = md5 = None
+    tag: str | None = None
+    md5: str | None = None
     if version:
-        dataset = dataset or version.rsplit("-v", 1)[0]
-        tag = version
-    elif event is not None:
-        dataset, tag, md5 = event["dataset"], event["tag"], event.get("md5")
+        dataset, tag = dataset or version.rsplit("-v", 1)[0], version
+    elif events:
+        dataset, tag, md5 = events[-1]["dataset"], events[-1]["tag"], events[-1].get("md5")
     dataset = dataset or _latest_local(settings)
-    if tag is None and vmod is not None:
-        latest = vmod.latest_version(settings, dataset)
-        if latest is not None:
-            tag, md5 = latest.tag, latest.md5
-    ddir = _dataset_dir(settings, dataset)
-    manifest = read_manifest(ddir)
+    vmod = _versioning()
+    known = {v.tag: v for v in vmod.list_versions(settings, dataset)} if vmod else {}
+    if tag is None and known:
+        tag = list(known)[-1]  # list_versions is oldest first
+    if tag is not None and known:
+        if tag not in known:
+            raise DatasetError(f"no version {tag!r} of {dataset!r} (known: {', '.join(known)})")
+        md5 = md5 or known[tag].md5
+    ddir = settings.processed / dataset
+    if vmod is not None:
+        ddir = Path(vmod.dataset_dir(settings, dataset))
+    if not (ddir / "manifest.json").is_file() and not known:
+        raise DatasetError(f"no processed dataset {dataset!r} at {ddir} (run satseg_ingest)")
+    manifest = read_manifest(ddir) if (ddir / "manifest.json").is_file() else {"tag": None}
     if tag is not None and manifest["tag"] != tag:
-        if vmod is None:
-            raise DatasetError(f"{ddir} holds {manifest['tag']}, not {tag} (no DVC versioning)")
-        vmod.checkout(settings, tag)
-        ddir = _dataset_dir(settings, dataset)
+        if vmod is None or not known:
+            raise DatasetError(f"{ddir} holds {manifest['tag']}, not {tag} (no DVC version of it)")
+        ddir = Path(vmod.materialize(settings, tag))
         manifest = read_manifest(ddir)
-        if manifest["tag"] != tag:
-            raise DatasetError(f"checked out {tag} but {ddir} holds {manifest['tag']}")
     tag = tag or str(manifest["tag"])
     md5 = md5 or _manifest_md5(ddir, manifest)
     train, val = list_split(ddir, "train"), list_split(ddir, "val")  # fail before training

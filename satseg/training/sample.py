@@ -7,6 +7,7 @@ this writes exactly what ingest writes (``{train,val}/{images,masks}/<id>.png`` 
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -38,6 +39,8 @@ def write_sample_dataset(
 ) -> Path:
     """Cut ``n_train + n_val`` patches of ``size`` px from one generated scene; returns out_dir."""
     out = Path(out_dir)
+    for split in ("train", "val"):  # a rewrite replaces the dataset, as ingest does
+        shutil.rmtree(out / split, ignore_errors=True)
     n = n_train + n_val
     cols = int(np.ceil(np.sqrt(n)))
     rows = int(np.ceil(n / cols))
