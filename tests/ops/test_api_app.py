@@ -263,3 +263,29 @@ def test_without_overrides_every_route_needs_a_login(settings) -> None:
         r = c.post("/data/upload", files={"file": ("a.png", _png())})
         assert r.status_code == 401
     assert _inbox_files(settings) == []
+
+
+def test_plugin_import_stays_light_for_task_processes() -> None:
+    """Airflow imports plugins in every task; the API app must only be built on a request."""
+    import subprocess
+
+    probe = (
+        "import sys, runpy; runpy.run_path(sys.argv[1]);"
+        "print('satseg.api.app' in sys.modules, 'airflow.api_fastapi.core_api.security' in sys.modules)"
+    )
+    plugin = Path(__file__).resolve().parents[2] / "plugins" / "satseg_plugin.py"
+    out = subprocess.run(
+        [sys.executable, "-c", probe, str(plugin)], capture_output=True, text=True, check=True
+    )
+    assert out.stdout.split()[-2:] == ["False", "False"], out.stdout
+
+
+def test_lazy_app_serves_the_real_app_once_asked(settings) -> None:
+    from satseg.api.lazy import LazyApp
+
+    lazy = LazyApp("satseg.api.app:create_app")
+    with TestClient(lazy) as c:  # an ASGI callable like any other
+        assert c.get("/health").status_code == 401  # the real app, with its auth
+        assert c.get("/openapi.json").json()["info"]["title"] == "satseg"
+    first = lazy.app
+    assert lazy.app is first  # built once
