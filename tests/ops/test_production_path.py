@@ -147,7 +147,6 @@ def _require_celery_executor() -> None:
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory) -> Iterator[Stack]:
     require_services(redis=True)
-    _require_celery_executor()
     root = tmp_path_factory.mktemp("prod")
     queue = f"satseg-test-{secrets.token_hex(4)}"
     port = free_port()
