@@ -100,9 +100,8 @@ def run_satseg(image: Path, labels: Path, out: Path, features: bool, png: str = 
     p = scene_params(settings)
     src = open_source(image, p["bands"], p["scale"])
     polys = PolygonSet.from_geometries(load_labels(labels, src).geometries)
-    done = patch_scene(
-        src, polys, out / "scene", "scene", PatchParams(**p["patch"]), features=False
-    )
+    params = PatchParams(**{**p["patch"], "png": png})
+    done = patch_scene(src, polys, out / "scene", "scene", params, features=False)
     src.close()
     return len(done.patches)
 
