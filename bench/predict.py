@@ -76,19 +76,30 @@ def sample_tiles(scene: str, n: int) -> Any:
     return np.stack(tiles)
 
 
-def model_only(predictor: Any, tiles: Any, rounds: int = 3) -> list[float]:
-    """Tiles per second of ``predictor`` on in-memory batches, per round (after a warm-up)."""
+def model_only(predictor: Any, tiles: Any, rounds: int = 3) -> list[dict[str, float]]:
+    """Per round: wall tiles/s and CPU ms per tile (all threads) on in-memory batches.
+
+    CPU time per tile is the robust figure on a shared machine: other processes stretch
+    wall time, but not the CPU time this process needs for the work.
+    """
     from satseg.io.raster import to_model_input
 
     batches = [to_model_input(tiles[i : i + BATCH]) for i in range(0, len(tiles), BATCH)]
     predictor(batches[0])
     out = []
     for _ in range(rounds):
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         for b in batches:
             predictor(b)
-        out.append(len(tiles) / (time.perf_counter() - t0))
+        wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+        out.append({"tiles_per_s": len(tiles) / wall, "cpu_ms_per_tile": 1000 * cpu / len(tiles)})
     return out
+
+
+def med(rounds: list[dict[str, float]], key: str) -> float:
+    import statistics
+
+    return float(statistics.median(r[key] for r in rounds))
 
 
 def make_predictor(model: Any, option: str) -> Any:
@@ -230,15 +241,23 @@ def w_e2e(a: dict[str, Any]) -> dict[str, Any]:
     from satseg.inference.predict import predict_scene
 
     model = build(a["weights"])
-    predictor = make_predictor(model, a["option"])
+    option, pipeline = a["option"].removesuffix("-seq"), not a["option"].endswith("-seq")
+    predictor = make_predictor(model, option)
     tiles = sample_tiles(a["scene"], SAMPLE_BATCHES * BATCH)
     before = model_only(predictor, tiles)
     rss_before = rss_mib()
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     s = predict_scene(
-        predictor, a["scene"], a["out"], force=True, tile=TILE, overlap=OVERLAP, batch_size=BATCH
+        predictor,
+        a["scene"],
+        a["out"],
+        force=True,
+        tile=TILE,
+        overlap=OVERLAP,
+        batch_size=BATCH,
+        pipeline=pipeline,
     )
-    e2e = time.perf_counter() - t0
+    e2e, e2e_cpu = time.perf_counter() - t0, time.process_time() - c0
     rss = rss_mib()
     after = model_only(predictor, tiles)
     return {
@@ -246,7 +265,8 @@ def w_e2e(a: dict[str, Any]) -> dict[str, Any]:
         "e2e_s": e2e,
         "tiles": s["tiles"] - s["tiles_skipped_nodata"],
         "model_s_inside": s["model_seconds"],
-        "model_tiles_per_s": before + after,
+        "model_rounds": before + after,
+        "e2e_cpu_s": e2e_cpu,
         "mpx": s["width"] * s["height"] / 1e6,
         "rss_mib": rss,
         "rss_before_e2e_mib": rss_before,
@@ -264,7 +284,7 @@ def w_seed(a: dict[str, Any]) -> dict[str, Any]:
 
     model = build(a["weights"])
     model.predict(np.zeros((1, TILE, TILE, 3), np.float32), verbose=0)
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     with rasterio.open(a["scene"]) as src:
         rgb = make_scaler(src).apply(src.read())
         profile = src.profile
@@ -280,8 +300,21 @@ def w_seed(a: dict[str, Any]) -> dict[str, Any]:
     profile.update(count=1, dtype="uint8", compress="deflate", nodata=None)
     with rasterio.open(a["out"], "w", **profile) as dst:
         dst.write(mask, 1)
-    e2e = time.perf_counter() - t0
-    return {"e2e_s": e2e, "tiles": int(gh * gw), "mpx": h * w / 1e6, "rss_mib": rss_mib()}
+    e2e, cpu = time.perf_counter() - t0, time.process_time() - c0
+    return {
+        "e2e_s": e2e,
+        "e2e_cpu_s": cpu,
+        "tiles": int(gh * gw),
+        "mpx": h * w / 1e6,
+        "rss_mib": rss_mib(),
+    }
+
+
+def w_speed(a: dict[str, Any]) -> dict[str, Any]:
+    """Model-only tiles/s of one option (rounds over the same batches, after a warm-up)."""
+    model = build(a["weights"])
+    tiles = sample_tiles(a["scene"], a["batches"] * BATCH)
+    return {"rounds": model_only(make_predictor(model, a["option"]), tiles, a["rounds"])}
 
 
 def w_accuracy(a: dict[str, Any]) -> dict[str, Any]:
@@ -311,7 +344,14 @@ def w_accuracy(a: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-WORKERS = {"scene": w_scene, "train": w_train, "e2e": w_e2e, "seed": w_seed, "accuracy": w_accuracy}
+WORKERS = {
+    "speed": w_speed,
+    "scene": w_scene,
+    "train": w_train,
+    "e2e": w_e2e,
+    "seed": w_seed,
+    "accuracy": w_accuracy,
+}
 
 
 def run_worker(kind: str, args: dict[str, Any], timeout: int = 3600) -> dict[str, Any]:
@@ -327,10 +367,8 @@ def run_worker(kind: str, args: dict[str, Any], timeout: int = 3600) -> dict[str
 
 
 def _tps(r: dict[str, Any]) -> float:
-    """Median model-only throughput of the rounds before and after the end-to-end run."""
-    import statistics
-
-    return float(statistics.median(r["model_tiles_per_s"]))
+    """Median model-only tiles/s of the rounds before and after the end-to-end run."""
+    return med(r["model_rounds"], "tiles_per_s")
 
 
 # --------------------------------------------------------------------------- main
@@ -392,8 +430,11 @@ def main() -> None:
             results["e2e"][size] = e2e_study(
                 work, weights, size, args.e2e_options, size <= args.seed_max
             )
-    out = work / "results.json"
-    out.write_text(json.dumps(results, indent=2, default=str))
+    out = work / "results.json"  # parts run separately (--only) accumulate in one file
+    previous = json.loads(out.read_text()) if out.exists() else {}
+    if "e2e" in previous and "e2e" in results:
+        results["e2e"] = {**previous["e2e"], **{str(k): v for k, v in results["e2e"].items()}}
+    out.write_text(json.dumps({**previous, **results}, indent=2, default=str))
     print(f"\nall figures: {out}")
 
 
@@ -435,11 +476,13 @@ def e2e_study(
             },
         )
         if "error" not in r:
-            tps = _tps(r)
-            model_s = r["tiles"] / tps
+            model_s = r["tiles"] / _tps(r)
             r["model_only_mpx_s"] = r["mpx"] / model_s
             r["e2e_mpx_s"] = r["mpx"] / r["e2e_s"]
             r["e2e_vs_model"] = model_s / r["e2e_s"]
+            # the same ratio in CPU time (robust to other processes on the machine)
+            model_cpu = r["tiles"] * med(r["model_rounds"], "cpu_ms_per_tile") / 1000
+            r["e2e_vs_model_cpu"] = model_cpu / r["e2e_cpu_s"]
         res[opt] = r
         _print_e2e(size, opt, r)
     if seed_base:
@@ -470,57 +513,73 @@ def _print_e2e(size: int, opt: str, r: dict[str, Any]) -> None:
     if "model_only_mpx_s" in r:
         line += (
             f"; model only {r['model_only_mpx_s']:.2f} Mpx/s ({_tps(r):.1f} tiles/s)"
-            f" -> e2e/model {100 * r['e2e_vs_model']:.0f} %"
+            f" -> e2e/model {100 * r['e2e_vs_model']:.0f} % wall,"
+            f" {100 * r['e2e_vs_model_cpu']:.0f} % CPU time"
         )
     if "model_s_inside" in r:
         line += f"; model time inside e2e {r['model_s_inside']:.1f} s"
+    line += f"; CPU {r['e2e_cpu_s']:.1f} s = {r['mpx'] / r['e2e_cpu_s']:.2f} Mpx per CPU-s"
     line += f"; peak RSS {r['rss_mib']:.0f} MiB"
+    if "rss_before_e2e_mib" in r:
+        line += f" ({r['rss_before_e2e_mib']:.0f} before the scene)"
     print(line, flush=True)
 
 
-def precision_study(work: Path, weights: str, options: list[str]) -> dict[str, Any]:
+def precision_study(
+    work: Path, weights: str, options: list[str], rounds: int = 3
+) -> dict[str, Any]:
+    """Accuracy (end-to-end outputs vs fp32 and truth) and model-only speed of each option."""
     size, seed = 2048, 7
     img = scene(work, size, seed)
     runs: dict[str, Any] = {}
-    for opt in [*options, options[0]]:  # first option again at the end: drift of the shared CPU
-        key = opt if opt not in runs else f"{opt} (again)"
-        print(f"precision option {key} ...", flush=True)
-        r = run_worker(
-            "e2e",
-            {
-                "weights": weights,
-                "scene": img,
-                "option": opt,
-                "out": str(work / "prec" / key.replace(" ", "_")),
-            },
-        )
-        runs[key] = r
-        if "error" in r:
-            print(f"  ERROR {r['error']}", flush=True)
-        else:
-            print(
-                f"  model only {_tps(r):.1f} tiles/s, end to end {r['e2e_s']:.1f} s",
-                flush=True,
-            )
+    for opt in options:
+        print(f"precision option {opt}: end-to-end outputs ...", flush=True)
+        out = str(work / "prec" / opt)
+        runs[opt] = run_worker("e2e", {"weights": weights, "scene": img, "option": opt, "out": out})
+        if "error" in runs[opt]:
+            print(f"  ERROR {runs[opt]['error']}", flush=True)
     ok = {k: v["outputs"] for k, v in runs.items() if "error" not in v}
     if "fp32" in ok:
         acc = run_worker("accuracy", {"size": size, "seed": seed, "ref": ok["fp32"], "runs": ok})
         for k, v in acc.items():
             if isinstance(v, dict):
                 runs[k]["accuracy"] = v
-    base = _tps(runs["fp32"]) if "error" not in runs.get("fp32", {"error": 1}) else None
+    # Speed: one subprocess per option and round, options alternating, so that the load
+    # of other processes on the shared CPU hits every option alike (some options, like the
+    # grappler rewrite, are process-wide switches and cannot share a process).
+    import statistics
+
+    rates: dict[str, list[dict[str, float]]] = {o: [] for o in ok}
+    for r in range(rounds):
+        print(f"model-only speed, round {r + 1}/{rounds} ...", flush=True)
+        for opt in ok:
+            res = run_worker(
+                "speed",
+                {"weights": weights, "scene": img, "option": opt, "batches": 4, "rounds": 3},
+            )
+            rates[opt] += res.get("rounds", [])
+    speed = {
+        o: {"median": statistics.median(v), "best": max(v), "rounds": v}
+        for o, v in rates.items()
+        if v
+    }
+    runs["speed"] = speed
+    base = speed.get("fp32", {}).get("cpu_ms_per_tile")
     print(
-        "\n| option | model only tiles/s | Mpx/s | speedup vs fp32 | IoU truth | IoU vs fp32 | mean / max |Δp| (1/255) |"
+        "\n| option | CPU ms/tile | speedup (CPU) | tiles/s median / best | mask IoU vs truth"
+        " | mask IoU vs fp32 | mean / max abs prob diff (1/255) |"
     )
     print("|---|---|---|---|---|---|---|")
-    for k, v in runs.items():
-        if "error" in v:
-            print(f"| {k} | failed: {v['error'][:80]} |")
+    for k in options:
+        v = runs[k]
+        if "error" in v or k not in speed:
+            print(f"| {k} | failed: {v.get('error', 'no speed figure')[:80]} |")
             continue
-        tps = _tps(v)
+        sp = speed[k]
         a = v.get("accuracy", {})
         print(
-            f"| {k} | {tps:.1f} | {tps * TILE * TILE / 1e6:.2f} | {tps / base:.2f}x | "
+            f"| {k} | {sp['cpu_ms_per_tile']:.1f} | {base / sp['cpu_ms_per_tile']:.2f}x | "
+            f"{sp['tiles_per_s']:.1f} / {sp['best_tiles_per_s']:.1f} | "
             f"{a.get('iou_truth', float('nan')):.4f} | {a.get('iou_vs_fp32', float('nan')):.4f} | "
             f"{a.get('prob_absdiff_mean_u8', float('nan')):.2f} / {a.get('prob_absdiff_max_u8', -1)} |"
         )

@@ -24,6 +24,7 @@ from satseg.inference.blend import StripBlender
 from satseg.inference.cog import CogWriter
 from satseg.inference.engine import as_predictor, configure_tf
 from satseg.inference.outputs import Decimator, stac_item, write_quicklook
+from satseg.inference.pipeline import Worker, prefetch
 from satseg.inference.postprocess import NODATA, MaskStream, threshold_u8, to_u8
 from satseg.inference.source import SceneSource, open_scene
 from satseg.inference.vectorize import PolygonWriter
@@ -109,12 +110,14 @@ def predict_scene(
     model_info: dict[str, Any] | None = None,
     force: bool = False,
     window: str = "hann",
+    pipeline: bool = True,
     **overrides: Any,
 ) -> dict[str, Any]:
     """Predict one scene into ``out_dir``; return the summary (paths, counts, timings).
 
     ``model`` is a Keras model (or a ``Predictor``); ``overrides`` (tile, overlap, threshold,
-    ...) replace fields of ``params``. Bad input raises ``RasterError`` after writing
+    ...) replace fields of ``params``. ``window="uniform"`` (plain averaging) and
+    ``pipeline=False`` (no reader/writer threads) exist for comparisons. Bad input raises ``RasterError`` after writing
     ``<scene>.error.json`` into ``out_dir``. With the same input, model version and
     parameters as an existing complete output, nothing is recomputed (``status: skipped``).
     """
@@ -148,7 +151,7 @@ def predict_scene(
         try:
             # a small GDAL block cache: decoded input blocks must not pile up with scene size
             with _gdal_env():
-                summary = _run(model, source, out, scene, p, info, window)
+                summary = _run(model, source, out, scene, p, info, window, pipeline)
         except RasterError as err:
             _write_error(out, scene, src_path, err)
             raise
@@ -247,6 +250,7 @@ def _run(
     p: PredictParams,
     info: dict[str, Any],
     window: str,
+    pipeline: bool = True,
 ) -> dict[str, Any]:
     predictor = as_predictor(model, p.tile, p.precision)
     precision = getattr(predictor, "precision", "fp32")
@@ -300,47 +304,34 @@ def _run(
             paths["vectors"], W, H, source.crs, source.transform, _vector_props(info, p, source)
         ) as vec,
     ):
-
-        def finished(rows: Iterator[tuple[int, np.ndarray, np.ndarray]]) -> None:
-            for row0, prob, valid in rows:
-                u8 = to_u8(prob)
-                prob_w.write(row0, u8, valid if has_nodata else None)
-                stats["valid_px"] += int(np.count_nonzero(valid))
-                for m0, m in masks.push(row0, u8, ~valid):
-                    emit_mask(m0, m)
-
-        def emit_mask(m0: int, m: np.ndarray) -> None:
-            mask_w.write(m0, m)
-            vec.push(m0, m)
-            mask_q.push(m0, m)
-            stats["positive_px"] += int(np.count_nonzero(m == 1))
-
+        sink = _Sink(blender, masks, prob_w, mask_w, vec, mask_q, has_nodata)
         batch: list[tuple[int, int, np.ndarray]] = []
-        for i, y in enumerate(ys):
-            rgb, nd = source.strip(y, min(y + p.tile, H))
-            if has_nodata:
-                blender.set_nodata(y, nd)
-            next_y = ys[i + 1] if i + 1 < len(ys) else H
-            rgb_q.push(y, rgb[: next_y - y])
-            for x in xs:
-                stats["tiles"] += 1
-                if not batch:
-                    finished(blender.flush(y))
-                if has_nodata and nd[:, x : x + p.tile].all():
-                    stats["tiles_skipped"] += 1
-                    continue
-                t = rgb[:, x : x + p.tile]
-                if t.shape[0] < p.tile or t.shape[1] < p.tile:
-                    t = _pad(t, p.tile)
-                batch.append((y, x, t))
-                if len(batch) == p.batch_size:
-                    t_model += _predict_batch(predictor, batch, blender)
-                    batch = []
-        if batch:
-            t_model += _predict_batch(predictor, batch, blender)
-        finished(blender.flush(H))
-        for m0, m in masks.finish():
-            emit_mask(m0, m)
+        strips = ((i, y, *source.strip(y, min(y + p.tile, H))) for i, y in enumerate(ys))
+        with Worker(sink.handle, enabled=pipeline) as behind:
+            for i, y, rgb, nd in prefetch(strips, enabled=pipeline):
+                if has_nodata:
+                    behind.put(("nodata", y, nd))
+                next_y = ys[i + 1] if i + 1 < len(ys) else H
+                rgb_q.push(y, rgb[: next_y - y])
+                for x in xs:
+                    stats["tiles"] += 1
+                    if not batch:
+                        behind.put(("flush", y))
+                    if has_nodata and nd[:, x : x + p.tile].all():
+                        stats["tiles_skipped"] += 1
+                        continue
+                    t = rgb[:, x : x + p.tile]
+                    if t.shape[0] < p.tile or t.shape[1] < p.tile:
+                        t = _pad(t, p.tile)
+                    batch.append((y, x, t))
+                    if len(batch) == p.batch_size:
+                        t_model += _predict_batch(predictor, batch, behind)
+                        batch = []
+            if batch:
+                t_model += _predict_batch(predictor, batch, behind)
+            behind.put(("flush", H))
+            behind.put(("finish",))
+        stats.update(sink.stats)
 
     write_quicklook(paths["quicklook"], rgb_q.image(), mask_q.image())
     warnings_ = list(source.warnings)
@@ -403,12 +394,57 @@ def _vector_props(info: dict[str, Any], p: PredictParams, source: SceneSource) -
 
 
 def _predict_batch(
-    predictor: Any, batch: list[tuple[int, int, np.ndarray]], blender: StripBlender
+    predictor: Any, batch: list[tuple[int, int, np.ndarray]], behind: Worker
 ) -> float:
+    """Run one batch; hand the probabilities to the writer thread; return model seconds."""
     x = to_model_input(np.stack([t for _, _, t in batch]))
     t0 = time.perf_counter()
     probs = predictor(x)
     dt_ = time.perf_counter() - t0
-    for (y, xx, _), prob in zip(batch, probs, strict=True):
-        blender.add(y, xx, prob)
+    behind.put(("add", [(y, xx) for y, xx, _ in batch], probs))
     return dt_
+
+
+class _Sink:
+    """Writer side of the pipeline: blend tiles, then rows -> COGs, mask, polygons."""
+
+    def __init__(
+        self,
+        blender: StripBlender,
+        masks: MaskStream,
+        prob_w: CogWriter,
+        mask_w: CogWriter,
+        vec: PolygonWriter,
+        mask_q: Decimator,
+        has_nodata: bool,
+    ) -> None:
+        self.blender, self.masks, self.vec, self.mask_q = blender, masks, vec, mask_q
+        self.prob_w, self.mask_w, self.has_nodata = prob_w, mask_w, has_nodata
+        self.stats = {"positive_px": 0, "valid_px": 0}
+
+    def handle(self, msg: tuple[Any, ...]) -> None:
+        kind = msg[0]
+        if kind == "add":
+            for (y, x), prob in zip(msg[1], msg[2], strict=True):
+                self.blender.add(y, x, prob)
+        elif kind == "nodata":
+            self.blender.set_nodata(msg[1], msg[2])
+        elif kind == "flush":
+            self._rows(self.blender.flush(msg[1]))
+        elif kind == "finish":
+            for m0, m in self.masks.finish():
+                self._mask(m0, m)
+
+    def _rows(self, rows: Iterator[tuple[int, np.ndarray, np.ndarray]]) -> None:
+        for row0, prob, valid in rows:
+            u8 = to_u8(prob)
+            self.prob_w.write(row0, u8, valid if self.has_nodata else None)
+            self.stats["valid_px"] += int(np.count_nonzero(valid))
+            for m0, m in self.masks.push(row0, u8, ~valid):
+                self._mask(m0, m)
+
+    def _mask(self, m0: int, m: np.ndarray) -> None:
+        self.mask_w.write(m0, m)
+        self.vec.push(m0, m)
+        self.mask_q.push(m0, m)
+        self.stats["positive_px"] += int(np.count_nonzero(m == 1))

@@ -43,19 +43,22 @@ class PolygonWriter:
         self._fh: IO[str] | None = None
         self._ctx: Any = None
         self._bbox = [np.inf, np.inf, -np.inf, -np.inf]
+        self.georeferenced = crs is not None
         self._to_wgs84: Any = None
         self._geod: Any = None
         self._metres: float | None = None
-        if crs is not None:
-            from pyproj import CRS, Geod, Transformer
 
-            c = CRS.from_user_input(crs.to_wkt() if hasattr(crs, "to_wkt") else crs)
-            self._to_wgs84 = Transformer.from_crs(c, "EPSG:4326", always_xy=True)
-            if c.is_projected:
-                unit = c.axis_info[0].unit_conversion_factor if c.axis_info else 1.0
-                self._metres = float(unit)
-            else:
-                self._geod = Geod(ellps="WGS84")
+    def _projection(self) -> None:
+        """PROJ objects, made in the thread that uses them (pyproj contexts are per thread)."""
+        from pyproj import CRS, Geod, Transformer
+
+        c = CRS.from_user_input(self.crs.to_wkt() if hasattr(self.crs, "to_wkt") else self.crs)
+        self._to_wgs84 = Transformer.from_crs(c, "EPSG:4326", always_xy=True)
+        if c.is_projected:
+            unit = c.axis_info[0].unit_conversion_factor if c.axis_info else 1.0
+            self._metres = float(unit)
+        else:
+            self._geod = Geod(ellps="WGS84")
 
     # --- context ---
     def __enter__(self) -> PolygonWriter:
@@ -78,7 +81,7 @@ class PolygonWriter:
                     self._emit(poly)
                 self._open = []
                 extra = dict(self.properties)
-                if self.count and self._to_wgs84 is not None:
+                if self.count and self.georeferenced:
                     extra["bbox"] = [round(v, COORD_DECIMALS) for v in self._bbox]
                 tail = json.dumps(extra, default=str)[1:-1]
                 self._fh.write("\n]" + (",\n" + tail if tail else "") + "\n}\n")
@@ -122,9 +125,11 @@ class PolygonWriter:
         if poly_px.is_empty:
             return
         props: dict[str, Any] = {"id": self.count, "area_px": round(float(poly_px.area), 1)}
-        if self._to_wgs84 is None:
+        if not self.georeferenced:
             geom = orient(poly_px, 1.0)  # pixel space: x = column, y = row
         else:
+            if self._to_wgs84 is None:
+                self._projection()
             t = self.transform
             world = shapely.affinity.affine_transform(poly_px, [t.a, t.b, t.d, t.e, t.c, t.f])
             geom = shapely.transform(world, self._project, interleaved=False)

@@ -261,3 +261,13 @@ def test_bfloat16_matches_fp32(tmp_path, roof_model) -> None:
     )
     assert np.abs(pa - pb).mean() < 2
     assert iou(read(a["outputs"]["mask"]) == 1, read(b["outputs"]["mask"]) == 1) > 0.97
+
+
+def test_threaded_pipeline_gives_the_same_outputs(tmp_path, roof_model) -> None:
+    sc = make_scene(tmp_path, "pipe", 530, 410, seed=12, nodata=0, nodata_border=50, labelme=False)
+    a = predict_scene(roof_model, sc.image, tmp_path / "a", pipeline=True, **FAST)
+    b = predict_scene(roof_model, sc.image, tmp_path / "b", pipeline=False, **FAST)
+    for key in ("probability", "mask"):
+        np.testing.assert_array_equal(read(a["outputs"][key]), read(b["outputs"][key]), err_msg=key)
+    va, vb = (json.loads(Path(r["outputs"]["vectors"]).read_text()) for r in (a, b))
+    assert va == vb

@@ -163,3 +163,29 @@ def test_polygons_streamed_in_chunks_are_whole(tmp_path) -> None:
     np.testing.assert_array_equal(burnt, (mask == 1).astype(np.uint8))
     areas = sorted(f["properties"]["area_px"] for f in doc["features"])
     assert sum(areas) == (mask == 1).sum()
+
+
+def test_prefetch_and_worker_keep_order_and_raise_errors() -> None:
+    from satseg.inference.pipeline import Worker, prefetch
+
+    assert list(prefetch(range(50), depth=2)) == list(range(50))
+
+    def broken():
+        yield 1
+        raise OSError("disk gone")
+
+    with pytest.raises(OSError, match="disk gone"):
+        list(prefetch(broken()))
+    seen: list[int] = []
+    with Worker(seen.append) as w:
+        for i in range(100):
+            w.put(i)
+    assert seen == list(range(100))
+
+    def fail(msg: int) -> None:
+        if msg == 3:
+            raise ValueError("bad row")
+
+    with pytest.raises(ValueError, match="bad row"), Worker(fail) as w:
+        for i in range(10):
+            w.put(i)

@@ -1,0 +1,109 @@
+"""Two small threads around the model: read ahead, and blend/write behind.
+
+TensorFlow, GDAL, NumPy and OpenCV release the GIL in their heavy loops, so reading the
+next strip and writing finished rows overlap with the model's batches instead of adding
+to them. Queues are short (bounded memory); an error in a thread is raised in the caller.
+With ``enabled=False`` everything runs inline (same results, easier to profile).
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from collections.abc import Callable, Iterable, Iterator
+from types import TracebackType
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+_STOP = object()
+
+
+def prefetch(items: Iterable[T], depth: int = 1, enabled: bool = True) -> Iterator[T]:
+    """Iterate ``items`` produced by a background thread, at most ``depth`` ahead."""
+    if not enabled:
+        yield from items
+        return
+    q: queue.Queue[Any] = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def produce() -> None:
+        try:
+            for item in items:
+                while not stop.is_set():
+                    try:
+                        q.put(item, timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+            q.put(_STOP)
+        except BaseException as err:  # handed to the consumer
+            q.put(_Error(err))
+
+    t = threading.Thread(target=produce, name="satseg-prefetch", daemon=True)
+    t.start()
+    try:
+        while True:
+            item = q.get()
+            if item is _STOP:
+                return
+            if isinstance(item, _Error):
+                raise item.err
+            yield item
+    finally:
+        stop.set()
+        t.join(timeout=5)
+
+
+class Worker:
+    """Context manager: ``put(msg)`` calls ``handle(msg)`` in order on one background thread."""
+
+    def __init__(self, handle: Callable[[Any], None], maxsize: int = 4, enabled: bool = True):
+        self.handle = handle
+        self.enabled = enabled
+        self._q: queue.Queue[Any] = queue.Queue(maxsize=maxsize)
+        self._err: BaseException | None = None
+        self._t: threading.Thread | None = None
+
+    def __enter__(self) -> Worker:
+        if self.enabled:
+            self._t = threading.Thread(target=self._loop, name="satseg-writer", daemon=True)
+            self._t.start()
+        return self
+
+    def _loop(self) -> None:
+        while True:
+            msg = self._q.get()
+            if msg is _STOP:
+                return
+            if self._err is None:  # after an error, drain without work until stopped
+                try:
+                    self.handle(msg)
+                except BaseException as err:
+                    self._err = err
+
+    def put(self, msg: Any) -> None:
+        if self._err is not None:
+            raise self._err
+        if self._t is None:
+            self.handle(msg)
+        else:
+            self._q.put(msg)
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self._t is not None:
+            self._q.put(_STOP)
+            self._t.join()
+        if exc_type is None and self._err is not None:
+            raise self._err
+
+
+class _Error:
+    def __init__(self, err: BaseException) -> None:
+        self.err = err
