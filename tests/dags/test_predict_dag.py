@@ -25,20 +25,21 @@ def _roof_model() -> Any:
 
 
 def _register_champion(settings: Any) -> str:
-    """Log the roof model to the MLflow file store, register it and make it champion."""
+    """Log the roof model the way satseg_retrain logs models, register it, make it champion.
+
+    A deterministic model (not a few-step training) so that the outputs can be checked.
+    """
     import mlflow
-    import mlflow.tensorflow
 
-    from satseg.registry.store import promote, register
-    from satseg.registry.tracking import setup
+    from satseg.registry import store, tracking
 
-    setup(settings)
+    data = {"dataset": "demo", "tag": "demo-v1", "md5": "0" * 32}
+    tracking.setup(settings)
     with mlflow.start_run() as run:
-        info = mlflow.tensorflow.log_model(
-            _roof_model(), name="model", keras_model_kwargs={"save_format": "h5"}
-        )
-    ref = register(settings, str(info.model_uri), run.info.run_id, {"dataset_tag": "demo-v1"})
-    promote(settings, ref.version)
+        mlflow.set_tags(tracking.lineage_tags(data))
+        uri = tracking.log_keras_model(_roof_model())
+    ref = store.register(settings, uri, run.info.run_id, tracking.lineage_tags(data))
+    store.promote(settings, ref.version)
     return ref.version
 
 
