@@ -281,7 +281,9 @@ def real(args: argparse.Namespace, root: Path) -> dict[str, Any]:
             "cpu_user_s": cpu_s,
             "config": conf,
             "time_budget_min": args.real_min,
-            "epochs_run": len(mlflow.MlflowClient().get_metric_history(run.info.run_id, "loss")),
+            "epochs_run": len(
+                {m.step for m in mlflow.MlflowClient().get_metric_history(run.info.run_id, "loss")}
+            ),
             "val": {
                 k.removeprefix("final_val_"): v
                 for k, v in run.data.metrics.items()
