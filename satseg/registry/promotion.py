@@ -56,6 +56,7 @@ def compare_and_promote(
             promote(settings, chall.version)
     client = setup(settings)
     client.set_model_version_tag(settings.registered_model, chall.version, "promotion", reason)
+    client.set_tag(chall.run_id, "promotion", reason)  # the run says why, too
     decision = {
         "promoted": promoted,
         "reason": reason,

@@ -56,6 +56,7 @@ def test_promote_only_when_better_then_roll_back(
 
     tags = setup(settings).get_model_version(settings.registered_model, "3").tags
     assert tags["promotion"] == d3["reason"] and tags["dataset_tag"] == "tiny-v1"
+    assert setup(settings).get_run(v3.run_id).data.tags["promotion"] == d3["reason"]
     assert v3.dataset_tag == "tiny-v1"
 
     assert history(settings) == ["1", "2"]
