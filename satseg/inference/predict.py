@@ -24,7 +24,7 @@ from satseg.inference.blend import StripBlender
 from satseg.inference.cog import CogWriter
 from satseg.inference.engine import as_predictor, configure_tf
 from satseg.inference.outputs import Decimator, stac_item, write_quicklook
-from satseg.inference.pipeline import Worker, prefetch
+from satseg.inference.pipeline import Worker, prefetch, trim_heap
 from satseg.inference.postprocess import NODATA, MaskStream, threshold_u8, to_u8
 from satseg.inference.source import SceneSource, open_scene
 from satseg.inference.vectorize import PolygonWriter
@@ -131,38 +131,39 @@ def predict_scene(
     scene = scene_name(src_path)
     info = dict(model_info or {})
     t0 = time.perf_counter()
-    try:
-        source = open_scene(src_path, list(p.bands) if p.bands else None, p.scale)
-    except RasterError as err:
-        _write_error(out, scene, src_path, err)
-        raise
-    with source:
-        key = {
-            "source_sha256": sha256_file(src_path),
-            "model": {k: info.get(k) for k in ("name", "version", "run_id")},
-            "params": p.key(),
-        }
-        previous = _previous(out, key)
-        if previous is not None and not force:
-            log.info(
-                "%s: outputs for model %s already present, skipped", scene, info.get("version")
-            )
-            return {**previous, "status": "skipped"}
+    # A small GDAL block cache for the whole scene: decoded blocks must not pile up with
+    # scene size (the default is 5 % of RAM); it also bounds make_scaler's sample read.
+    with _gdal_env():
         try:
-            # a small GDAL block cache: decoded input blocks must not pile up with scene size
-            with _gdal_env():
-                summary = _run(model, source, out, scene, p, info, window, pipeline)
+            source = open_scene(src_path, list(p.bands) if p.bands else None, p.scale)
         except RasterError as err:
             _write_error(out, scene, src_path, err)
             raise
-        except Exception as err:
-            from rasterio.errors import RasterioError
+        with source:
+            key = {
+                "source_sha256": sha256_file(src_path),
+                "model": {k: info.get(k) for k in ("name", "version", "run_id")},
+                "params": p.key(),
+            }
+            previous = _previous(out, key)
+            if previous is not None and not force:
+                log.info(
+                    "%s: outputs for model %s already present, skipped", scene, info.get("version")
+                )
+                return {**previous, "status": "skipped"}
+            try:
+                summary = _run(model, source, out, scene, p, info, window, pipeline)
+            except RasterError as err:
+                _write_error(out, scene, src_path, err)
+                raise
+            except Exception as err:
+                from rasterio.errors import RasterioError
 
-            if isinstance(err, RasterioError):
-                bad = RasterError(f"{src_path.name} could not be decoded: {err}", "decode")
-                _write_error(out, scene, src_path, bad)
-                raise bad from err
-            raise
+                if isinstance(err, RasterioError):
+                    bad = RasterError(f"{src_path.name} could not be decoded: {err}", "decode")
+                    _write_error(out, scene, src_path, bad)
+                    raise bad from err
+                raise
     summary.update(key=key, seconds=round(time.perf_counter() - t0, 2))
     summary["mpx_per_s"] = round(source.width * source.height / 1e6 / summary["seconds"], 3)
     error_path(out, scene).unlink(missing_ok=True)
@@ -179,7 +180,7 @@ def predict_scene(
     return summary
 
 
-GDAL_CACHE_MB = 96
+GDAL_CACHE_MB = 64
 
 
 def _gdal_env() -> Any:
@@ -309,6 +310,7 @@ def _run(
         strips = ((i, y, *source.strip(y, min(y + p.tile, H))) for i, y in enumerate(ys))
         with Worker(sink.handle, enabled=pipeline) as behind:
             for i, y, rgb, nd in prefetch(strips, enabled=pipeline):
+                trim_heap()
                 if has_nodata:
                     behind.put(("nodata", y, nd))
                 next_y = ys[i + 1] if i + 1 < len(ys) else H
@@ -332,7 +334,10 @@ def _run(
             behind.put(("flush", H))
             behind.put(("finish",))
         stats.update(sink.stats)
+        if stats["valid_px"] == 0:  # raised inside the writers: nothing is published
+            raise RasterError("scene has no valid pixels (all nodata)", "empty")
 
+    trim_heap()
     write_quicklook(paths["quicklook"], rgb_q.image(), mask_q.image())
     warnings_ = list(source.warnings)
     props = {

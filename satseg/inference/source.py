@@ -20,6 +20,7 @@ from satseg.io.raster import BandScaler, RasterError, make_scaler, read_plain_im
 PLAIN_EXTS = {".png", ".jpg", ".jpeg"}
 RASTER_EXTS = {".tif", ".tiff"}
 SCENE_EXTS = PLAIN_EXTS | RASTER_EXTS
+SCALE_COLS = 2048  # columns scaled at a time (bounds float temporaries on wide scenes)
 NOT_GEOREFERENCED = (
     "input has no georeference (plain PNG/JPEG or no CRS): outputs are in pixel space "
     "(identity transform, GeoJSON coordinates are pixel column/row, no area in m²)"
@@ -85,16 +86,14 @@ class SceneSource:
         assert self._local is not None
         win = Window(0, y0, self.width, y1 - y0)
         data = self._src.read(self._bands, window=win)
-        return self._local.apply(data), self._local.nodata_mask(data)
-
-    def thumbnail(self, max_side: int) -> np.ndarray:
-        """Decimated (h, w, 3) uint8 RGB for the quicklook (one strided/overview read)."""
-        f = max(1, int(np.ceil(max(self.width, self.height) / max_side)))
-        if self._plain is not None:
-            return np.ascontiguousarray(self._plain[::f, ::f])
-        assert self._local is not None
-        shape = (len(self._bands), max(1, self.height // f), max(1, self.width // f))
-        return self._local.apply(self._src.read(self._bands, out_shape=shape))
+        rgb = np.empty((y1 - y0, self.width, 3), np.uint8)
+        nodata = np.empty((y1 - y0, self.width), bool)
+        # the scaler works per pixel; column blocks keep its float temporaries small
+        for c in range(0, self.width, SCALE_COLS):
+            part = data[:, :, c : c + SCALE_COLS]
+            rgb[:, c : c + SCALE_COLS] = self._local.apply(part)
+            nodata[:, c : c + SCALE_COLS] = self._local.nodata_mask(part)
+        return rgb, nodata
 
     def close(self) -> None:
         if self._src is not None:
@@ -164,9 +163,12 @@ def open_scene(
 
 
 def _check_readable(src: Any, bands: list[int]) -> None:
-    """Fail fast on truncated files and all-nodata scenes (a decimated read touches every block)."""
-    f = max(1, int(np.ceil(max(src.width, src.height) / 256)))
-    shape = (len(bands), max(1, src.height // f), max(1, src.width // f))
-    sample = src.read(bands, out_shape=shape)
-    if src.nodata is not None and np.all(sample == src.nodata):
-        raise RasterError("scene has no valid pixels (all nodata)", "empty")
+    """Fail fast when the first block does not decode (corrupt or truncated header data).
+
+    Deliberately not a whole-scene read: damage further in surfaces while streaming, and
+    an all-nodata scene is detected after the (then cheap: every tile skipped) pass.
+    """
+    from rasterio.windows import Window
+
+    h, w = src.block_shapes[0] if src.block_shapes else (1, 1)
+    src.read(bands, window=Window(0, 0, min(w, src.width), min(h, src.height)))
