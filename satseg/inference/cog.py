@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from satseg.inference.pipeline import GDAL_LOCK
 from satseg.io.atomic import atomic_path
 
 BLOCK = 512
@@ -83,10 +84,13 @@ class CogWriter:
 
         h, w = rows.shape
         win = Window(0, row0, w, h)
-        self._dst.write(rows, 1, window=win)
+        m = None
         if self.with_mask:
             m = np.full((h, w), 255, np.uint8) if valid is None else valid.astype(np.uint8) * 255
-            self._dst.write_mask(m, window=win)
+        with GDAL_LOCK:
+            self._dst.write(rows, 1, window=win)
+            if m is not None:
+                self._dst.write_mask(m, window=win)
 
     def __exit__(
         self,

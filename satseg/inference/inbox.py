@@ -1,14 +1,18 @@
 """Which scenes in the predict inbox are complete, and where they go afterwards.
 
-A file is ready when a ``<name>.done`` marker sits beside it, or when its size and mtime are
-unchanged across two looks ``stable_polls_s`` apart (the ingest rule): a scene still being
-copied is left for the next poll. Predicted inputs move to ``raw/predict-done/<date>/``,
-bad ones to ``quarantine/<date>/predict/`` with their error; nothing is deleted.
+The ingest rule: a file is ready when a ``<file>.done`` or ``<stem>.done`` marker sits beside
+it, or when its size and mtime are unchanged across two looks ``stable_polls_s`` apart; a
+scene still being copied (or a hidden / ``*.part`` temporary) is left for the next poll.
+Symbolic links are never followed: they are quarantined. Predicted inputs move to
+``raw/predict-done/<date>/``, bad ones to ``quarantine/<date>/predict/`` with their error;
+nothing is deleted.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import logging
+import os
 import time
 from pathlib import Path
 
@@ -17,21 +21,29 @@ from satseg.inference.source import SCENE_EXTS
 from satseg.io.atomic import move, sha256_file, write_json
 
 DONE_SUFFIX = ".done"
+log = logging.getLogger(__name__)
 
 
-def _candidates(inbox: Path) -> list[Path]:
+def _candidates(settings: Settings) -> list[Path]:
+    inbox = settings.predict_inbox
     if not inbox.is_dir():
         return []
-    return sorted(
-        p
-        for p in inbox.iterdir()
-        if p.is_file() and not p.name.startswith(".") and p.suffix.lower() in SCENE_EXTS
-    )
+    out = []
+    for p in sorted(inbox.iterdir()):
+        if p.name.startswith(".") or p.suffix.lower() not in SCENE_EXTS:
+            continue
+        if p.is_symlink():
+            target = os.readlink(p)
+            quarantine(settings, p, {"error": f"symbolic link to {target}", "check": "symlink"})
+            log.warning("%s is a symbolic link (to %s): quarantined, not followed", p.name, target)
+        elif p.is_file():
+            out.append(p)
+    return out
 
 
 def ready_scenes(settings: Settings, wait_s: float | None = None) -> list[Path]:
     """Complete scene files in ``settings.predict_inbox`` (marker, or stable across two looks)."""
-    files = _candidates(settings.predict_inbox)
+    files = _candidates(settings)
     marked = [p for p in files if _marker(p).exists()]
     rest = [p for p in files if p not in marked]
     if not rest:
@@ -48,6 +60,10 @@ def _stat(p: Path) -> tuple[int, int]:
 
 
 def _marker(p: Path) -> Path:
+    """The ``<file>.done`` or ``<stem>.done`` marker of ``p`` (the first form if neither)."""
+    for m in (p.with_name(p.name + DONE_SUFFIX), p.with_name(p.stem + DONE_SUFFIX)):
+        if m.exists():
+            return m
     return p.with_name(p.name + DONE_SUFFIX)
 
 
@@ -74,10 +90,10 @@ def _move_unique(path: Path, folder: Path) -> Path:
     while dst.exists() and sha256_file(dst) != sha256_file(path):
         dst = folder / f"{path.stem}.{n}{path.suffix}"
         n += 1
-    move(path, dst)
     marker = _marker(path)
+    move(path, dst)
     if marker.exists():
-        move(marker, _marker(dst))
+        move(marker, dst.with_name(dst.name + DONE_SUFFIX))
     return dst
 
 

@@ -14,13 +14,8 @@ from typing import Any
 
 from satseg.config import Settings
 from satseg.inference import inbox
-from satseg.inference.predict import (
-    PredictParams,
-    error_path,
-    predict_scene,
-    relocate_source,
-    scene_name,
-)
+from satseg.inference.params import PredictParams, error_path, scene_name
+from satseg.inference.predict import predict_scene, relocate_source
 from satseg.io.raster import RasterError
 
 log = logging.getLogger(__name__)

@@ -12,8 +12,6 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -24,81 +22,23 @@ from satseg.inference.blend import StripBlender
 from satseg.inference.cog import CogWriter
 from satseg.inference.engine import as_predictor, configure_tf
 from satseg.inference.outputs import Decimator, stac_item, write_quicklook
+from satseg.inference.params import (
+    OUTPUT_NAMES,
+    SUMMARY,
+    PredictParams,
+    error_path,
+    output_paths,
+    scene_name,
+)
 from satseg.inference.pipeline import Worker, prefetch, trim_heap
-from satseg.inference.postprocess import NODATA, MaskStream, threshold_u8, to_u8
+from satseg.inference.postprocess import NODATA, MaskStream, threshold_u8
+from satseg.inference.sink import RowSink
 from satseg.inference.source import SceneSource, open_scene
 from satseg.inference.vectorize import PolygonWriter
 from satseg.io.atomic import sha256_file, write_json
 from satseg.io.raster import RasterError, to_model_input
 
 log = logging.getLogger(__name__)
-
-OUTPUT_NAMES = {
-    "probability": "prob.tif",
-    "mask": "mask.tif",
-    "vectors": "mask.geojson",
-    "quicklook": "quicklook.png",
-    "stac": "item.json",
-}
-SUMMARY = "summary.json"
-
-
-@dataclass(frozen=True)
-class PredictParams:
-    """Everything that changes the outputs besides the model (part of the skip key)."""
-
-    tile: int = 256
-    overlap: int = 64
-    batch_size: int = 8
-    threshold: float = 0.5
-    min_area_px: int = 16
-    opening_px: int = 3
-    precision: str = "auto"
-    bands: tuple[int, ...] | None = None
-    scale: str = "percentile"
-
-    def validate(self) -> None:
-        if self.tile < 32:
-            raise ValueError(f"tile={self.tile}: must be at least 32 px")
-        if not 0 <= self.overlap <= self.tile // 2:
-            raise ValueError(f"overlap={self.overlap}: must be in [0, tile/2]")
-        if not 0.0 < self.threshold < 1.0:
-            raise ValueError(f"threshold={self.threshold}: must be in (0, 1)")
-        if self.batch_size < 1:
-            raise ValueError("batch_size must be >= 1")
-
-    def key(self) -> dict[str, Any]:
-        return {
-            "tile": self.tile,
-            "overlap": self.overlap,
-            "threshold": self.threshold,
-            "min_area_px": self.min_area_px,
-            "opening_px": self.opening_px,
-            "bands": list(self.bands) if self.bands else None,
-            "scale": self.scale,
-        }
-
-    @classmethod
-    def from_params(cls, section: dict[str, Any], **over: Any) -> PredictParams:
-        """From the ``predict:`` section of params.yaml; ``None`` overrides are ignored."""
-        fields = cls.__dataclass_fields__
-        vals = {k: v for k, v in section.items() if k in fields}
-        vals.update({k: v for k, v in over.items() if v is not None and k in fields})
-        if vals.get("bands") is not None:
-            vals["bands"] = tuple(vals["bands"])
-        return cls(**vals)
-
-
-def scene_name(path: Path | str) -> str:
-    return Path(path).stem
-
-
-def output_paths(out_dir: Path) -> dict[str, Path]:
-    return {k: out_dir / v for k, v in OUTPUT_NAMES.items()}
-
-
-def error_path(out_dir: Path, scene: str) -> Path:
-    return out_dir / f"{scene}.error.json"
 
 
 def predict_scene(
@@ -305,7 +245,7 @@ def _run(
             paths["vectors"], W, H, source.crs, source.transform, _vector_props(info, p, source)
         ) as vec,
     ):
-        sink = _Sink(blender, masks, prob_w, mask_w, vec, mask_q, has_nodata)
+        sink = RowSink(blender, masks, prob_w, mask_w, vec, mask_q, has_nodata)
         batch: list[tuple[int, int, np.ndarray]] = []
         strips = ((i, y, *source.strip(y, min(y + p.tile, H))) for i, y in enumerate(ys))
         with Worker(sink.handle, enabled=pipeline) as behind:
@@ -408,48 +348,3 @@ def _predict_batch(
     dt_ = time.perf_counter() - t0
     behind.put(("add", [(y, xx) for y, xx, _ in batch], probs))
     return dt_
-
-
-class _Sink:
-    """Writer side of the pipeline: blend tiles, then rows -> COGs, mask, polygons."""
-
-    def __init__(
-        self,
-        blender: StripBlender,
-        masks: MaskStream,
-        prob_w: CogWriter,
-        mask_w: CogWriter,
-        vec: PolygonWriter,
-        mask_q: Decimator,
-        has_nodata: bool,
-    ) -> None:
-        self.blender, self.masks, self.vec, self.mask_q = blender, masks, vec, mask_q
-        self.prob_w, self.mask_w, self.has_nodata = prob_w, mask_w, has_nodata
-        self.stats = {"positive_px": 0, "valid_px": 0}
-
-    def handle(self, msg: tuple[Any, ...]) -> None:
-        kind = msg[0]
-        if kind == "add":
-            for (y, x), prob in zip(msg[1], msg[2], strict=True):
-                self.blender.add(y, x, prob)
-        elif kind == "nodata":
-            self.blender.set_nodata(msg[1], msg[2])
-        elif kind == "flush":
-            self._rows(self.blender.flush(msg[1]))
-        elif kind == "finish":
-            for m0, m in self.masks.finish():
-                self._mask(m0, m)
-
-    def _rows(self, rows: Iterator[tuple[int, np.ndarray, np.ndarray]]) -> None:
-        for row0, prob, valid in rows:
-            u8 = to_u8(prob)
-            self.prob_w.write(row0, u8, valid if self.has_nodata else None)
-            self.stats["valid_px"] += int(np.count_nonzero(valid))
-            for m0, m in self.masks.push(row0, u8, ~valid):
-                self._mask(m0, m)
-
-    def _mask(self, m0: int, m: np.ndarray) -> None:
-        self.mask_w.write(m0, m)
-        self.vec.push(m0, m)
-        self.mask_q.push(m0, m)
-        self.stats["positive_px"] += int(np.count_nonzero(m == 1))

@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from satseg.inference.pipeline import GDAL_LOCK
 from satseg.io.raster import BandScaler, RasterError, make_scaler, read_plain_image
 
 PLAIN_EXTS = {".png", ".jpg", ".jpeg"}
@@ -85,7 +86,8 @@ class SceneSource:
 
         assert self._local is not None
         win = Window(0, y0, self.width, y1 - y0)
-        data = self._src.read(self._bands, window=win)
+        with GDAL_LOCK:
+            data = self._src.read(self._bands, window=win)
         rgb = np.empty((y1 - y0, self.width, 3), np.uint8)
         nodata = np.empty((y1 - y0, self.width), bool)
         # the scaler works per pixel; column blocks keep its float temporaries small

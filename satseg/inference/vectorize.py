@@ -17,6 +17,7 @@ from typing import IO, Any
 
 import numpy as np
 
+from satseg.inference.pipeline import GDAL_LOCK
 from satseg.io.atomic import atomic_path
 
 COORD_DECIMALS = 7  # ~1 cm at the equator
@@ -101,10 +102,16 @@ class PolygonWriter:
         row1 = row0 + h
         polys: list[Any] = []
         if fg.any():
-            for geom, _ in features.shapes(
-                fg.view(np.uint8), mask=fg, connectivity=4, transform=Affine.translation(0, row0)
-            ):
-                polys.append(shapely.geometry.shape(geom))
+            with GDAL_LOCK:  # GDALPolygonize
+                shapes = list(
+                    features.shapes(
+                        fg.view(np.uint8),
+                        mask=fg,
+                        connectivity=4,
+                        transform=Affine.translation(0, row0),
+                    )
+                )
+            polys = [shapely.geometry.shape(geom) for geom, _ in shapes]
         top = [p for p in polys if p.bounds[1] <= row0]
         rest = [p for p in polys if p.bounds[1] > row0]
         candidates = _merge_across(self._open, top) + rest

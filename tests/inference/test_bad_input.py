@@ -11,7 +11,8 @@ import rasterio
 from rasterio.transform import from_origin
 
 from satseg.inference.jobs import predict_many
-from satseg.inference.predict import PredictParams, predict_scene
+from satseg.inference.params import PredictParams
+from satseg.inference.predict import predict_scene
 from satseg.io.raster import RasterError
 from satseg.synthetic import make_scene
 

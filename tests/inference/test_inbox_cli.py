@@ -18,11 +18,16 @@ def test_ready_needs_marker_or_stable_size(settings) -> None:
     box = settings.predict_inbox
     done = make_scene(box, "marked", 64, 64, labelme=False, geojson=False).image
     (box / "marked.tif.done").touch()
+    by_stem = make_scene(box, "stem", 64, 64, labelme=False, geojson=False).image
+    (box / "stem.done").touch()
     stable = make_scene(box, "stable", 64, 64, labelme=False, geojson=False).image
     growing = box / "growing.tif"
     growing.write_bytes(b"x" * 10)
     (box / "notes.txt").write_text("not a scene")
     (box / ".partial.tif").write_bytes(b"hidden temp file")
+    (box / "upload.tif.part").write_bytes(b"still uploading")
+    elsewhere = make_scene(settings.home / "other", "target", 64, 64, labelme=False).image
+    (box / "link.tif").symlink_to(elsewhere)
 
     def grow() -> None:  # a copy still in progress
         for _ in range(6):
@@ -34,7 +39,11 @@ def test_ready_needs_marker_or_stable_size(settings) -> None:
     t.start()
     ready = inbox.ready_scenes(settings, wait_s=0.2)
     t.join()
-    assert ready == [done, stable]
+    assert ready == [done, stable, by_stem]
+    # a symbolic link is never followed: quarantined (the link itself), its target untouched
+    assert not (box / "link.tif").is_symlink() and elsewhere.is_file()
+    (q,) = settings.quarantine.rglob("link.tif")
+    assert q.is_symlink() and q.with_name("link.tif.error.json").is_file()
 
 
 def test_nothing_ready_is_an_empty_list(settings) -> None:

@@ -271,3 +271,20 @@ def test_threaded_pipeline_gives_the_same_outputs(tmp_path, roof_model) -> None:
         np.testing.assert_array_equal(read(a["outputs"][key]), read(b["outputs"][key]), err_msg=key)
     va, vb = (json.loads(Path(r["outputs"]["vectors"]).read_text()) for r in (a, b))
     assert va == vb
+
+
+def test_threads_share_gdal_safely_under_cache_pressure(tmp_path, roof_model, monkeypatch) -> None:
+    """Regression: with a tiny block cache, reads evict the writer's dirty blocks; without
+    the GDAL lock this failed ("Write failed") or hung within a few dozen scenes."""
+    import satseg.inference.predict as predict_mod
+
+    monkeypatch.setattr(predict_mod, "GDAL_CACHE_MB", 8)
+    sc = make_scene(tmp_path, "st", 1500, 1300, seed=3, nodata=0, nodata_border=100, labelme=False)
+    first = None
+    for _ in range(8):
+        r = predict_scene(roof_model, sc.image, tmp_path / "o", force=True, **FAST)
+        with rasterio.open(r["outputs"]["probability"]) as d:
+            now = (d.read(1), d.read_masks(1))
+        if first is None:
+            first = now
+        assert (now[0] == first[0]).all() and (now[1] == first[1]).all()

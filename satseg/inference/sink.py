@@ -1,0 +1,63 @@
+"""Writer side of the inference pipeline: blended rows -> COGs, mask, polygons, quicklook.
+
+Runs on the writer thread; it receives ordered messages (tile probabilities, nodata rows,
+flush points) from the model loop and owns every output dataset while the scene streams.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+
+from satseg.inference.blend import StripBlender
+from satseg.inference.cog import CogWriter
+from satseg.inference.outputs import Decimator
+from satseg.inference.postprocess import MaskStream, to_u8
+from satseg.inference.vectorize import PolygonWriter
+
+
+class RowSink:
+    """Writer side of the pipeline: blend tiles, then rows -> COGs, mask, polygons."""
+
+    def __init__(
+        self,
+        blender: StripBlender,
+        masks: MaskStream,
+        prob_w: CogWriter,
+        mask_w: CogWriter,
+        vec: PolygonWriter,
+        mask_q: Decimator,
+        has_nodata: bool,
+    ) -> None:
+        self.blender, self.masks, self.vec, self.mask_q = blender, masks, vec, mask_q
+        self.prob_w, self.mask_w, self.has_nodata = prob_w, mask_w, has_nodata
+        self.stats = {"positive_px": 0, "valid_px": 0}
+
+    def handle(self, msg: tuple[Any, ...]) -> None:
+        kind = msg[0]
+        if kind == "add":
+            for (y, x), prob in zip(msg[1], msg[2], strict=True):
+                self.blender.add(y, x, prob)
+        elif kind == "nodata":
+            self.blender.set_nodata(msg[1], msg[2])
+        elif kind == "flush":
+            self._rows(self.blender.flush(msg[1]))
+        elif kind == "finish":
+            for m0, m in self.masks.finish():
+                self._mask(m0, m)
+
+    def _rows(self, rows: Iterator[tuple[int, np.ndarray, np.ndarray]]) -> None:
+        for row0, prob, valid in rows:
+            u8 = to_u8(prob)
+            self.prob_w.write(row0, u8, valid if self.has_nodata else None)
+            self.stats["valid_px"] += int(np.count_nonzero(valid))
+            for m0, m in self.masks.push(row0, u8, ~valid):
+                self._mask(m0, m)
+
+    def _mask(self, m0: int, m: np.ndarray) -> None:
+        self.mask_w.write(m0, m)
+        self.vec.push(m0, m)
+        self.mask_q.push(m0, m)
+        self.stats["positive_px"] += int(np.count_nonzero(m == 1))
