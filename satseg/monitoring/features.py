@@ -58,8 +58,9 @@ def image_features(rgb: np.ndarray, nodata: np.ndarray | None = None) -> dict[st
 
     h, w = rgb.shape[:2]
     rgb = np.ascontiguousarray(rgb, dtype=np.uint8)
-    all_valid = nodata is None or not nodata.any()
-    mask = None if all_valid else np.ascontiguousarray(~nodata).view(np.uint8)
+    mask = None
+    if nodata is not None and nodata.any():
+        mask = np.ascontiguousarray(~nodata).view(np.uint8)
     n = h * w if mask is None else int(cv2.countNonZero(mask))
     out: dict[str, float] = {}
     for i, b in enumerate(BAND_NAMES):
@@ -85,8 +86,8 @@ def image_features(rgb: np.ndarray, nodata: np.ndarray | None = None) -> dict[st
     if h > 1 and w > 1:
         gx = cv2.absdiff(grey[:-1, 1:], grey[:-1, :-1])
         gy = cv2.absdiff(grey[1:, :-1], grey[:-1, :-1])
-        edges = cv2.bitwise_or(cv2.compare(gx, 20.0, cv2.CMP_GT), cv2.compare(gy, 20.0, cv2.CMP_GT))
-        out["edge_density"] = cv2.countNonZero(edges) / edges.size
+        edges = (gx > 20) | (gy > 20)
+        out["edge_density"] = int(np.count_nonzero(edges)) / edges.size
         out["gradient_mean"] = float(cv2.mean(cv2.add(gx, gy))[0])
     else:
         out["edge_density"] = out["gradient_mean"] = 0.0

@@ -143,7 +143,7 @@ def write_pair(
 def _write_bytes(path: Path, data: np.ndarray) -> None:
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
     try:
-        view = memoryview(data).cast("B")
+        view = memoryview(data.tobytes())
         while view:
             view = view[os.write(fd, view) :]
     finally:
