@@ -109,7 +109,7 @@ def make_predictor(model: Any, option: str) -> Any:
 
     from satseg.inference.engine import Predictor
 
-    if option in ("fp32", "bf16"):
+    if option in ("fp32", "bf16", "int8"):  # int8: satseg's TFLite predictor
         return Predictor(model, TILE, option)
     if option == "fp32-predict":  # Keras' own loop, as the seed project called it
 
@@ -387,7 +387,7 @@ def main() -> None:
     ap.add_argument("--work", type=Path, default=REPO / "bench" / "out" / "predict")
     ap.add_argument("--weights", help="LinkNet-R18 weights (.h5); default: train (cached)")
     ap.add_argument("--train-steps", type=int, default=250)
-    ap.add_argument("--e2e-options", nargs="+", default=["fp32", "bf16"])
+    ap.add_argument("--e2e-options", nargs="+", default=["fp32", "bf16", "int8"])
     ap.add_argument(
         "--precision-options",
         nargs="+",
@@ -397,6 +397,7 @@ def main() -> None:
             "fp32-xla",
             "bf16",
             "bf16-xla",
+            "int8",
             "fp32-grappler-bf16",
             "tflite-fp32",
             "tflite-int8-dynamic",

@@ -29,7 +29,7 @@ def register(app: typer.Typer) -> None:
         tile: int | None = typer.Option(None, min=32),
         overlap: int | None = typer.Option(None, min=0),
         batch_size: int | None = typer.Option(None, "--batch-size", min=1),
-        precision: str | None = typer.Option(None, help="auto | fp32 | bf16"),
+        precision: str | None = typer.Option(None, help="auto | fp32 | bf16 | int8"),
         force: bool = typer.Option(False, help="Recompute even if outputs are up to date"),
     ) -> None:
         """Segment scenes into probability/mask COGs, GeoJSON, quicklook and STAC item."""

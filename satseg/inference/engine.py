@@ -4,6 +4,8 @@ The model is called through one ``tf.function`` with a fixed tile shape (no retr
 ``model.predict`` per-call overhead). On CPUs with native bfloat16 (AVX512_BF16 / AMX) the
 model is cloned under Keras' ``mixed_bfloat16`` policy with the same weights: convolutions
 run in bfloat16, the output layer stays float32. ``precision="fp32"`` turns this off.
+``precision="int8"`` converts the model to TFLite with dynamic-range quantisation (int8
+weights, activations quantised per call); ``bench/predict.py`` compares all of them.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ import numpy as np
 
 log = logging.getLogger(__name__)
 
-PRECISIONS = ("auto", "fp32", "bf16")
+PRECISIONS = ("auto", "fp32", "bf16", "int8")
 
 
 @functools.cache
@@ -71,6 +73,11 @@ def to_mixed_bfloat16(model: Any) -> Any:
 class Predictor:
     """Callable: float32 batch (n, t, t, 3) -> float32 foreground probability (n, t, t)."""
 
+    def __new__(cls, model: Any, tile: int, precision: str = "auto") -> Predictor:
+        if cls is Predictor and resolve_precision(precision) == "int8":
+            return super().__new__(Int8Predictor)
+        return super().__new__(cls)
+
     def __init__(self, model: Any, tile: int, precision: str = "auto") -> None:
         import tensorflow as tf
 
@@ -94,6 +101,50 @@ class Predictor:
     def __call__(self, batch: np.ndarray) -> np.ndarray:
         return np.asarray(self._call(batch))
 
+
+class Int8Predictor(Predictor):
+    """The model as a dynamic-range quantised TFLite graph (int8 weights and matmuls).
+
+    The graph has a fixed batch (``INT8_BATCH`` tiles): smaller batches are zero-padded,
+    larger ones run in chunks. The interpreter is not thread-safe, so calls are serialised.
+    Converting takes a few seconds, paid once per model and tile size in a process.
+    """
+
+    def __init__(self, model: Any, tile: int, precision: str = "int8") -> None:
+        import threading
+
+        import tensorflow as tf
+
+        self.precision, self.tile, self.source, self.model = "int8", tile, model, model
+        spec = tf.TensorSpec([INT8_BATCH, tile, tile, 3], tf.float32)
+        fn = tf.function(lambda x: model(x, training=False)).get_concrete_function(spec)
+        conv = tf.lite.TFLiteConverter.from_concrete_functions([fn], model)
+        conv.optimizations = [tf.lite.Optimize.DEFAULT]
+        flat = conv.convert()
+        self._interp = tf.lite.Interpreter(model_content=flat, num_threads=os.cpu_count() or 1)
+        self._interp.allocate_tensors()
+        self._in = self._interp.get_input_details()[0]["index"]
+        self._out = self._interp.get_output_details()[0]["index"]
+        self._lock = threading.Lock()
+
+    def __call__(self, batch: np.ndarray) -> np.ndarray:
+        batch = np.asarray(batch, np.float32)
+        out = []
+        for i in range(0, len(batch), INT8_BATCH):
+            chunk = batch[i : i + INT8_BATCH]
+            n = len(chunk)
+            if n < INT8_BATCH:
+                pad = np.zeros((INT8_BATCH - n, *chunk.shape[1:]), np.float32)
+                chunk = np.concatenate([chunk, pad])
+            with self._lock:
+                self._interp.set_tensor(self._in, chunk)
+                self._interp.invoke()
+                y = self._interp.get_tensor(self._out)
+            out.append(np.asarray(y[:n, ..., -1], np.float32))
+        return np.concatenate(out) if out else np.zeros((0, self.tile, self.tile), np.float32)
+
+
+INT8_BATCH = 8
 
 _CACHE: weakref.WeakKeyDictionary[Any, dict[tuple[int, str], Predictor]] = (
     weakref.WeakKeyDictionary()

@@ -32,3 +32,17 @@ def test_predictor_is_traced_once_per_model_and_tile(roof_model) -> None:
     x = np.random.default_rng(0).random((2, 64, 64, 3), dtype=np.float32)
     y = a(x)
     assert y.shape == (2, 64, 64) and y.dtype == np.float32 and 0 <= y.min() <= y.max() <= 1
+
+
+def test_int8_predictor_pads_and_chunks_batches(roof_model) -> None:
+    from satseg.inference.engine import INT8_BATCH, Int8Predictor
+
+    q = as_predictor(roof_model, 64, "int8")
+    assert isinstance(q, Int8Predictor) and q.precision == "int8"
+    assert as_predictor(roof_model, 64, "int8") is q
+    f = as_predictor(roof_model, 64, "fp32")
+    x = np.random.default_rng(1).random((INT8_BATCH + 3, 64, 64, 3), dtype=np.float32)
+    yq, yf = q(x), f(x)
+    assert yq.shape == yf.shape == (INT8_BATCH + 3, 64, 64) and yq.dtype == np.float32
+    assert np.abs(yq - yf).mean() < 0.02  # quantisation noise, not another model
+    np.testing.assert_allclose(q(x[:2]), yq[:2], atol=1e-6)  # padding does not leak in

@@ -263,6 +263,20 @@ def test_bfloat16_matches_fp32(tmp_path, roof_model) -> None:
     assert iou(read(a["outputs"]["mask"]) == 1, read(b["outputs"]["mask"]) == 1) > 0.97
 
 
+def test_int8_matches_fp32(tmp_path, roof_model) -> None:
+    sc = make_scene(tmp_path, "q8", 256, 256, seed=8, labelme=False, geojson=False)
+    kw = {**FAST, "opening_px": 0, "min_area_px": 0}
+    a = predict_scene(roof_model, sc.image, tmp_path / "a", **kw)
+    b = predict_scene(roof_model, sc.image, tmp_path / "b", **{**kw, "precision": "int8"})
+    assert b["params"]["precision"] == "int8"
+    pa, pb = (
+        read(a["outputs"]["probability"]).astype(int),
+        read(b["outputs"]["probability"]).astype(int),
+    )
+    assert np.abs(pa - pb).mean() < 2
+    assert iou(read(a["outputs"]["mask"]) == 1, read(b["outputs"]["mask"]) == 1) > 0.97
+
+
 def test_threaded_pipeline_gives_the_same_outputs(tmp_path, roof_model) -> None:
     sc = make_scene(tmp_path, "pipe", 530, 410, seed=12, nodata=0, nodata_border=50, labelme=False)
     a = predict_scene(roof_model, sc.image, tmp_path / "a", pipeline=True, **FAST)
