@@ -222,6 +222,8 @@ def real(args: argparse.Namespace, root: Path) -> dict[str, Any]:
     _airflow_env(root)
     params = yaml.safe_load((REPO / "include" / "params.yaml").read_text())
     params["train"]["time_budget_min"] = args.real_min
+    if args.real_patch:  # patch edge for ingest (stride = edge: no overlap, as the default)
+        params["preprocess"]["patch_size"] = params["preprocess"]["stride"] = args.real_patch
     (root / "params.yaml").write_text(yaml.safe_dump(params))
     os.environ["SATSEG_PARAMS_FILE"] = str(root / "params.yaml")
 
@@ -323,6 +325,7 @@ def main() -> None:
     ap.add_argument("--real-backbone", default="resnet18")
     ap.add_argument("--real-epochs", type=int, default=100)
     ap.add_argument("--real-lr", type=float, default=1e-3)
+    ap.add_argument("--real-patch", type=int, help="patch size for ingest (default: params.yaml)")
     ap.add_argument("--out", type=Path, help="write all figures as JSON here")
     args = ap.parse_args()
     if args.child:
