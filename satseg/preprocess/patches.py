@@ -85,11 +85,7 @@ PNG_MODES = {"huffman", "none"}
 
 
 @functools.cache
-def _png_params(mode: str) -> tuple[int, ...]:
-    return tuple(png_params(mode))
-
-
-def png_params(mode: str = "huffman") -> list[int]:
+def png_params(mode: str = "huffman") -> tuple[int, ...]:
     """OpenCV PNG options for image patches.
 
     ``huffman``: zlib Huffman-only with the Sub filter, as small as OpenCV's default
@@ -99,40 +95,36 @@ def png_params(mode: str = "huffman") -> list[int]:
     import cv2
 
     if mode == "none":
-        return [
+        return (
             cv2.IMWRITE_PNG_COMPRESSION,
             0,
             cv2.IMWRITE_PNG_FILTER,
             cv2.IMWRITE_PNG_FILTER_NONE,
-        ]
-    return [
+        )
+    return (
         cv2.IMWRITE_PNG_STRATEGY,
         cv2.IMWRITE_PNG_STRATEGY_HUFFMAN_ONLY,
         cv2.IMWRITE_PNG_FILTER,
         cv2.IMWRITE_PNG_FILTER_SUB,
-    ]
+    )
 
 
 def write_pair(
     images: Path,
     masks: Path,
     name: str,
-    rgb: np.ndarray,
+    bgr: np.ndarray,
     mask01: np.ndarray,
     png: str = "huffman",
-    *,
-    bgr: np.ndarray | None = None,
 ) -> None:
-    """Write one patch: RGB -> BGR PNG, mask 0/1 -> 0/255 single-channel PNG.
+    """Write one patch: BGR image PNG, mask 0/1 -> 0/255 single-channel PNG.
 
     Encoded in memory and written with one ``write`` call: ``cv2.imwrite`` hands libpng's
     8 kB chunks to the kernel one by one (~50 syscalls for a 256 px patch).
     """
     import cv2
 
-    if bgr is None:
-        bgr = cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)
-    ok1, img_png = cv2.imencode(".png", bgr, list(_png_params(png)))
+    ok1, img_png = cv2.imencode(".png", bgr, list(png_params(png)))
     ok2, mask_png = cv2.imencode(".png", mask01 * np.uint8(255))
     if not (ok1 and ok2):
         raise OSError(f"could not encode patch {name} under {images.parent}")
@@ -184,7 +176,7 @@ def patch_scene(
         nodata = int(np.count_nonzero(nd)) / nd.size  # (a bool mean casts each pixel to float)
         if nodata > params.nodata_max:
             return None
-        write_pair(images, masks, name, rgb, m, params.png, bgr=bgr)
+        write_pair(images, masks, name, bgr, m, params.png)
         valid = ~nd if nodata else None
         rec: dict[str, Any] = {
             "fg": int(np.count_nonzero(m)) / m.size,
