@@ -11,10 +11,11 @@ Compared in the same run, on the same generated scene (GeoTIFF, 3 bands, uint8, 
   patch (OpenCV's default PNG settings).
 * **satseg**: ``satseg.ingest.scene.build_scene``, exactly what ``process_pair`` runs:
   label validation, windowed strip reads, mask burning per strip, nodata/padding check,
-  PNGs written by a thread pool, per-patch drift features and band histograms.
+  PNGs encoded (Sub filter + ISA-L deflate, ``satseg.preprocess.png``) and written by a
+  thread pool, per-patch drift features and band histograms.
 * **satseg without drift features**: the same patching without ``image_features`` (the
   seed computes none), to show what the features cost; and the same with
-  ``png_compression: none`` (stored PNGs, ~1.8x the disk).
+  ``png_compression: none`` (stored PNGs, ~1.4x the disk).
 
 Imports are loaded before the clock starts (a worker pays them once, not per scene).
 
@@ -78,7 +79,7 @@ def run_baseline(image: Path, labels: Path, out: Path) -> int:
     return n
 
 
-def run_satseg(image: Path, labels: Path, out: Path, features: bool, png: str = "huffman") -> int:
+def run_satseg(image: Path, labels: Path, out: Path, features: bool, png: str = "deflate") -> int:
     os.environ["SATSEG_HOME"] = str(out / "home")
     os.environ["SATSEG_LOG_PROGRESS"] = "false"
     from satseg.config import get_settings
@@ -119,7 +120,7 @@ def child(variant: str, image: Path, labels: Path, out: Path) -> None:
     if variant == "baseline":
         n = run_baseline(image, labels, out)
     else:
-        png = "none" if variant.endswith("stored") else "huffman"
+        png = "none" if variant.endswith("stored") else "deflate"
         n = run_satseg(image, labels, out, features=variant == "satseg", png=png)
     dt = time.perf_counter() - t0
     ru = resource.getrusage(resource.RUSAGE_SELF)
@@ -138,6 +139,24 @@ def child(variant: str, image: Path, labels: Path, out: Path) -> None:
 
 
 # --------------------------------------------------------------------------- parent
+RECENTLY_DELETED_S = 35
+
+
+def quiesce(outputs: Path) -> None:
+    """Delete earlier outputs, then wait until ext4 no longer treats their inodes as recent.
+
+    ext4 skips inodes freed in the last ~30 s (``dirty_expire_centisecs``) when it allocates
+    new ones; creating thousands of files right after deleting thousands is several times
+    slower than creating them on a quiet disk, which ingest never does. So runs of one scene
+    size keep their outputs (up to ~9 GB at 20000²) and the deletion happens between sizes.
+    """
+    if not outputs.exists():
+        return
+    shutil.rmtree(outputs)
+    os.sync()
+    time.sleep(RECENTLY_DELETED_S)
+
+
 def scene(work: Path, size: int) -> tuple[Path, Path]:
     from satseg.synthetic import make_scene
 
@@ -149,8 +168,8 @@ def scene(work: Path, size: int) -> tuple[Path, Path]:
     return image, labels
 
 
-def measure(variant: str, image: Path, labels: Path, work: Path) -> dict[str, Any]:
-    out = work / f"run-{variant}"
+def measure(variant: str, image: Path, labels: Path, out: Path) -> dict[str, Any]:
+    """One run into a fresh folder ``out``; its output stays until the scene size is done."""
     shutil.rmtree(out, ignore_errors=True)
     out.mkdir(parents=True)
     r = subprocess.run(
@@ -160,7 +179,7 @@ def measure(variant: str, image: Path, labels: Path, work: Path) -> dict[str, An
         check=False,
     )
     written = sum(p.stat().st_size for p in out.rglob("*.png"))
-    shutil.rmtree(out, ignore_errors=True)
+    os.sync()  # this run's writeback must not land on the next run's clock
     if r.returncode != 0:
         raise SystemExit(f"{variant} failed:\n{r.stderr[-3000:]}")
     res: dict[str, Any] = json.loads(r.stdout.strip().splitlines()[-1])
@@ -198,9 +217,12 @@ def main() -> None:
     for size in args.sizes:
         image, labels = scene(args.work, size)
         runs: dict[str, list[dict[str, Any]]] = {v: [] for v in VARIANTS}
-        for _ in range(args.rounds):
+        outputs = args.work / f"runs-{size}"
+        quiesce(outputs)
+        for i in range(args.rounds):
             for v in VARIANTS:
-                runs[v].append(measure(v, image, labels, args.work))
+                runs[v].append(measure(v, image, labels, outputs / f"{v}-{i}"))
+        quiesce(outputs)
         base = statistics.median(r["patches_per_s"] for r in runs["baseline"])
         base_cpu = statistics.median(r["patches_per_cpu_s"] for r in runs["baseline"])
         print(f"\n{size}x{size} scene ({image.stat().st_size / 2**20:.0f} MiB GeoTIFF)")

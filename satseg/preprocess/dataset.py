@@ -27,6 +27,7 @@ from satseg.config import Settings
 from satseg.io.atomic import write_bytes, write_json
 from satseg.preprocess import augment
 from satseg.preprocess.patches import hist_stats
+from satseg.preprocess.png import encode_png
 from satseg.preprocess.split import SceneCounts, split_patches, split_scenes
 from satseg.versioning.paths import dataset_dir
 
@@ -86,10 +87,8 @@ def _augmented(cache: Path, patch_id: str, name: str) -> tuple[Path, Path]:
         arr = cv2.imread(str(cache / src_dir / f"{patch_id}.png"), cv2.IMREAD_UNCHANGED)
         if arr is None:
             raise OSError(f"scene cache patch {patch_id} ({src_dir}) is unreadable")
-        ok, buf = cv2.imencode(".png", augment.apply(name, arr))
-        if not ok:
-            raise OSError(f"could not encode augmented patch {patch_id}_{name}")
-        write_bytes(dst, buf.tobytes())
+        aug = np.ascontiguousarray(augment.apply(name, arr))
+        write_bytes(dst, encode_png(aug, bgr=aug.ndim == 3))
     return out
 
 

@@ -1,9 +1,9 @@
 """Cut a scene into image/mask patch PNGs, strip by strip, encoding on a thread pool.
 
 Memory stays at a few strips (``patch_size`` rows x scene width) whatever the scene area.
-PNG encoding dominates the cost; OpenCV releases the GIL while encoding, so a small thread
-pool overlaps it with reading. How image PNGs are compressed is a parameter
-(``preprocess.png_compression``, see ``png_params``); ``bench/preprocess.py`` measures both.
+PNG encoding dominates the cost (``satseg.preprocess.png``: ISA-L deflate, which releases
+the GIL), so a small thread pool overlaps it with reading. How image PNGs are compressed is
+a parameter (``preprocess.png_compression``); ``bench/preprocess.py`` measures both modes.
 
 Edges are padded (zeros, counted as nodata) so every pixel of the scene lands in a patch;
 patches with more nodata than ``nodata_max`` are dropped, not written.
@@ -11,7 +11,6 @@ patches with more nodata than ``nodata_max`` are dropped, not written.
 
 from __future__ import annotations
 
-import functools
 import os
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -23,6 +22,7 @@ import numpy as np
 
 from satseg.io.progress import progress
 from satseg.preprocess.masks import PolygonSet
+from satseg.preprocess.png import normalise_mode, write_png
 from satseg.preprocess.source import MaskTiffSource, StripSource
 
 
@@ -32,7 +32,7 @@ class PatchParams:
     stride: int = 256
     positive_threshold: float = 0.05
     nodata_max: float = 0.5
-    png: str = "huffman"  # image PNG encoding: huffman (compact) | none (stored, fastest)
+    png: str = "deflate"  # image PNG encoding: deflate (compact) | none (stored, fastest)
 
     @classmethod
     def from_params(cls, pre: dict[str, Any]) -> PatchParams:
@@ -41,10 +41,8 @@ class PatchParams:
             stride=int(pre.get("stride", pre.get("patch_size", 256))),
             positive_threshold=float(pre.get("positive_threshold", 0.05)),
             nodata_max=float(pre.get("nodata_max", 0.5)),
-            png=str(pre.get("png_compression", "huffman")),
+            png=normalise_mode(str(pre.get("png_compression", "deflate"))),
         )
-        if p.png not in PNG_MODES:
-            raise ValueError(f"png_compression must be one of {sorted(PNG_MODES)}, not {p.png!r}")
         if p.patch_size < 8 or p.stride < 1 or p.stride > p.patch_size:
             raise ValueError(f"bad patch geometry: patch_size={p.patch_size}, stride={p.stride}")
         return p
@@ -81,65 +79,12 @@ def grid_positions(length: int, size: int, stride: int) -> list[int]:
     return [i * stride for i in range(n)]
 
 
-PNG_MODES = {"huffman", "none"}
-
-
-@functools.cache
-def png_params(mode: str = "huffman") -> tuple[int, ...]:
-    """OpenCV PNG options for image patches.
-
-    ``huffman``: zlib Huffman-only with the Sub filter, as small as OpenCV's default
-    (~110 kB a 256 px patch of imagery) in about 70 % of its time. ``none``: stored deflate
-    blocks, ~10x faster to write and faster to decode in training, ~1.8x the disk.
-    """
-    import cv2
-
-    if mode == "none":
-        return (
-            cv2.IMWRITE_PNG_COMPRESSION,
-            0,
-            cv2.IMWRITE_PNG_FILTER,
-            cv2.IMWRITE_PNG_FILTER_NONE,
-        )
-    return (
-        cv2.IMWRITE_PNG_STRATEGY,
-        cv2.IMWRITE_PNG_STRATEGY_HUFFMAN_ONLY,
-        cv2.IMWRITE_PNG_FILTER,
-        cv2.IMWRITE_PNG_FILTER_SUB,
-    )
-
-
 def write_pair(
-    images: Path,
-    masks: Path,
-    name: str,
-    bgr: np.ndarray,
-    mask01: np.ndarray,
-    png: str = "huffman",
+    images: Path, masks: Path, name: str, rgb: np.ndarray, mask01: np.ndarray, png: str
 ) -> None:
-    """Write one patch: BGR image PNG, mask 0/1 -> 0/255 single-channel PNG.
-
-    Encoded in memory and written with one ``write`` call: ``cv2.imwrite`` hands libpng's
-    8 kB chunks to the kernel one by one (~50 syscalls for a 256 px patch).
-    """
-    import cv2
-
-    ok1, img_png = cv2.imencode(".png", bgr, list(png_params(png)))
-    ok2, mask_png = cv2.imencode(".png", mask01 * np.uint8(255))
-    if not (ok1 and ok2):
-        raise OSError(f"could not encode patch {name} under {images.parent}")
-    _write_bytes(images / name, img_png)
-    _write_bytes(masks / name, mask_png)
-
-
-def _write_bytes(path: Path, data: np.ndarray) -> None:
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-    try:
-        view = memoryview(data.tobytes())
-        while view:
-            view = view[os.write(fd, view) :]
-    finally:
-        os.close(fd)
+    """Write one patch: RGB image PNG and its mask as a 0/255 single-channel PNG."""
+    write_png(images / name, rgb, png)
+    write_png(masks / name, mask01 * np.uint8(255))
 
 
 def default_workers() -> int:
@@ -158,8 +103,6 @@ def patch_scene(
     show_progress: bool | None = None,
 ) -> PatchedScene:
     """Write ``out_dir/{images,masks}/<scene>_r<row>_c<col>.png`` for every kept patch."""
-    import cv2
-
     images, masks = out_dir / "images", out_dir / "masks"
     images.mkdir(parents=True, exist_ok=True)
     masks.mkdir(parents=True, exist_ok=True)
@@ -170,23 +113,23 @@ def patch_scene(
     out = PatchedScene(scene=scene, width=W, height=H, grid=(len(rows), len(cols)))
     n_workers = workers or default_workers()
 
-    def job(
-        name: str, rgb: np.ndarray, bgr: np.ndarray, m: np.ndarray, nd: np.ndarray
-    ) -> dict[str, Any] | None:
+    def job(name: str, rgb: np.ndarray, m: np.ndarray, nd: np.ndarray) -> dict[str, Any] | None:
         nodata = int(np.count_nonzero(nd)) / nd.size  # (a bool mean casts each pixel to float)
         if nodata > params.nodata_max:
             return None
-        write_pair(images, masks, name, bgr, m, params.png)
-        valid = ~nd if nodata else None
+        rgb = np.ascontiguousarray(rgb)  # one copy, shared by the encoder and the features
+        write_pair(images, masks, name, rgb, m, params.png)
+        hist = _hist(rgb, ~nd if nodata else None)
         rec: dict[str, Any] = {
             "fg": int(np.count_nonzero(m)) / m.size,
             "nodata": nodata,
-            "hist": _hist(rgb, valid),
+            "hist": hist,
         }
         if features:
             from satseg.monitoring.features import image_features
 
-            rec["features"] = image_features(rgb, nd if nodata else None)
+            # the band histograms are the same counts the features start from: pass them on
+            rec["features"] = image_features(rgb, nd if nodata else None, band_counts=hist)
         return rec
 
     pending: deque[tuple[str, int, int, Future[dict[str, Any] | None]]] = deque()
@@ -223,11 +166,10 @@ def patch_scene(
                 mask[:h, :W] = labels.read(r, h)
             if nd.any():
                 mask[nd] = 0  # no labels on nodata or padding
-            bgr = cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)  # once per strip, not per patch
             for c in cols:
                 name = f"{scene}_r{r:05d}_c{c:05d}.png"
                 sl = np.s_[:, c : c + P]
-                fut = pool.submit(job, name, rgb[sl], bgr[sl], mask[sl], nd[sl])
+                fut = pool.submit(job, name, rgb[sl], mask[sl], nd[sl])
                 pending.append((name, r, c, fut))
             collect(limit=n_workers * len(cols))  # at most ~two strips in flight
         collect(limit=0)
