@@ -23,7 +23,10 @@ Every measurement runs in its own subprocess, so its peak RSS (``ru_maxrss``) an
 (``ru_utime + ru_stime``) are its own. CPU time per patch stays comparable when other
 processes compete for the cores; wall-clock patches/s shows the thread pool's gain only on
 an otherwise idle machine.
-Rounds alternate the variants; the median is reported. Timings on a shared CPU are noisy:
+Rounds alternate the variants; the median is reported. ``os.sync()`` runs between
+measurements and outputs are deleted only between scene sizes, followed by a 35 s pause (see
+``quiesce``), so one run's writeback or deletions never land on another's clock. Disk: up to
+~9 GB of outputs at 20000². Timings on a shared CPU are noisy:
 compare figures of one run only. Goal: satseg >= 3x the baseline's patches/s, peak RSS
 < 1 GiB whatever the scene size.
 """

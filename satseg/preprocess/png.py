@@ -18,7 +18,7 @@ import numpy as np
 
 PNG_MODES = ("deflate", "none")
 """``deflate``: Sub filter + ISA-L level 1 (compact, fast). ``none``: stored deflate blocks
-(no compression: fastest to write and to decode, ~1.4x the disk of ``deflate``)."""
+(no compression: fastest to write and to decode, 1.4-2x the disk of ``deflate``)."""
 LEGACY_MODES = {"huffman": "deflate"}  # params files written before the ISA-L encoder
 
 _SIGNATURE = b"\x89PNG\r\n\x1a\n"
