@@ -3,8 +3,8 @@
 Encoding dominated ingest time with OpenCV's libpng (zlib, 1.4-1.7 ms for a 256 px RGB
 patch even Huffman-only). ISA-L's level-1 deflate (the ``isal`` wheel, ~1 MB) is SIMD
 throughout: the same patch takes ~0.6 ms and comes out smaller than OpenCV's default PNG.
-The output is a plain 8-bit PNG (colour type 0 or 2, one IDAT), read by every decoder
-(libpng, OpenCV, TensorFlow, Pillow, GDAL, QGIS).
+The output is a plain 8-bit PNG (colour type 0 or 2, one IDAT); the tests decode it with
+OpenCV, Pillow (which checks every CRC) and ``tf.io.decode_png``, which training uses.
 """
 
 from __future__ import annotations
