@@ -58,7 +58,7 @@ def load_scenes(settings: Settings, dataset: str) -> list[dict[str, Any]]:
 
 def _software() -> dict[str, str]:
     out = {"satseg": __version__}
-    for pkg in ("numpy", "opencv-python-headless", "rasterio", "shapely", "pyproj", "dvc"):
+    for pkg in ("numpy", "opencv-python-headless", "isal", "rasterio", "shapely", "pyproj", "dvc"):
         try:
             out[pkg] = metadata.version(pkg)
         except metadata.PackageNotFoundError:
