@@ -15,7 +15,7 @@ Compared in the same run, on the same generated scene (GeoTIFF, 3 bands, uint8, 
   thread pool, per-patch drift features and band histograms.
 * **satseg without drift features**: the same patching without ``image_features`` (the
   seed computes none), to show what the features cost; and the same with
-  ``png_compression: none`` (stored PNGs, ~1.4x the disk).
+  ``png_compression: none`` (stored PNGs, ~2x the disk on this scene).
 
 Imports are loaded before the clock starts (a worker pays them once, not per scene).
 

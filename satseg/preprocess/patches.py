@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from satseg.io.progress import progress
+from satseg.monitoring.features import band_histograms, image_features
 from satseg.preprocess.masks import PolygonSet
 from satseg.preprocess.png import normalise_mode, write_png
 from satseg.preprocess.source import MaskTiffSource, StripSource
@@ -119,15 +120,13 @@ def patch_scene(
             return None
         rgb = np.ascontiguousarray(rgb)  # one copy, shared by the encoder and the features
         write_pair(images, masks, name, rgb, m, params.png)
-        hist = _hist(rgb, ~nd if nodata else None)
+        hist = band_histograms(rgb, ~nd if nodata else None)
         rec: dict[str, Any] = {
             "fg": int(np.count_nonzero(m)) / m.size,
             "nodata": nodata,
             "hist": hist,
         }
         if features:
-            from satseg.monitoring.features import image_features
-
             # the band histograms are the same counts the features start from: pass them on
             rec["features"] = image_features(rgb, nd if nodata else None, band_counts=hist)
         return rec
@@ -180,16 +179,6 @@ def _pad(a: np.ndarray, shape: tuple[int, ...], fill: Any) -> np.ndarray:
     out = np.full(shape, fill, a.dtype)
     out[: a.shape[0], : a.shape[1]] = a
     return out
-
-
-def _hist(rgb: np.ndarray, valid: np.ndarray | None) -> np.ndarray:
-    """(3, 256) counts of each band over the valid pixels (cv2.calcHist: ~5x np.bincount)."""
-    import cv2
-
-    m = None if valid is None else valid.astype(np.uint8)
-    return np.stack([cv2.calcHist([rgb], [i], m, [256], [0, 256])[:, 0] for i in range(3)]).astype(
-        np.int64
-    )
 
 
 def hist_stats(hist: np.ndarray) -> dict[str, dict[str, float]]:
