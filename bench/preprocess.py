@@ -11,8 +11,9 @@ Compared in the same run, on the same generated scene (GeoTIFF, 3 bands, uint8, 
   patch (OpenCV's default PNG settings).
 * **satseg**: ``satseg.ingest.scene.build_scene``, exactly what ``process_pair`` runs:
   label validation, windowed strip reads, mask burning per strip, nodata/padding check,
-  PNGs encoded (Sub filter + ISA-L deflate, ``satseg.preprocess.png``) and written by a
-  thread pool, per-patch drift features and band histograms.
+  PNGs encoded (Sub filter + ISA-L deflate, ``satseg.preprocess.png``), per-patch drift
+  features and band histograms, the strips shared among forked worker processes (one per
+  CPU, at most 4) and the results merged.
 * **satseg without drift features**: the same patching without ``image_features`` (the
   seed computes none), to show what the features cost; and the same with
   ``png_compression: none`` (stored PNGs, ~2x the disk on this scene).
@@ -20,9 +21,11 @@ Compared in the same run, on the same generated scene (GeoTIFF, 3 bands, uint8, 
 Imports are loaded before the clock starts (a worker pays them once, not per scene).
 
 Every measurement runs in its own subprocess, so its peak RSS (``ru_maxrss``) and CPU time
-(``ru_utime + ru_stime``) are its own. CPU time per patch stays comparable when other
-processes compete for the cores; wall-clock patches/s shows the thread pool's gain only on
-an otherwise idle machine.
+(``ru_utime + ru_stime``) are its own, its forked workers' included: CPU time adds theirs,
+and peak RSS adds the largest worker's peak once per worker (an upper bound: pages shared
+copy-on-write count twice). CPU time per patch stays comparable when other processes
+compete for the cores; wall-clock patches/s shows the workers' gain only on an otherwise
+idle machine.
 Rounds alternate the variants; the median is reported. ``os.sync()`` runs between
 measurements and outputs are deleted only between scene sizes, followed by a 35 s pause (see
 ``quiesce``), so one run's writeback or deletions never land on another's clock. Disk: up to
@@ -52,8 +55,19 @@ PATCH = 256
 VARIANTS = ("baseline", "satseg", "satseg-nofeatures", "satseg-nofeatures-stored")
 
 
-def rss_mib() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+def cpu_seconds() -> float:
+    """This process's CPU time plus that of its finished children (forked patch workers)."""
+    own, kids = (resource.getrusage(w) for w in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN))
+    return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
+
+
+def peak_rss_mib(workers: int) -> float:
+    """Peak RSS of all processes together, counted high: this process's peak plus the
+    largest child's for each forked worker. Pages a child shares copy-on-write with the
+    parent count twice."""
+    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    kids = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    return (own + kids * max(workers - 1, 0)) / 1024.0
 
 
 # --------------------------------------------------------------------------- children
@@ -117,8 +131,10 @@ def child(variant: str, image: Path, labels: Path, out: Path) -> None:
         warm = ["cv2", "rasterio", "shapely", "pyproj", "satseg.ingest.scene", "satseg.config"]
     for module in warm:
         importlib.import_module(module)
-    ru0 = resource.getrusage(resource.RUSAGE_SELF)
-    cpu0 = ru0.ru_utime + ru0.ru_stime
+    workers = 0
+    if variant != "baseline":
+        workers = importlib.import_module("satseg.preprocess.patches").default_workers()
+    cpu0 = cpu_seconds()
     t0 = time.perf_counter()
     if variant == "baseline":
         n = run_baseline(image, labels, out)
@@ -126,8 +142,7 @@ def child(variant: str, image: Path, labels: Path, out: Path) -> None:
         png = "none" if variant.endswith("stored") else "deflate"
         n = run_satseg(image, labels, out, features=variant == "satseg", png=png)
     dt = time.perf_counter() - t0
-    ru = resource.getrusage(resource.RUSAGE_SELF)
-    cpu = ru.ru_utime + ru.ru_stime - cpu0
+    cpu = cpu_seconds() - cpu0
     print(
         json.dumps(
             {
@@ -135,7 +150,7 @@ def child(variant: str, image: Path, labels: Path, out: Path) -> None:
                 "patches": n,
                 "seconds": dt,
                 "cpu_seconds": cpu,
-                "peak_rss_mib": rss_mib(),
+                "peak_rss_mib": peak_rss_mib(workers),
             }
         )
     )

@@ -95,7 +95,96 @@ def labelme_labels(
     tolerance_px: float = 1.0,
     name: str = "annotation",
 ) -> Labels:
-    """Polygons of a LabelMe document for an image of ``width`` x ``height`` pixels."""
+    """Polygons of a LabelMe document for an image of ``width`` x ``height`` pixels.
+
+    A scene can carry thousands of polygons, and checking them one at a time held up ingest
+    (0.25 s for 8500 buildings, before any patch was cut). Documents whose area shapes are
+    all well-formed polygons are checked and built in bulk with shapely's array functions;
+    anything else (rectangles, circles, malformed points) takes the shape-by-shape path,
+    which gives the same result and names the first bad shape.
+    """
+    kw: dict[str, Any] = {"classes": classes, "tolerance_px": tolerance_px, "name": name}
+    bulk = _labelme_bulk(doc, width, height, **kw)
+    return bulk if bulk is not None else _labelme_shapes(doc, width, height, **kw)
+
+
+def _labelme_bulk(
+    doc: dict[str, Any],
+    width: int,
+    height: int,
+    *,
+    classes: list[str] | None,
+    tolerance_px: float,
+    name: str,
+) -> Labels | None:
+    """``_labelme_shapes``'s result for a regular document, or None to take that path."""
+    import shapely
+
+    shapes = doc.get("shapes")
+    if not isinstance(shapes, list):
+        return None
+    iw, ih = doc.get("imageWidth"), doc.get("imageHeight")
+    if (iw is not None and iw != width) or (ih is not None and ih != height):
+        return None
+    out = Labels(kind="labelme")
+    points: list[list[Any]] = []
+    where: list[int] = []
+    for i, s in enumerate(shapes):
+        if not isinstance(s, dict):
+            return None
+        stype = s.get("shape_type") or "polygon"
+        if stype not in AREA_SHAPES or (
+            classes is not None and str(s.get("label", "")) not in classes
+        ):
+            out.ignored += 1
+            continue
+        pts = s.get("points", [])
+        if stype != "polygon" or not isinstance(pts, list) or len(pts) < 3:
+            return None
+        points.append(pts)
+        where.append(i)
+    if not points:
+        return out
+    try:
+        xy = np.array([p for pts in points for p in pts], dtype=np.float64)
+    except (TypeError, ValueError):
+        return None
+    if xy.ndim != 2 or xy.shape[1] != 2 or not np.isfinite(xy).all():
+        return None
+    lo, hi = xy.min(0), xy.max(0)
+    if (lo < -tolerance_px).any() or hi[0] > width + tolerance_px or hi[1] > height + tolerance_px:
+        return None
+    counts = np.fromiter((len(p) for p in points), np.int64, len(points))
+    try:
+        polys = shapely.polygons(
+            shapely.linearrings(xy, indices=np.repeat(np.arange(len(points)), counts))
+        )
+    except (ValueError, shapely.errors.GEOSException):
+        return None
+    valid = shapely.is_valid(polys)
+    area = shapely.area(polys)
+    for k, poly in enumerate(polys.tolist()):
+        if valid[k]:
+            if area[k] > 0:
+                out.geometries.append(poly)
+            continue
+        label = str(shapes[where[k]].get("label", ""))
+        parts, fixed = _repair(poly, f"{name}: shape {where[k]} ({label!r})")
+        out.geometries.extend(parts)
+        out.repaired += int(fixed)
+    return out
+
+
+def _labelme_shapes(
+    doc: dict[str, Any],
+    width: int,
+    height: int,
+    *,
+    classes: list[str] | None = None,
+    tolerance_px: float = 1.0,
+    name: str = "annotation",
+) -> Labels:
+    """Shape by shape: the reference path, and the one that names the first bad shape."""
     from shapely.geometry import Point, Polygon, box
 
     if "shapes" not in doc:

@@ -24,6 +24,10 @@ class RasterError(ValueError):
         super().__init__(message)
         self.check = check
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        # picklable with its check (a forked patch worker sends its error to the parent)
+        return (type(self), (str(self), self.check), self.__dict__)
+
 
 @dataclass
 class BandScaler:

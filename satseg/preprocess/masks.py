@@ -27,18 +27,33 @@ class PolygonSet:
 
     @classmethod
     def from_geometries(cls, geoms: Iterable[object]) -> PolygonSet:
-        """From shapely Polygons / MultiPolygons whose coordinates are (col, row) pixels."""
-        from shapely.geometry import MultiPolygon, Polygon
+        """From shapely Polygons / MultiPolygons whose coordinates are (col, row) pixels.
 
-        rings: list[list[np.ndarray]] = []
-        for g in geoms:
-            parts = g.geoms if isinstance(g, MultiPolygon) else [g]
-            for p in parts:
-                if not isinstance(p, Polygon) or p.is_empty:
-                    continue
-                rs = [p.exterior, *p.interiors]
-                rings.append([np.round(np.asarray(r.coords)[:, :2]).astype(np.int32) for r in rs])
-        return cls.from_rings(rings)
+        Built with shapely's array functions: one Python step per polygon was ~20 us, a
+        noticeable pause before patching a scene with thousands of buildings.
+        """
+        import shapely
+
+        arr = np.asarray(list(geoms), dtype=object)
+        if not arr.size:
+            return cls.from_rings([])
+        parts = shapely.get_parts(arr)
+        parts = parts[(shapely.get_type_id(parts) == 3) & ~shapely.is_empty(parts)]  # polygons
+        if not parts.size:
+            return cls.from_rings([])
+        holes = shapely.get_num_interior_rings(parts)
+        xy, idx = shapely.get_coordinates(shapely.get_exterior_ring(parts), return_index=True)
+        ext = np.round(xy).astype(np.int32)
+        starts = np.flatnonzero(np.r_[True, idx[1:] != idx[:-1]])
+        rings: list[list[np.ndarray]] = [[r] for r in np.split(ext, starts[1:])]
+        for k in np.flatnonzero(holes).tolist():
+            rings[k] += [
+                np.round(np.asarray(r.coords)[:, :2]).astype(np.int32) for r in parts[k].interiors
+            ]
+        bbox = np.concatenate(
+            [np.minimum.reduceat(ext, starts), np.maximum.reduceat(ext, starts)], axis=1
+        ).astype(np.int64)
+        return cls(rings=rings, bbox=bbox)
 
     @classmethod
     def from_rings(cls, rings: list[list[np.ndarray]]) -> PolygonSet:
@@ -52,7 +67,10 @@ class PolygonSet:
         return len(self.rings)
 
     def burn(self, mask: np.ndarray, row0: int, col0: int, value: int = 1) -> np.ndarray:
-        """Set ``value`` inside every polygon that touches the window ``mask`` covers."""
+        """OR ``value`` into ``mask`` inside every polygon that touches the window it covers.
+
+        On a 0/``value`` mask (the only kind satseg burns) that sets the polygons' pixels.
+        """
         import cv2
 
         h, w = mask.shape[:2]
@@ -66,12 +84,13 @@ class PolygonSet:
             return mask
         # cv2 clips edges that leave the canvas with rounding that shifts boundary pixels;
         # filling on a canvas MARGIN px larger keeps every window identical to one big canvas.
+        # fillPoly's integer offset moves the rings without a shifted copy of each.
         m = MARGIN
         canvas = np.zeros((h + 2 * m, w + 2 * m), np.uint8)
-        offset = np.array([col0 - m, row0 - m], np.int32)
-        for i in hit:
-            cv2.fillPoly(canvas, [r - offset for r in self.rings[i]], 1)
-        mask[canvas[m : m + h, m : m + w] > 0] = value
+        offset = (m - col0, m - row0)
+        for i in hit.tolist():
+            cv2.fillPoly(canvas, self.rings[i], value, offset=offset)
+        np.bitwise_or(mask, canvas[m : m + h, m : m + w], out=mask)  # works on any view
         return mask
 
 

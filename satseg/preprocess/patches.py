@@ -1,9 +1,13 @@
-"""Cut a scene into image/mask patch PNGs, strip by strip, encoding on a thread pool.
+"""Cut a scene into image/mask patch PNGs, strip by strip, in a few forked processes.
 
-Memory stays at a few strips (``patch_size`` rows x scene width) whatever the scene area.
-PNG encoding dominates the cost (``satseg.preprocess.png``: ISA-L deflate, which releases
-the GIL), so a small thread pool overlaps it with reading. How image PNGs are compressed is
-a parameter (``preprocess.png_compression``); ``bench/preprocess.py`` measures both modes.
+Memory stays at a few strips (``patch_size`` rows x scene width) per process whatever the
+scene area. Per-patch work is PNG encoding (``satseg.preprocess.png``), band histograms
+and drift features: many short calls into OpenCV, numpy and ISA-L. Threads serialised on
+the GIL between those calls (a 2-thread pool kept 1.7 of 2 CPUs busy and spent ~9 % of
+its time switching), so on Linux the strips are shared among forked processes instead,
+each cutting its share serially; results come back through a pipe and are merged in
+(row, col) order, so the output does not depend on the number of processes. Elsewhere,
+or with ``workers=1``, one process does it all.
 
 Edges are padded (zeros, counted as nodata) so every pixel of the scene lands in a patch;
 patches with more nodata than ``nodata_max`` are dropped, not written.
@@ -12,9 +16,12 @@ patches with more nodata than ``nodata_max`` are dropped, not written.
 from __future__ import annotations
 
 import os
-from collections import deque
-from concurrent.futures import Future, ThreadPoolExecutor
+import pickle
+import signal
+import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -80,16 +87,104 @@ def grid_positions(length: int, size: int, stride: int) -> list[int]:
     return [i * stride for i in range(n)]
 
 
-def write_pair(
-    images: Path, masks: Path, name: str, rgb: np.ndarray, mask01: np.ndarray, png: str
-) -> None:
-    """Write one patch: RGB image PNG and its mask as a 0/255 single-channel PNG."""
-    write_png(images / name, rgb, png)
-    write_png(masks / name, mask01 * np.uint8(255))
-
-
 def default_workers() -> int:
     return max(1, min(4, os.cpu_count() or 1))
+
+
+def can_fork() -> bool:
+    """Forked workers only on Linux: macOS frameworks are not fork-safe, Windows has no fork."""
+    return sys.platform.startswith("linux") and hasattr(os, "fork")
+
+
+def share_rows(rows: list[int], n: int, group: int) -> list[list[int]]:
+    """Strip start rows for each of ``n`` processes: whole groups of ``group`` rows, dealt out
+    in turn, so that a GeoTIFF block row is decoded by one process and work stays balanced
+    across the scene (nodata-heavy parts are cheap)."""
+    shares: list[list[int]] = [[] for _ in range(n)]
+    for r in rows:
+        shares[(r // max(group, 1)) % n].append(r)
+    return [s for s in shares if s]
+
+
+@dataclass
+class _Part:
+    """What one process cut: kept patch records with their features, histograms, drops."""
+
+    patches: list[dict[str, Any]] = field(default_factory=list)
+    features: list[dict[str, float]] = field(default_factory=list)
+    hist: np.ndarray = field(default_factory=lambda: np.zeros((3, 256), np.int64))
+    dropped_nodata: int = 0
+
+
+@dataclass
+class _Cutter:
+    images: Path
+    masks: Path
+    scene: str
+    params: PatchParams
+    cols: list[int]
+    wpad: int
+    features: bool
+
+    def run(
+        self,
+        source: StripSource,
+        labels: PolygonSet | MaskTiffSource,
+        rows: list[int],
+        *,
+        show_progress: bool | None = False,
+    ) -> _Part:
+        """Cut the strips starting at ``rows``; buffers are reused from strip to strip."""
+        part = _Part()
+        P, W, H = self.params.patch_size, source.width, source.height
+        mask = np.empty((P, self.wpad), np.uint8)
+        for r in progress(rows, desc=f"patch {self.scene}", enabled=show_progress):
+            h = min(P, H - r)
+            rgb, nd = source.read(r, h)
+            if h < P or self.wpad > W:  # pad the edge strip: zeros, counted as nodata
+                rgb = _pad(rgb, (P, self.wpad, 3), 0)
+                nd = _pad(nd, (P, self.wpad), True)
+            mask.fill(0)
+            if isinstance(labels, PolygonSet):
+                labels.burn(mask, r, 0, 255)
+            else:
+                np.multiply(labels.read(r, h), 255, out=mask[:h, :W])
+            has_nodata = bool(nd.any())
+            if has_nodata:
+                mask[nd] = 0  # no labels on nodata or padding
+            for c in self.cols:
+                sl = np.s_[:, c : c + P]
+                self._patch(part, r, c, rgb[sl], mask[sl], nd[sl] if has_nodata else None)
+        return part
+
+    def _patch(
+        self, part: _Part, r: int, c: int, rgb: np.ndarray, m: np.ndarray, nd: np.ndarray | None
+    ) -> None:
+        nodata = 0.0 if nd is None else int(np.count_nonzero(nd)) / nd.size
+        if nodata > self.params.nodata_max:
+            part.dropped_nodata += 1
+            return
+        name = f"{self.scene}_r{r:05d}_c{c:05d}"
+        rgb = np.ascontiguousarray(rgb)  # one copy, shared by the encoder and the features
+        write_png(self.images / f"{name}.png", rgb, self.params.png)
+        write_png(self.masks / f"{name}.png", m)  # 0/255 single channel
+        hist = band_histograms(rgb, None if nd is None or not nodata else ~nd)
+        part.hist += hist
+        if self.features:
+            # the band histograms are the same counts the features start from: pass them on
+            nd_px = nd if nodata else None
+            part.features.append(image_features(rgb, nd_px, band_counts=hist))
+        fg = int(np.count_nonzero(m)) / m.size
+        part.patches.append(
+            {
+                "fg": fg,
+                "nodata": nodata,
+                "id": name,
+                "row": r,
+                "col": c,
+                "positive": fg > self.params.positive_threshold,
+            }
+        )
 
 
 def patch_scene(
@@ -103,76 +198,142 @@ def patch_scene(
     features: bool = True,
     show_progress: bool | None = None,
 ) -> PatchedScene:
-    """Write ``out_dir/{images,masks}/<scene>_r<row>_c<col>.png`` for every kept patch."""
+    """Write ``out_dir/{images,masks}/<scene>_r<row>_c<col>.png`` for every kept patch.
+
+    ``workers``: processes (default: the CPU count, at most 4). The caller's process cuts
+    one share itself; the others are forked and must be able to ``reopen`` the sources.
+    """
     images, masks = out_dir / "images", out_dir / "masks"
     images.mkdir(parents=True, exist_ok=True)
     masks.mkdir(parents=True, exist_ok=True)
     P, W, H = params.patch_size, source.width, source.height
     rows = grid_positions(H, P, params.stride)
     cols = grid_positions(W, P, params.stride)
-    wpad = cols[-1] + P
-    out = PatchedScene(scene=scene, width=W, height=H, grid=(len(rows), len(cols)))
-    n_workers = workers or default_workers()
+    cutter = _Cutter(images, masks, scene, params, cols, cols[-1] + P, features)
+    n = workers or default_workers()
+    if n > 1 and not (can_fork() and hasattr(source, "reopen")):
+        n = 1
+    group = max(P, int(getattr(source, "block_rows", 0) or 0))
+    shares = share_rows(rows, n, group)
+    children: list[_Child] = []
+    try:
+        for share in shares[1:]:
+            children.append(_fork(partial(_cut_reopened, cutter, source, labels, share)))
+        parts = [cutter.run(source, labels, shares[0], show_progress=show_progress)]
+        parts += [child.result() for child in children]
+    finally:
+        for child in children:
+            child.stop()
+    return _merge(PatchedScene(scene=scene, width=W, height=H, grid=(len(rows), len(cols))), parts)
 
-    def job(name: str, rgb: np.ndarray, m: np.ndarray, nd: np.ndarray) -> dict[str, Any] | None:
-        nodata = int(np.count_nonzero(nd)) / nd.size  # (a bool mean casts each pixel to float)
-        if nodata > params.nodata_max:
-            return None
-        rgb = np.ascontiguousarray(rgb)  # one copy, shared by the encoder and the features
-        write_pair(images, masks, name, rgb, m, params.png)
-        hist = band_histograms(rgb, ~nd if nodata else None)
-        rec: dict[str, Any] = {
-            "fg": int(np.count_nonzero(m)) / m.size,
-            "nodata": nodata,
-            "hist": hist,
-        }
-        if features:
-            # the band histograms are the same counts the features start from: pass them on
-            rec["features"] = image_features(rgb, nd if nodata else None, band_counts=hist)
-        return rec
 
-    pending: deque[tuple[str, int, int, Future[dict[str, Any] | None]]] = deque()
+def _cut_reopened(
+    cutter: _Cutter, source: StripSource, labels: PolygonSet | MaskTiffSource, rows: list[int]
+) -> _Part:
+    """A forked worker's share, read through its own file handles."""
+    own = labels if isinstance(labels, PolygonSet) else labels.reopen()
+    return cutter.run(source.reopen(), own, rows)
 
-    def collect(limit: int) -> None:
-        while len(pending) > limit:
-            name, r, c, fut = pending.popleft()
-            rec = fut.result()
-            if rec is None:
-                out.dropped_nodata += 1
-                continue
-            out.hist += rec.pop("hist")
-            if "features" in rec:
-                out.features.append(rec.pop("features"))
-            rec.update(
-                id=name.removesuffix(".png"),
-                row=r,
-                col=c,
-                positive=rec["fg"] > params.positive_threshold,
-            )
-            out.patches.append(rec)
 
-    with ThreadPoolExecutor(n_workers) as pool:
-        for r in progress(rows, desc=f"patch {scene}", enabled=show_progress):
-            h = min(P, H - r)
-            rgb, nd = source.read(r, h)
-            if h < P or wpad > W:  # pad the edge strip: zeros, counted as nodata
-                rgb = _pad(rgb, (P, wpad, 3), 0)
-                nd = _pad(nd, (P, wpad), True)
-            mask = np.zeros((P, wpad), np.uint8)
-            if isinstance(labels, PolygonSet):
-                labels.burn(mask, r, 0)
-            else:
-                mask[:h, :W] = labels.read(r, h)
-            if nd.any():
-                mask[nd] = 0  # no labels on nodata or padding
-            for c in cols:
-                name = f"{scene}_r{r:05d}_c{c:05d}.png"
-                sl = np.s_[:, c : c + P]
-                fut = pool.submit(job, name, rgb[sl], mask[sl], nd[sl])
-                pending.append((name, r, c, fut))
-            collect(limit=n_workers * len(cols))  # at most ~two strips in flight
-        collect(limit=0)
+def _merge(out: PatchedScene, parts: list[_Part]) -> PatchedScene:
+    """Patches (and their feature rows) of all processes in (row, col) order."""
+    recs: list[tuple[dict[str, Any], dict[str, float] | None]] = []
+    for part in parts:
+        feats: list[dict[str, float] | None] = list(part.features) or [None] * len(part.patches)
+        recs += zip(part.patches, feats, strict=True)
+        out.hist += part.hist
+        out.dropped_nodata += part.dropped_nodata
+    recs.sort(key=lambda rf: (rf[0]["row"], rf[0]["col"]))
+    out.patches = [rec for rec, _ in recs]
+    out.features = [f for _, f in recs if f is not None]
     return out
+
+
+@dataclass
+class _Child:
+    """A forked worker: its pid and the read end of the pipe its pickled result comes on."""
+
+    pid: int
+    fd: int
+    done: bool = False
+
+    def result(self) -> _Part:
+        with os.fdopen(self.fd, "rb") as f:
+            data = f.read()
+        _, status = os.waitpid(self.pid, 0)
+        self.done = True
+        if not data:
+            raise RuntimeError(
+                f"patch worker {self.pid} ended without a result ({_describe(status)})"
+            )
+        ok, value = pickle.loads(data)
+        if not ok:
+            raise value
+        part: _Part = value
+        return part
+
+    def stop(self) -> None:
+        """Kill and reap a worker whose result is no longer wanted (the parent failed)."""
+        if self.done:
+            return
+        self.done = True
+        try:
+            os.kill(self.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        os.waitpid(self.pid, 0)
+        os.close(self.fd)
+
+
+def _fork(work: Callable[[], _Part]) -> _Child:
+    """Run ``work`` in a forked child that pickles its result (or its error) into a pipe."""
+    parent = os.getpid()
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid:
+        os.close(w)
+        return _Child(pid, r)
+    status = 1  # the child: never returns, never runs the parent's exit handlers
+    try:
+        os.close(r)
+        _die_with_parent(parent)
+        try:
+            payload: tuple[bool, Any] = (True, work())
+        except BaseException as e:  # every error goes back to the parent
+            payload = (False, _portable(e))
+        with os.fdopen(w, "wb") as f:
+            pickle.dump(payload, f, protocol=pickle.HIGHEST_PROTOCOL)
+        status = 0
+    finally:
+        os._exit(status)
+
+
+def _die_with_parent(parent: int) -> None:
+    """Ask Linux to kill this worker if the ingest task dies, so that no orphan keeps
+    writing into a staging folder that the task's cleanup has removed."""
+    import ctypes
+
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+    if os.getppid() != parent:
+        os._exit(1)
+
+
+def _portable(e: BaseException) -> BaseException:
+    """``e`` if it survives pickling, else a RuntimeError that names it."""
+    try:
+        pickle.loads(pickle.dumps(e))
+        return e
+    except Exception:
+        return RuntimeError(f"patch worker failed: {type(e).__name__}: {e}")
+
+
+def _describe(status: int) -> str:
+    if os.WIFSIGNALED(status):
+        return f"killed by signal {os.WTERMSIG(status)}"
+    return f"exit status {os.waitstatus_to_exitcode(status)}"
 
 
 def _pad(a: np.ndarray, shape: tuple[int, ...], fill: Any) -> np.ndarray:

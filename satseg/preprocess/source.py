@@ -13,7 +13,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from satseg.io.raster import RasterError, make_scaler, read_plain_image
+from satseg.io.raster import BandScaler, RasterError, make_scaler, read_plain_image
 
 PLAIN_SUFFIXES = {".png", ".jpg", ".jpeg"}
 TIFF_SUFFIXES = {".tif", ".tiff"}
@@ -32,13 +32,28 @@ class StripSource(Protocol):
 
     def describe(self) -> dict[str, Any]: ...
 
+    def reopen(self) -> StripSource:
+        """The same source on new file handles, for a forked worker process.
+
+        A forked process shares its parent's open file descriptions (and their offsets), so
+        it must never read through the parent's handles.
+        """
+        ...
+
     def close(self) -> None: ...
 
 
 class GeoTiffSource:
     """Windowed reads of a 1-4 band uint8/uint16 GeoTIFF through a ``BandScaler``."""
 
-    def __init__(self, path: Path, bands: list[int] | None = None, scale: str = "percentile"):
+    def __init__(
+        self,
+        path: Path,
+        bands: list[int] | None = None,
+        scale: str = "percentile",
+        *,
+        scaler: BandScaler | None = None,
+    ):
         import rasterio
         from rasterio.errors import RasterioError
 
@@ -53,7 +68,7 @@ class GeoTiffSource:
             self._env.__exit__(None, None, None)
             raise RasterError(f"{self.path.name} is not a readable GeoTIFF: {e}", "decode") from e
         try:
-            self.scaler = make_scaler(self._src, bands, scale)
+            self.scaler = scaler or make_scaler(self._src, bands, scale)
         except RasterError:
             self.close()
             raise
@@ -67,6 +82,7 @@ class GeoTiffSource:
         block_h = self._src.block_shapes[0][0] if self._src.block_shapes else 1
         # chunks of one block row; very tall blocks (rare) would cost memory: read per strip
         self._block_rows = int(block_h) if 1 <= block_h <= 1024 else 1
+        self.block_rows = self._block_rows
         self._chunk = np.zeros((0, 0, 0), np.uint8)
         self._chunk_rows = (0, 0)
 
@@ -111,6 +127,9 @@ class GeoTiffSource:
             "transform": list(self.transform)[:6],
             "scaler": self.scaler.to_dict(),
         }
+
+    def reopen(self) -> GeoTiffSource:
+        return GeoTiffSource(self.path, scaler=self.scaler)  # the stretch is not re-measured
 
     def close(self) -> None:
         self._src.close()
@@ -157,6 +176,9 @@ class PlainImageSource:
     def read(self, row0: int, nrows: int) -> tuple[np.ndarray, np.ndarray]:
         rgb = self._rgb[row0 : row0 + nrows]
         return rgb, np.zeros(rgb.shape[:2], bool)
+
+    def reopen(self) -> PlainImageSource:
+        return self  # decoded into memory: no file handle to share
 
     def describe(self) -> dict[str, Any]:
         return {
@@ -205,6 +227,9 @@ class MaskTiffSource:
         except RasterioError as e:
             raise LabelRasterError(f"{self.path.name}: corrupt or truncated ({e})", "decode") from e
         return (data > 0).astype(np.uint8)
+
+    def reopen(self) -> MaskTiffSource:
+        return MaskTiffSource(self.path)
 
     def close(self) -> None:
         self._src.close()

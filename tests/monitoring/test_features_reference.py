@@ -23,7 +23,12 @@ def reference(rgb: np.ndarray, nodata: np.ndarray | None) -> dict[str, float]:
     out["brightness"], out["contrast"] = gv.mean(), gv.std()
     gx = np.abs(np.diff(grey, axis=1))[:-1, :]
     gy = np.abs(np.diff(grey, axis=0))[:, :-1]
-    out["edge_density"] = float(((gx > 20) | (gy > 20)).mean())
+    # a grey step above 20, compared exactly: on the integer band sums (3 x grey) it is > 60,
+    # where (a - b) / 3 in floating point can land either side of 20 when a - b is 60
+    total = rgb.astype(np.int64).sum(-1)
+    tx = np.abs(np.diff(total, axis=1))[:-1, :]
+    ty = np.abs(np.diff(total, axis=0))[:, :-1]
+    out["edge_density"] = float(((tx > 60) | (ty > 60)).mean())
     out["gradient_mean"] = float((gx + gy).mean())
     g = grey
     lap = 4 * g[1:-1, 1:-1] - g[:-2, 1:-1] - g[2:, 1:-1] - g[1:-1, :-2] - g[1:-1, 2:]
@@ -54,9 +59,7 @@ def test_fast_features_match_the_definitions(seed: int, with_nodata: bool) -> No
     got, want = image_features(rgb, nodata), reference(rgb, nodata)
     assert list(got) == feature_names()
     for name in feature_names():
-        # float32 grey: a difference of exactly 20 may round either way at the edge threshold
-        tol = 2e-2 if name == "edge_density" else 1e-4
-        assert got[name] == pytest.approx(want[name], rel=tol, abs=tol), name
+        assert got[name] == pytest.approx(want[name], rel=1e-6, abs=1e-9), name
 
 
 def test_all_nodata_and_tiny_samples_do_not_fail() -> None:

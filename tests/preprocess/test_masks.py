@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import pytest
 import rasterio
+import shapely
 from shapely.geometry import MultiPolygon, Polygon, box
 
 from satseg.ingest.errors import IngestError
-from satseg.ingest.labels import geojson_labels, labelme_labels
+from satseg.ingest.labels import _labelme_bulk, _labelme_shapes, geojson_labels, labelme_labels
 from satseg.preprocess.masks import PolygonSet, rasterize
 from satseg.synthetic import labelme_doc, make_scene, rasterize_polygons
 
@@ -113,3 +115,57 @@ def test_empty_shapes_is_a_background_scene() -> None:
     doc = labelme_doc([], "x.png", 50, 40)
     lab = labelme_labels(doc, 50, 40)
     assert lab.geometries == [] and not rasterize(PolygonSet.from_geometries([]), 50, 40).any()
+
+
+def _equal_labels(a, b) -> bool:
+    return a.summary() == b.summary() and all(
+        shapely.equals_exact(x, y, 0) for x, y in zip(a.geometries, b.geometries, strict=True)
+    )
+
+
+def test_bulk_labelme_path_equals_the_shape_by_shape_path() -> None:
+    """Thousands of polygons are checked in bulk; the result is the per-shape result."""
+    rng = np.random.default_rng(5)
+    shapes = []
+    for i in range(300):
+        x, y = rng.uniform(15, 185, 2)
+        n = int(rng.integers(3, 9))
+        ang = np.sort(rng.uniform(0, 2 * np.pi, n))
+        pts = np.c_[x + 10 * np.cos(ang), y + 10 * np.sin(ang)]
+        shapes.append({"label": "a" if i % 3 else "b", "points": pts.tolist()})
+    shapes[7]["points"] = [[0, 0], [40, 40], [40, 0], [0, 40]]  # bow-tie: repaired
+    shapes[9]["points"] = [[5, 5], [15, 5], [15, 5], [15, 15], [5, 15]]  # repeated vertex
+    shapes.append({"label": "a", "points": [[1, 1], [2, 2]], "shape_type": "line"})  # ignored
+    doc = labelme_doc([], "x.png", 200, 200)
+    doc["shapes"] = shapes
+    for classes in (None, ["a"]):
+        bulk = _labelme_bulk(doc, 200, 200, classes=classes, tolerance_px=1.0, name="x")
+        assert bulk is not None
+        slow = _labelme_shapes(doc, 200, 200, classes=classes, tolerance_px=1.0, name="x")
+        assert _equal_labels(bulk, slow) and bulk.repaired == 1
+        assert _equal_labels(labelme_labels(doc, 200, 200, classes=classes), slow)
+
+
+@pytest.mark.parametrize(
+    "odd",
+    [
+        {"label": "r", "points": [[1, 1], [5, 5]], "shape_type": "rectangle"},
+        {"label": "p", "points": [[1, 1, 0], [5, 1, 0], [5, 5, 0]]},  # 3-D points
+        {"label": "p", "points": [1, 1, 5, 1, 5, 5]},  # flat list
+        {"label": "p", "points": [[1, 1], [5, "x"], [5, 5]]},  # not numbers
+        {"label": "p", "points": [[1, 1], [500, 1], [5, 5]]},  # outside
+        {"label": "p", "points": [[1, 1], [5, 1]]},  # two points
+        "not a shape",
+    ],
+)
+def test_documents_the_bulk_path_does_not_take_give_the_per_shape_answer(odd) -> None:
+    doc = labelme_doc([], "x.png", 64, 64)
+    doc["shapes"] = [{"label": "p", "points": [[10, 10], [20, 10], [20, 20]]}, odd]
+    assert _labelme_bulk(doc, 64, 64, classes=None, tolerance_px=1.0, name="x") is None
+    try:
+        want = _labelme_shapes(doc, 64, 64, classes=None, tolerance_px=1.0, name="x")
+    except (IngestError, ValueError) as e:
+        with pytest.raises(type(e), match=re.escape(str(e))):
+            labelme_labels(doc, 64, 64, name="x")
+    else:
+        assert _equal_labels(labelme_labels(doc, 64, 64, name="x"), want)

@@ -3,20 +3,31 @@
 from __future__ import annotations
 
 import json
+import os
+import pickle
+import signal
+import time
 from pathlib import Path
 from typing import Any
 
 import cv2
 import numpy as np
+import psutil
 import pytest
 import rasterio
 from rasterio.windows import Window
 from shapely.geometry import Polygon
 
-from satseg.io.raster import make_scaler
+from satseg.io.raster import RasterError, make_scaler
 from satseg.preprocess.masks import PolygonSet
-from satseg.preprocess.patches import PatchParams, grid_positions, patch_scene
-from satseg.preprocess.source import GeoTiffSource, PlainImageSource, open_source
+from satseg.preprocess.patches import (
+    PatchParams,
+    can_fork,
+    grid_positions,
+    patch_scene,
+    share_rows,
+)
+from satseg.preprocess.source import GeoTiffSource, MaskTiffSource, PlainImageSource, open_source
 from satseg.synthetic import make_png_pair, make_scene, rasterize_polygons
 
 
@@ -128,3 +139,106 @@ def test_scene_json_roundtrip_is_jsonable(tmp_path: Path) -> None:
         PatchParams(128, 128, 0.05, 0.5),
     )
     json.dumps({"patches": out.patches, "features": out.features, "summary": out.summary()})
+
+
+# ----------------------------------------------------------------- forked worker processes
+def _tall_scene(tmp_path: Path, **kw: Any):
+    """1100 rows of 512-row GeoTIFF blocks: three block rows, so up to three processes."""
+    return make_scene(tmp_path, "t", 300, 1100, seed=11, geojson=False, **kw)
+
+
+def _pngs(folder: Path) -> dict[str, bytes]:
+    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in folder.rglob("*.png")}
+
+
+@pytest.mark.skipif(not can_fork(), reason="forked workers run on Linux only")
+@pytest.mark.parametrize("labels_kind", ["polygons", "mask_tif"])
+def test_forked_workers_give_what_one_process_gives(tmp_path: Path, labels_kind: str) -> None:
+    s = _tall_scene(tmp_path, nodata=0, nodata_border=40, mask_tif=labels_kind == "mask_tif")
+    params = PatchParams(128, 128, 0.05, 0.5)
+    rows = grid_positions(1100, 128, 128)
+    assert len(share_rows(rows, 3, 512)) == 3  # two forked workers besides this process
+
+    def run(workers: int, out: Path):
+        src = open_source(s.image, None, "percentile")
+        if labels_kind == "mask_tif":
+            labels: Any = MaskTiffSource(tmp_path / "t_mask.tif")
+        else:
+            labels = PolygonSet.from_geometries(Polygon(p) for p in s.polygons)
+        try:
+            return patch_scene(src, labels, out, "t", params, workers=workers)
+        finally:
+            src.close()
+
+    one, three = run(1, tmp_path / "one"), run(3, tmp_path / "three")
+    assert three.patches == one.patches and three.features == one.features
+    assert np.array_equal(three.hist, one.hist) and three.dropped_nodata == one.dropped_nodata
+    assert [(p["row"], p["col"]) for p in three.patches] == sorted(
+        (p["row"], p["col"]) for p in three.patches
+    )
+    # dropped: the right column (66 % padding) and the bottom-left corner (padding + border)
+    assert len(one.patches) == 17 and one.dropped_nodata == 10
+    assert any(p["positive"] for p in one.patches) and any(p["nodata"] for p in one.patches)
+    assert _pngs(tmp_path / "three") == _pngs(tmp_path / "one")
+    assert psutil.Process().children() == []  # every worker reaped
+
+
+class _WorkersFail:
+    """A real source whose reopened copies, the forked workers', fail in a given way."""
+
+    def __init__(self, inner: Any, how: str, parent_fails: bool = False) -> None:
+        self.inner, self.how, self.parent_fails = inner, how, parent_fails
+        self.width, self.height = inner.width, inner.height
+        self.crs, self.transform = inner.crs, inner.transform
+        self.block_rows = inner.block_rows
+
+    def read(self, row0: int, nrows: int):
+        if self.parent_fails:
+            raise RasterError(f"rows {row0}+ unreadable in the parent", "decode")
+        return self.inner.read(row0, nrows)
+
+    def reopen(self) -> Any:
+        worker = _WorkersFail(self.inner.reopen(), self.how)
+        worker.read = worker.fail  # type: ignore[method-assign]
+        return worker
+
+    def fail(self, row0: int, nrows: int):
+        if self.how == "raster_error":
+            raise RasterError(f"rows {row0}-{row0 + nrows} unreadable, truncated", "decode")
+        if self.how == "killed":
+            os.kill(os.getpid(), signal.SIGKILL)
+        if self.how == "unpicklable":
+            err = ValueError("odd failure")
+            err.handle = lambda: None  # type: ignore[attr-defined]
+            raise err
+        time.sleep(30)  # "slow": still busy when the parent fails
+        return self.inner.read(row0, nrows)
+
+
+@pytest.mark.skipif(not can_fork(), reason="forked workers run on Linux only")
+@pytest.mark.parametrize(
+    ("how", "error", "message"),
+    [
+        ("raster_error", RasterError, "unreadable, truncated"),
+        ("killed", RuntimeError, "killed by signal 9"),
+        ("unpicklable", RuntimeError, "ValueError: odd failure"),
+        ("slow", RasterError, "unreadable in the parent"),
+    ],
+)
+def test_a_failing_worker_fails_the_scene_and_leaves_no_process(
+    tmp_path: Path, how: str, error: type, message: str
+) -> None:
+    s = _tall_scene(tmp_path)
+    src = _WorkersFail(open_source(s.image, None, "percentile"), how, parent_fails=how == "slow")
+    t0 = time.monotonic()
+    with pytest.raises(error, match=message) as info:
+        patch_scene(src, PolygonSet(), tmp_path / "x", "t", PatchParams(128, 128), workers=2)
+    if how == "raster_error":  # the check survives the trip through the pipe
+        assert info.value.check == "decode"
+    assert time.monotonic() - t0 < 20  # a slow worker is killed, not waited for
+    assert psutil.Process().children() == []
+
+
+def test_raster_errors_pickle_with_their_check() -> None:
+    e = pickle.loads(pickle.dumps(RasterError("broken tile", "decode")))
+    assert isinstance(e, RasterError) and str(e) == "broken tile" and e.check == "decode"
