@@ -114,7 +114,7 @@ def build_scene(
         "features": patched.features,
         "hist": patched.hist.tolist(),
     }
-    write_json(tmp / "scene.json", index)
+    write_json(tmp / "scene.json", index, compact=True)  # one record per patch: machine-read
     final = scene_dir(settings, dataset, scene)
     if final.exists():  # a retry after a crash between this rename and the raw/ move
         shutil.rmtree(final)

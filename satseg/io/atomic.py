@@ -44,8 +44,14 @@ def write_text(target: Path | str, text: str) -> Path:
     return write_bytes(target, text.encode("utf-8"))
 
 
-def write_json(target: Path | str, obj: Any) -> Path:
-    return write_text(target, json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n")
+def write_json(target: Path | str, obj: Any, *, compact: bool = False) -> Path:
+    """Sorted keys; indented for people, or ``compact`` for large machine-read indexes
+    (json's C encoder only runs without indentation: ~10x faster on a scene's patch list)."""
+    if compact:
+        text = json.dumps(obj, sort_keys=True, default=str, separators=(",", ":"))
+    else:
+        text = json.dumps(obj, indent=2, sort_keys=True, default=str)
+    return write_text(target, text + "\n")
 
 
 def move(src: Path | str, dst: Path | str) -> Path:

@@ -54,26 +54,32 @@ def _band_stats(counts: np.ndarray, n: int) -> dict[str, float]:
     """Mean, std and np.percentile's linear-interpolation 2/50/98 percentiles, per band.
 
     Read off (3, 256) integer histograms: integer moments (no BLAS call, whose thread pool
-    wakes up for a 256-long dot product) and a cumulative-count search (no sort).
+    wakes up for a 256-long dot product) and one search of the three bands' cumulative
+    counts laid end to end (no sort).
     """
-    s1 = counts @ _LEVELS
-    s2 = counts @ _SQUARES
+    s1, s2 = (counts @ _MOMENTS).T
     means = s1 / n
     stds = np.sqrt(np.maximum(s2 / n - means * means, 0.0))
-    cdf = np.cumsum(counts, axis=1)
     pos = _QUANTILES * (n - 1)
     k0 = np.floor(pos).astype(np.int64)
     k1 = np.minimum(k0 + 1, n - 1)
-    frac = pos - k0
+    # band i's cumulative counts shifted by i * n: one searchsorted answers all bands
+    cdf = (np.cumsum(counts, axis=1) + _BAND_OFFSETS * n).ravel()
+    shift = _BAND_OFFSETS * n
+    v0 = np.searchsorted(cdf, k0 + shift, side="right") - _BAND_BINS
+    v1 = np.searchsorted(cdf, k1 + shift, side="right") - _BAND_BINS
+    p = (v0 + (pos - k0) * (v1 - v0)).tolist()
     out: dict[str, float] = {}
     for i, b in enumerate(BAND_NAMES):
-        v0 = np.searchsorted(cdf[i], k0, side="right")
-        v1 = np.searchsorted(cdf[i], k1, side="right")
-        p02, p50, p98 = (v0 + frac * (v1 - v0)).tolist()
         out[f"{b}_mean"] = float(means[i])
         out[f"{b}_std"] = float(stds[i])
-        out[f"{b}_p02"], out[f"{b}_p50"], out[f"{b}_p98"] = p02, p50, p98
+        out[f"{b}_p02"], out[f"{b}_p50"], out[f"{b}_p98"] = p[i]
     return out
+
+
+_MOMENTS = np.stack([_LEVELS, _SQUARES], axis=1)  # (256, 2): sum of x, sum of x^2
+_BAND_OFFSETS = np.arange(3, dtype=np.int64)[:, None]
+_BAND_BINS = _BAND_OFFSETS * 256
 
 
 def image_features(
@@ -93,7 +99,8 @@ def image_features(
     import cv2
 
     h, w = rgb.shape[:2]
-    rgb = np.ascontiguousarray(rgb, dtype=np.uint8)
+    if rgb.dtype != np.uint8 or rgb.ndim != 3 or rgb.strides[1:] != (3, 1):
+        rgb = np.ascontiguousarray(rgb, dtype=np.uint8)  # else a row-strided view will do
     mask = None
     if nodata is not None and nodata.any():
         mask = np.ascontiguousarray(~nodata).view(np.uint8)
@@ -130,4 +137,4 @@ def image_features(
     sat = cv2.divide(cv2.subtract(hi, cv2.min(cv2.min(r, g), b)), hi, dtype=cv2.CV_32F)
     out["saturation"] = float(cv2.mean(sat, mask=mask)[0]) if n else 0.0
     out["nodata_frac"] = 1.0 - n / (h * w) if h * w else 0.0
-    return {k: out[k] for k in feature_names()}
+    return out  # in feature_names() order

@@ -134,38 +134,49 @@ class _Cutter:
         *,
         show_progress: bool | None = False,
     ) -> _Part:
-        """Cut the strips starting at ``rows``; buffers are reused from strip to strip."""
+        """Cut the strips starting at ``rows``; the mask buffer is reused from strip to strip.
+
+        Patches are views of the strip; only edge patches (past the scene's right or bottom
+        edge) are copied, into zero padding counted as nodata.
+        """
         part = _Part()
         P, W, H = self.params.patch_size, source.width, source.height
         mask = np.empty((P, self.wpad), np.uint8)
         for r in progress(rows, desc=f"patch {self.scene}", enabled=show_progress):
             h = min(P, H - r)
             rgb, nd = source.read(r, h)
-            if h < P or self.wpad > W:  # pad the edge strip: zeros, counted as nodata
-                rgb = _pad(rgb, (P, self.wpad, 3), 0)
-                nd = _pad(nd, (P, self.wpad), True)
             mask.fill(0)
+            inside = mask[:h, :W]  # padding stays 0
             if isinstance(labels, PolygonSet):
-                labels.burn(mask, r, 0, 255)
+                labels.burn(inside, r, 0, 255)
             else:
-                np.multiply(labels.read(r, h), 255, out=mask[:h, :W])
+                np.multiply(labels.read(r, h), 255, out=inside)
             has_nodata = bool(nd.any())
             if has_nodata:
-                mask[nd] = 0  # no labels on nodata or padding
+                inside[nd] = 0  # no labels on nodata
             for c in self.cols:
-                sl = np.s_[:, c : c + P]
-                self._patch(part, r, c, rgb[sl], mask[sl], nd[sl] if has_nodata else None)
+                w = min(P, W - c)
+                if h < P or w < P:
+                    prgb = np.zeros((P, P, 3), np.uint8)
+                    prgb[:h, :w] = rgb[:, c : c + w]
+                    pnd = np.ones((P, P), bool)
+                    pnd[:h, :w] = nd[:, c : c + w]
+                    self._patch(part, r, c, prgb, mask[:, c : c + P], pnd)
+                else:
+                    sl = np.s_[:, c : c + P]
+                    self._patch(part, r, c, rgb[sl], mask[sl], nd[sl] if has_nodata else None)
         return part
 
     def _patch(
         self, part: _Part, r: int, c: int, rgb: np.ndarray, m: np.ndarray, nd: np.ndarray | None
     ) -> None:
+        import cv2
+
         nodata = 0.0 if nd is None else int(np.count_nonzero(nd)) / nd.size
         if nodata > self.params.nodata_max:
             part.dropped_nodata += 1
             return
         name = f"{self.scene}_r{r:05d}_c{c:05d}"
-        rgb = np.ascontiguousarray(rgb)  # one copy, shared by the encoder and the features
         write_png(self.images / f"{name}.png", rgb, self.params.png)
         write_png(self.masks / f"{name}.png", m)  # 0/255 single channel
         hist = band_histograms(rgb, None if nd is None or not nodata else ~nd)
@@ -174,7 +185,7 @@ class _Cutter:
             # the band histograms are the same counts the features start from: pass them on
             nd_px = nd if nodata else None
             part.features.append(image_features(rgb, nd_px, band_counts=hist))
-        fg = int(np.count_nonzero(m)) / m.size
+        fg = cv2.countNonZero(m) / m.size
         part.patches.append(
             {
                 "fg": fg,
@@ -334,12 +345,6 @@ def _describe(status: int) -> str:
     if os.WIFSIGNALED(status):
         return f"killed by signal {os.WTERMSIG(status)}"
     return f"exit status {os.waitstatus_to_exitcode(status)}"
-
-
-def _pad(a: np.ndarray, shape: tuple[int, ...], fill: Any) -> np.ndarray:
-    out = np.full(shape, fill, a.dtype)
-    out[: a.shape[0], : a.shape[1]] = a
-    return out
 
 
 def hist_stats(hist: np.ndarray) -> dict[str, dict[str, float]]:
