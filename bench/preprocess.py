@@ -229,7 +229,9 @@ def main() -> None:
         f"python {platform.python_version()}, {os.cpu_count()} CPUs, "
         f"load average {os.getloadavg()[0]:.1f} at start; {args.rounds} round(s), median shown"
     )
-    print("patches/s is wall-clock (uses the thread pool); patches/CPU-s is the work per patch,")
+    print(
+        "patches/s is wall-clock (uses the worker processes); patches/CPU-s is the work per patch,"
+    )
     print("comparable even when other processes share the CPUs")
     summary = []
     for size in args.sizes:
