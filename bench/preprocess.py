@@ -168,11 +168,10 @@ def quiesce(outputs: Path) -> None:
     slower than creating them on a quiet disk, which ingest never does. So runs of one scene
     size keep their outputs (up to ~9 GB at 20000²) and the deletion happens between sizes.
     """
-    if not outputs.exists():
-        return
-    shutil.rmtree(outputs)
+    if outputs.exists():
+        shutil.rmtree(outputs)
     os.sync()
-    time.sleep(RECENTLY_DELETED_S)
+    time.sleep(RECENTLY_DELETED_S)  # also after anything else that deleted files (a test run)
 
 
 def scene(work: Path, size: int) -> tuple[Path, Path]:

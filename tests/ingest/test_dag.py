@@ -12,7 +12,7 @@ import pytest
 from satseg.dagkit import PROCESSED, dataset_asset
 from satseg.versioning import list_versions
 
-from .conftest import BAD, drop_good, error_records, inventory, total_bytes
+from .conftest import BAD, TEST_PARAMS, drop_good, error_records, inventory, total_bytes
 
 DAG_FILE = Path(__file__).resolve().parents[2] / "dags" / "satseg_ingest.py"
 DATE = datetime(2026, 3, 1, tzinfo=UTC)
@@ -106,3 +106,46 @@ def test_ingest_dag_end_to_end(settings, airflow_db, ingest_dag) -> None:
     assert states2["publish"].endswith("skipped")
     assert _snapshot(settings) == before
     assert _events(dr2.run_id) == {}
+
+
+@pytest.mark.slow
+def test_ingest_dag_with_forked_patch_workers(
+    settings, airflow_db, ingest_dag, tmp_path: Path
+) -> None:
+    """The DAG's default: patches cut by forked worker processes inside the Airflow task.
+
+    Tall scenes (three 512-row GeoTIFF block rows) so that the workers get a share; one is
+    truncated, so that a worker's read error quarantines it like any decode error.
+    """
+    import yaml
+
+    from satseg.preprocess.patches import can_fork
+    from satseg.synthetic import make_scene
+
+    if not can_fork():
+        pytest.skip("forked patch workers run on Linux only")
+    params = {"preprocess": {**TEST_PARAMS["preprocess"], "workers": 2}}
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    d = settings.inbox / "tall"
+    for name, seed in (("north", 31), ("south", 32)):
+        make_scene(d, name, 300, 1100, seed, geojson=False, mask_tif=name == "south")
+    (d / "south.json").unlink()  # the mask raster is south's annotation
+    broken = make_scene(d, "broken", 300, 1100, 33, geojson=False).image
+    broken.write_bytes(broken.read_bytes()[: broken.stat().st_size * 2 // 3])
+    dropped_bytes = total_bytes(settings.inbox)
+
+    dr = ingest_dag.test(logical_date=DATE)
+    assert str(dr.state) == "success", {ti.task_id: str(ti.state) for ti in dr.get_task_instances()}
+    manifest = json.loads((settings.processed / "tall" / "manifest.json").read_text())
+    assert {s["scene"] for s in manifest["scenes"]} == {"north", "south"}
+    # 9 x 3 grid per scene; the right column (44 of 128 px inside) is dropped as padding
+    assert sum(manifest["counts"].values()) - manifest["augmented"] == 2 * 18
+    records = error_records(settings.quarantine)
+    assert records["tall/broken.tif"]["check"] == "decode", records["tall/broken.tif"]
+    assert "rows" in records["tall/broken.tif"]["reason"]  # failed mid-scene, not at open
+    assert records["tall/broken.json"]["check"] == "partner_rejected"
+    assert (
+        total_bytes(settings.raw, (".ingest.json",))
+        + total_bytes(settings.quarantine, (".error.json",))
+        == dropped_bytes
+    )
