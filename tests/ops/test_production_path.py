@@ -223,7 +223,9 @@ def _drop_scenes(home: Path, dataset: str, seed: int) -> dict[str, int]:
 
     staging = home / "staging" / dataset
     for i in range(2):
-        make_scene(staging, f"{dataset}_{i}", width=256, height=256, seed=seed + i, geojson=False)
+        # scene 0 spans three 512-row GeoTIFF block rows: the task forks a patch worker
+        h = 1100 if i == 0 else 256
+        make_scene(staging, f"{dataset}_{i}", width=256, height=h, seed=seed + i, geojson=False)
     good = staging / f"{dataset}_0.tif"
     (staging / f"{dataset}_broken.tif").write_bytes(good.read_bytes()[:300])
     labels = json.loads((staging / f"{dataset}_0.json").read_text())
@@ -261,6 +263,11 @@ def _assert_ingested(home: Path, dataset: str) -> None:
     assert tags == [f"{dataset}-v1"], f"expected exactly one new version, got {tags}"
     errors = [p.name for p in (home / "quarantine").rglob(f"{dataset}_broken*.error.json")]
     assert errors, "the truncated TIFF was not quarantined with an error record"
+    # the tall scene's patches come from this task's process and its forked worker: all rows
+    index = json.loads(
+        (home / "processed" / ".scenes" / dataset / f"{dataset}_0" / "scene.json").read_text()
+    )
+    assert sorted({p["row"] for p in index["patches"]}) == [0, 256, 512, 768]  # 1024: padding
 
 
 def _assert_runs_ok(stack: Stack, runs: dict[str, str]) -> None:
