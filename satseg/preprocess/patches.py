@@ -15,6 +15,7 @@ patches with more nodata than ``nodata_max`` are dropped, not written.
 
 from __future__ import annotations
 
+import logging
 import os
 import pickle
 import signal
@@ -32,6 +33,8 @@ from satseg.monitoring.features import band_histograms, image_features
 from satseg.preprocess.masks import PolygonSet
 from satseg.preprocess.png import normalise_mode, write_png
 from satseg.preprocess.source import MaskTiffSource, StripSource
+
+log = logging.getLogger("satseg")
 
 
 @dataclass(frozen=True)
@@ -227,10 +230,15 @@ def patch_scene(
     group = max(P, int(getattr(source, "block_rows", 0) or 0))
     shares = share_rows(rows, n, group)
     children: list[_Child] = []
+    here = list(shares[0])
     try:
         for share in shares[1:]:
-            children.append(_fork(partial(_cut_reopened, cutter, source, labels, share)))
-        parts = [cutter.run(source, labels, shares[0], show_progress=show_progress)]
+            try:
+                children.append(_fork(partial(_cut_reopened, cutter, source, labels, share)))
+            except OSError as e:  # no memory or process slot for a worker: cut its share here
+                log.warning("patch %s: cannot fork a worker (%s); cutting its share here", scene, e)
+                here = sorted(here + share)
+        parts = [cutter.run(source, labels, here, show_progress=show_progress)]
         parts += [child.result() for child in children]
     finally:
         for child in children:

@@ -242,3 +242,24 @@ def test_a_failing_worker_fails_the_scene_and_leaves_no_process(
 def test_raster_errors_pickle_with_their_check() -> None:
     e = pickle.loads(pickle.dumps(RasterError("broken tile", "decode")))
     assert isinstance(e, RasterError) and str(e) == "broken tile" and e.check == "decode"
+
+
+@pytest.mark.skipif(not can_fork(), reason="forked workers run on Linux only")
+def test_a_worker_that_cannot_be_forked_has_its_share_cut_here(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    s = _tall_scene(tmp_path)
+    polys = PolygonSet.from_geometries(Polygon(p) for p in s.polygons)
+    params = PatchParams(128, 128, 0.05, 0.5)
+    one = patch_scene(open_source(s.image, None, "percentile"), polys, tmp_path / "a", "t", params)
+
+    def no_fork() -> int:
+        raise OSError(12, "Cannot allocate memory")
+
+    monkeypatch.setattr(os, "fork", no_fork)
+    out = patch_scene(
+        open_source(s.image, None, "percentile"), polys, tmp_path / "b", "t", params, workers=3
+    )
+    assert out.patches == one.patches and out.features == one.features
+    assert _pngs(tmp_path / "b") == _pngs(tmp_path / "a")
+    assert "cannot fork a worker" in caplog.text
