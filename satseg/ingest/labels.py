@@ -103,13 +103,29 @@ def labelme_labels(
     anything else (rectangles, circles, malformed points) takes the shape-by-shape path,
     which gives the same result and names the first bad shape.
     """
+    if "shapes" not in doc:
+        raise IngestError(
+            f"{name}: LabelMe JSON has no 'shapes' key (use an empty list for a scene without objects)",
+            "labelme_shapes",
+            "annotation",
+        )
+    shapes = doc["shapes"]
+    if not isinstance(shapes, list):
+        raise IngestError(f"{name}: 'shapes' must be a list", "labelme_shapes", "annotation")
+    iw, ih = doc.get("imageWidth"), doc.get("imageHeight")
+    if (iw is not None and iw != width) or (ih is not None and ih != height):
+        raise IngestError(
+            f"{name}: annotation is for a {iw}x{ih} image, the image is {width}x{height}",
+            "size_mismatch",
+            "annotation",
+        )
     kw: dict[str, Any] = {"classes": classes, "tolerance_px": tolerance_px, "name": name}
-    bulk = _labelme_bulk(doc, width, height, **kw)
-    return bulk if bulk is not None else _labelme_shapes(doc, width, height, **kw)
+    bulk = _labelme_bulk(shapes, width, height, **kw)
+    return bulk if bulk is not None else _labelme_shapes(shapes, width, height, **kw)
 
 
 def _labelme_bulk(
-    doc: dict[str, Any],
+    shapes: list[Any],
     width: int,
     height: int,
     *,
@@ -117,15 +133,9 @@ def _labelme_bulk(
     tolerance_px: float,
     name: str,
 ) -> Labels | None:
-    """``_labelme_shapes``'s result for a regular document, or None to take that path."""
+    """``_labelme_shapes``'s result for regular shapes, or None to take that path."""
     import shapely
 
-    shapes = doc.get("shapes")
-    if not isinstance(shapes, list):
-        return None
-    iw, ih = doc.get("imageWidth"), doc.get("imageHeight")
-    if (iw is not None and iw != width) or (ih is not None and ih != height):
-        return None
     out = Labels(kind="labelme")
     points: list[list[Any]] = []
     where: list[int] = []
@@ -176,33 +186,17 @@ def _labelme_bulk(
 
 
 def _labelme_shapes(
-    doc: dict[str, Any],
+    shapes: list[Any],
     width: int,
     height: int,
     *,
-    classes: list[str] | None = None,
-    tolerance_px: float = 1.0,
-    name: str = "annotation",
+    classes: list[str] | None,
+    tolerance_px: float,
+    name: str,
 ) -> Labels:
     """Shape by shape: the reference path, and the one that names the first bad shape."""
     from shapely.geometry import Point, Polygon, box
 
-    if "shapes" not in doc:
-        raise IngestError(
-            f"{name}: LabelMe JSON has no 'shapes' key (use an empty list for a scene without objects)",
-            "labelme_shapes",
-            "annotation",
-        )
-    shapes = doc["shapes"]
-    if not isinstance(shapes, list):
-        raise IngestError(f"{name}: 'shapes' must be a list", "labelme_shapes", "annotation")
-    iw, ih = doc.get("imageWidth"), doc.get("imageHeight")
-    if (iw is not None and iw != width) or (ih is not None and ih != height):
-        raise IngestError(
-            f"{name}: annotation is for a {iw}x{ih} image, the image is {width}x{height}",
-            "size_mismatch",
-            "annotation",
-        )
     out = Labels(kind="labelme")
     for i, s in enumerate(shapes):
         what = f"{name}: shape {i}"

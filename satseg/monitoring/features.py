@@ -35,6 +35,9 @@ _SQUARES = _LEVELS * _LEVELS
 _QUANTILES = np.array([2.0, 50.0, 98.0]) / 100.0
 _LAPLACE = np.array([[0, -1, 0], [-1, 4, -1], [0, -1, 0]], np.float32)
 _ONES = np.ones((1, 3), np.float32)
+_MOMENTS = np.stack([_LEVELS, _SQUARES], axis=1)  # (256, 2): sum of x, sum of x^2
+_BAND_OFFSETS = np.arange(3, dtype=np.int64)[:, None]
+_BAND_BINS = _BAND_OFFSETS * 256
 
 
 def band_histograms(rgb: np.ndarray, valid: np.ndarray | None = None) -> np.ndarray:
@@ -64,8 +67,8 @@ def _band_stats(counts: np.ndarray, n: int) -> dict[str, float]:
     k0 = np.floor(pos).astype(np.int64)
     k1 = np.minimum(k0 + 1, n - 1)
     # band i's cumulative counts shifted by i * n: one searchsorted answers all bands
-    cdf = (np.cumsum(counts, axis=1) + _BAND_OFFSETS * n).ravel()
     shift = _BAND_OFFSETS * n
+    cdf = (np.cumsum(counts, axis=1) + shift).ravel()
     v0 = np.searchsorted(cdf, k0 + shift, side="right") - _BAND_BINS
     v1 = np.searchsorted(cdf, k1 + shift, side="right") - _BAND_BINS
     p = (v0 + (pos - k0) * (v1 - v0)).tolist()
@@ -75,11 +78,6 @@ def _band_stats(counts: np.ndarray, n: int) -> dict[str, float]:
         out[f"{b}_std"] = float(stds[i])
         out[f"{b}_p02"], out[f"{b}_p50"], out[f"{b}_p98"] = p[i]
     return out
-
-
-_MOMENTS = np.stack([_LEVELS, _SQUARES], axis=1)  # (256, 2): sum of x, sum of x^2
-_BAND_OFFSETS = np.arange(3, dtype=np.int64)[:, None]
-_BAND_BINS = _BAND_OFFSETS * 256
 
 
 def image_features(

@@ -81,8 +81,7 @@ class GeoTiffSource:
         self.transform = self._src.transform
         block_h = self._src.block_shapes[0][0] if self._src.block_shapes else 1
         # chunks of one block row; very tall blocks (rare) would cost memory: read per strip
-        self._block_rows = int(block_h) if 1 <= block_h <= 1024 else 1
-        self.block_rows = self._block_rows
+        self.block_rows = int(block_h) if 1 <= block_h <= 1024 else 1
         self._chunk = np.zeros((0, 0, 0), np.uint8)
         self._chunk_rows = (0, 0)
 
@@ -102,7 +101,7 @@ class GeoTiffSource:
         from rasterio.errors import RasterioError
         from rasterio.windows import Window
 
-        bh = self._block_rows
+        bh = self.block_rows
         start = (row0 // bh) * bh
         stop = min(self.height, max(-(-end // bh) * bh, start + bh))
         self._chunk = np.zeros((0, 0, 0), np.uint8)  # free the old chunk before reading
