@@ -13,6 +13,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+from satseg import vocab
 from satseg.config import Settings
 
 
@@ -103,8 +104,8 @@ def checkout(settings: Settings, tag: str) -> dict[str, Any]:
     """Restore ``processed/<dataset>`` to version ``tag`` (md5-checked by versioning)."""
     ver = versioning()
     try:
-        dataset, _ = ver.parse_tag(tag)
-    except ver.VersioningError as e:
+        dataset, _ = vocab.parse_tag(tag)
+    except vocab.TagError as e:
         raise BadRequest(str(e)) from e
     if tag not in {v.tag for v in ver.list_versions(settings, dataset)}:
         raise NotFound(f"no data version {tag!r} of dataset {dataset!r}")

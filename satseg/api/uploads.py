@@ -17,8 +17,8 @@ from pathlib import Path
 from typing import BinaryIO
 
 from satseg.config import Settings
-from satseg.ingest.names import SAFE_DATASET, is_safe_name
 from satseg.io.atomic import move
+from satseg.vocab import SAFE_DATASET, is_safe_name
 
 ALLOWED_EXTENSIONS = (".tif", ".tiff", ".png", ".jpg", ".jpeg", ".json", ".geojson")
 _MAGIC: dict[str, tuple[bytes, ...]] = {

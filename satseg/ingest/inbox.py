@@ -21,9 +21,9 @@ from pathlib import Path
 from typing import Any
 
 from satseg.config import Settings
-from satseg.ingest.names import dataset_of, is_safe_dataset, is_safe_name
 from satseg.ingest.quarantine import quarantine
 from satseg.ingest.state import read_state, scan_state_path, write_state
+from satseg.vocab import dataset_of, is_safe_dataset, is_safe_name
 
 log = logging.getLogger(__name__)
 

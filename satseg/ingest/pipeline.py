@@ -19,7 +19,6 @@ from typing import Any
 from satseg.config import Settings
 from satseg.ingest.errors import IngestError
 from satseg.ingest.inbox import scan_inbox
-from satseg.ingest.names import DATASET_SEP
 from satseg.ingest.quarantine import quarantine
 from satseg.ingest.scene import build_scene, scene_params
 from satseg.ingest.state import (
@@ -32,6 +31,7 @@ from satseg.ingest.state import (
 )
 from satseg.io.atomic import move, sha256_file, write_json
 from satseg.preprocess.dataset import build_dataset, load_scenes, scene_dir
+from satseg.vocab import DATASET_SEP
 
 log = logging.getLogger(__name__)
 STALE_CLAIM_S = 6 * 3600  # a "processing" claim older than this is from a crashed run

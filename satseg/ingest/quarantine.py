@@ -13,8 +13,8 @@ from pathlib import Path
 from typing import Any
 
 from satseg.config import Settings
-from satseg.ingest.names import sanitize
 from satseg.io.atomic import move, sha256_file, write_json
+from satseg.vocab import sanitize
 
 log = logging.getLogger(__name__)
 

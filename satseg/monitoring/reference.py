@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from satseg.monitoring import MonitorError
 from satseg.monitoring.features import feature_names
+from satseg.vocab import TagError, parse_tag
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -25,17 +25,16 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 FEATURES_CSV = "features.csv"
-_TAG = re.compile(r"^(?P<dataset>.+)-v(?P<n>\d+)$")
 
 
 def split_tag(tag: str) -> tuple[str, int]:
     """``demo-v3`` -> ("demo", 3); anything else is not a dataset tag."""
-    m = _TAG.match(tag)
-    if not m:
+    try:
+        return parse_tag(tag)
+    except TagError as e:
         raise MonitorError(
             f"{tag!r} is neither an existing path nor a dataset tag (<dataset>-v<N>)"
-        )
-    return m["dataset"], int(m["n"])
+        ) from e
 
 
 def _versions(settings: Settings) -> list[DatasetVersion]:

@@ -9,7 +9,6 @@ from satseg.versioning.versions import (
     list_versions,
     materialize,
     next_tag,
-    parse_tag,
     version_dataset,
 )
 
@@ -23,6 +22,5 @@ __all__ = [
     "list_versions",
     "materialize",
     "next_tag",
-    "parse_tag",
     "version_dataset",
 ]

@@ -13,7 +13,6 @@ import hashlib
 import json
 import logging
 import os
-import re
 import shutil
 import uuid
 from dataclasses import asdict, dataclass, field
@@ -22,8 +21,9 @@ from typing import Any
 
 import yaml
 
+from satseg import vocab
 from satseg.config import Settings
-from satseg.versioning.paths import check_dataset_name, dataset_dir
+from satseg.versioning.paths import dataset_dir
 from satseg.versioning.repo import (
     VersioningError,
     dataset_lock,
@@ -34,7 +34,6 @@ from satseg.versioning.repo import (
 )
 
 log = logging.getLogger(__name__)
-TAG = re.compile(r"^(?P<dataset>[A-Za-z0-9][A-Za-z0-9_-]*)-v(?P<n>\d+)$")
 
 
 @dataclass(frozen=True)
@@ -50,11 +49,11 @@ class DatasetVersion:
         return asdict(self)
 
 
-def parse_tag(tag: str) -> tuple[str, int]:
-    m = TAG.match(tag)
-    if not m:
-        raise VersioningError(f"{tag!r} is not a dataset tag (<dataset>-v<N>)")
-    return m["dataset"], int(m["n"])
+def _dataset_of(tag: str) -> str:
+    try:
+        return vocab.parse_tag(tag)[0]
+    except vocab.TagError as e:
+        raise VersioningError(str(e)) from e
 
 
 def list_versions(settings: Settings, dataset: str | None = None) -> list[DatasetVersion]:
@@ -71,7 +70,7 @@ def list_versions(settings: Settings, dataset: str | None = None) -> list[Datase
     versions = []
     for line in out.splitlines():
         tag, date, subject = (line.split("\t", 2) + ["", ""])[:3]
-        m = TAG.match(tag)
+        m = vocab.TAG.match(tag)
         if not m or (dataset is not None and m["dataset"] != dataset):
             continue
         try:
@@ -97,8 +96,8 @@ def latest_version(settings: Settings, dataset: str) -> DatasetVersion | None:
 
 
 def next_tag(settings: Settings, dataset: str) -> str:
-    latest = latest_version(settings, check_dataset_name(dataset))
-    return f"{dataset}-v{(latest.number if latest else 0) + 1}"
+    latest = latest_version(settings, vocab.check_dataset_name(dataset))
+    return vocab.format_tag(dataset, (latest.number if latest else 0) + 1)
 
 
 def _mirror(src: Path, dst: Path) -> None:
@@ -186,7 +185,7 @@ def _export(settings: Settings, tag: str, dest: Path) -> None:
     """Write version ``tag``'s files into ``dest`` (new dir) and verify every md5."""
     from dvc.api import DVCFileSystem
 
-    dataset, _ = parse_tag(tag)
+    dataset = _dataset_of(tag)
     root = settings.data_repo
     if not git(root, "tag", "--list", tag).strip():
         known = ", ".join(v.tag for v in list_versions(settings, dataset)) or "none"
@@ -216,7 +215,7 @@ def checkout(settings: Settings, tag: str) -> Path:
     """Restore ``processed/<dataset>`` to version ``tag`` exactly (md5-checked); return it."""
     from satseg.preprocess.dataset import replace_dir
 
-    dataset, _ = parse_tag(tag)
+    dataset = _dataset_of(tag)
     out = dataset_dir(settings, dataset)
     # the dataset lock first (as ingest's finalize takes it), so a checkout never swaps the
     # directory under a rebuild
