@@ -33,10 +33,11 @@ from satseg.inference.params import (
 from satseg.inference.pipeline import Worker, prefetch, trim_heap
 from satseg.inference.postprocess import NODATA, MaskStream, threshold_u8
 from satseg.inference.sink import RowSink
-from satseg.inference.source import SceneSource, open_scene
 from satseg.inference.vectorize import PolygonWriter
 from satseg.io.atomic import sha256_file, write_json
+from satseg.io.gdal import gdal_env
 from satseg.io.raster import RasterError, to_model_input
+from satseg.io.scene import SceneReader, open_scene
 
 log = logging.getLogger(__name__)
 
@@ -73,7 +74,7 @@ def predict_scene(
     t0 = time.perf_counter()
     # A small GDAL block cache for the whole scene: decoded blocks must not pile up with
     # scene size (the default is 5 % of RAM); it also bounds make_scaler's sample read.
-    with _gdal_env():
+    with gdal_env():
         try:
             source = open_scene(src_path, list(p.bands) if p.bands else None, p.scale)
         except RasterError as err:
@@ -118,15 +119,6 @@ def predict_scene(
         out,
     )
     return summary
-
-
-GDAL_CACHE_MB = 64
-
-
-def _gdal_env() -> Any:
-    import rasterio
-
-    return rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MB)
 
 
 def relocate_source(out_dir: Path, new_source: Path) -> None:
@@ -185,7 +177,7 @@ def _pad(t: np.ndarray, tile: int) -> np.ndarray:
 
 def _run(
     model: Any,
-    source: SceneSource,
+    source: SceneReader,
     out: Path,
     scene: str,
     p: PredictParams,
@@ -247,7 +239,7 @@ def _run(
     ):
         sink = RowSink(blender, masks, prob_w, mask_w, vec, mask_q, has_nodata)
         batch: list[tuple[int, int, np.ndarray]] = []
-        strips = ((i, y, *source.strip(y, min(y + p.tile, H))) for i, y in enumerate(ys))
+        strips = ((i, y, *source.rows(y, min(y + p.tile, H))) for i, y in enumerate(ys))
         with Worker(sink.handle, enabled=pipeline) as behind:
             for i, y, rgb, nd in prefetch(strips, enabled=pipeline):
                 trim_heap()
@@ -312,7 +304,7 @@ def _run(
         "georeferenced": source.georeferenced,
         "model": {k: info.get(k) for k in ("name", "version", "run_id", "dataset_tag")},
         "params": {**p.key(), "batch_size": p.batch_size, "precision": precision},
-        "scaler": source.scaler,
+        "scaler": source.scaling,
         "tiles": stats["tiles"],
         "tiles_skipped_nodata": stats["tiles_skipped"],
         "model_seconds": round(t_model, 3),
@@ -323,7 +315,7 @@ def _run(
     }
 
 
-def _vector_props(info: dict[str, Any], p: PredictParams, source: SceneSource) -> dict[str, Any]:
+def _vector_props(info: dict[str, Any], p: PredictParams, source: SceneReader) -> dict[str, Any]:
     props: dict[str, Any] = {
         "satseg": {
             "model": {k: info.get(k) for k in ("name", "version", "run_id")},
