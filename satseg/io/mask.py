@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from satseg.io.gdal import GDAL_LOCK
+from satseg.io.gdal import GDAL_LOCK, gdal_context
 from satseg.io.raster import RasterError
 
 
@@ -30,7 +30,8 @@ class MaskReader:
         if self.path.stat().st_size == 0:
             raise LabelRasterError(f"{self.path.name} is empty (0 bytes)", "empty_file")
         try:
-            self._src = rasterio.open(self.path)
+            with GDAL_LOCK, gdal_context():
+                self._src = rasterio.open(self.path)
         except RasterioError as e:
             raise LabelRasterError(
                 f"{self.path.name} is not a readable GeoTIFF: {e}", "decode"
@@ -49,7 +50,7 @@ class MaskReader:
 
         y1 = min(y1, self.height)
         try:
-            with GDAL_LOCK:
+            with GDAL_LOCK, gdal_context():
                 data = self._src.read(1, window=Window(0, y0, self.width, y1 - y0))
         except RasterioError as e:
             raise LabelRasterError(f"{self.path.name}: corrupt or truncated ({e})", "decode") from e

@@ -23,7 +23,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from satseg.io.gdal import GDAL_LOCK, gdal_env
+from satseg.io.gdal import GDAL_LOCK, gdal_context
 from satseg.io.raster import BandScaler, RasterError, make_scaler, read_plain_image
 from satseg.vocab import PLAIN_SUFFIXES, TIFF_SUFFIXES
 
@@ -126,17 +126,11 @@ class GeoTiffReader(_Reader):
         scaler: BandScaler | None = None,
     ) -> None:
         self.path = Path(path)
-        self._env = gdal_env()  # held for the reader's life, exited by close()
-        self._env.__enter__()
+        self._src = _open_dataset(self.path)
         try:
-            self._src = _open_dataset(self.path)
-            try:
-                self.scaler = scaler or _measure(self._src, self.path, bands, scale)
-            except BaseException:
-                self._src.close()
-                raise
+            self.scaler = scaler or _measure(self._src, self.path, bands, scale)
         except BaseException:
-            self._env.__exit__(None, None, None)
+            self._src.close()
             raise
         self._local = _LocalScaler(self.scaler)
         src = self._src
@@ -200,7 +194,7 @@ class GeoTiffReader(_Reader):
 
     def _read(self, window: Any, what: str) -> np.ndarray:
         try:
-            with GDAL_LOCK:
+            with GDAL_LOCK, gdal_context():
                 data: np.ndarray = self._src.read(self.scaler.bands, window=window)
         except _decode_errors() as e:
             raise RasterError(
@@ -228,7 +222,6 @@ class GeoTiffReader(_Reader):
         self._src.close()
         self._chunk, self._last = np.zeros((0, 0, 0), np.uint8), None
         self._chunk_rows = (0, 0)
-        self._env.__exit__(None, None, None)
 
 
 class _LocalScaler:
@@ -333,8 +326,8 @@ def _open_dataset(path: Path) -> Any:
     from rasterio.errors import NotGeoreferencedWarning
 
     try:
-        with warnings.catch_warnings():  # recorded as NOT_GEOREFERENCED instead
-            warnings.simplefilter("ignore", NotGeoreferencedWarning)
+        with GDAL_LOCK, gdal_context(), warnings.catch_warnings():
+            warnings.simplefilter("ignore", NotGeoreferencedWarning)  # NOT_GEOREFERENCED instead
             return rasterio.open(path)
     except _decode_errors() as e:
         raise RasterError(
@@ -351,7 +344,7 @@ def _measure(src: Any, path: Path, bands: list[int] | None, scale: str) -> BandS
     from rasterio.windows import Window
 
     try:
-        with GDAL_LOCK:
+        with GDAL_LOCK, gdal_context():
             scaler = make_scaler(src, bands=bands, scale=scale)
             h, w = src.block_shapes[0] if src.block_shapes else (1, 1)
             src.read(scaler.bands, window=Window(0, 0, min(w, src.width), min(h, src.height)))
