@@ -62,13 +62,13 @@ def sample_tiles(scene: str, n: int) -> Any:
     import numpy as np
 
     from satseg.inference.blend import positions
-    from satseg.inference.source import open_scene
+    from satseg.io.scene import open_scene
 
     tiles = []
     with open_scene(scene) as src:
         xs = positions(src.width, TILE, TILE - OVERLAP)
         for y in positions(src.height, TILE, TILE - OVERLAP):
-            rgb, _ = src.strip(y, y + TILE)
+            rgb, _ = src.rows(y, y + TILE)
             for x in xs:
                 tiles.append(rgb[:, x : x + TILE].copy())
                 if len(tiles) == n:

@@ -111,12 +111,12 @@ def run_satseg(image: Path, labels: Path, out: Path, features: bool, png: str = 
     # the same steps as build_scene, with the drift features switched off
     from satseg.ingest.labels import load_labels
     from satseg.ingest.scene import scene_params
+    from satseg.io.scene import open_scene
     from satseg.preprocess.masks import PolygonSet
     from satseg.preprocess.patches import PatchParams, patch_scene
-    from satseg.preprocess.source import open_source
 
     p = scene_params(settings)
-    src = open_source(image, p["bands"], p["scale"])
+    src = open_scene(image, p["bands"], p["scale"])
     polys = PolygonSet.from_geometries(load_labels(labels, src).geometries)
     params = PatchParams(**{**p["patch"], "png": png})
     done = patch_scene(src, polys, out / "scene", "scene", params, features=False)

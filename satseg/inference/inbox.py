@@ -17,8 +17,8 @@ import time
 from pathlib import Path
 
 from satseg.config import Settings
-from satseg.inference.source import SCENE_EXTS
 from satseg.io.atomic import move, sha256_file, write_json
+from satseg.vocab import IMAGE_SUFFIXES as SCENE_EXTS
 
 DONE_SUFFIX = ".done"
 log = logging.getLogger(__name__)

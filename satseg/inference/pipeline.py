@@ -2,7 +2,7 @@
 
 TensorFlow, GDAL, NumPy and OpenCV release the GIL in their heavy loops, so reading the
 next strip and writing finished rows overlap with the model's batches instead of adding
-to them. GDAL calls themselves are serialised (``GDAL_LOCK``). Queues are short (bounded
+to them. GDAL calls themselves are serialised (``satseg.io.gdal.GDAL_LOCK``). Queues are short (bounded
 memory); an error in a thread is raised in the caller.
 With ``enabled=False`` everything runs inline (same results, easier to profile).
 """
@@ -19,12 +19,6 @@ from typing import Any, TypeVar
 
 T = TypeVar("T")
 _STOP = object()
-
-# GDAL's block cache is shared by every dataset: a read in one thread may evict (write out)
-# a dirty block of a dataset another thread is writing, which GTiff does not survive (seen
-# as a hang in close()). Every GDAL call made while the pipeline runs holds this lock; the
-# numpy / OpenCV / TensorFlow work around those calls still overlaps.
-GDAL_LOCK = threading.Lock()
 
 
 @functools.cache

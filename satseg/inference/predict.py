@@ -9,9 +9,12 @@ scene width and the batch, not on the scene size.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import logging
 import time
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -33,10 +36,11 @@ from satseg.inference.params import (
 from satseg.inference.pipeline import Worker, prefetch, trim_heap
 from satseg.inference.postprocess import NODATA, MaskStream, threshold_u8
 from satseg.inference.sink import RowSink
-from satseg.inference.source import SceneSource, open_scene
 from satseg.inference.vectorize import PolygonWriter
 from satseg.io.atomic import sha256_file, write_json
+from satseg.io.gdal import gdal_env
 from satseg.io.raster import RasterError, to_model_input
+from satseg.io.scene import SceneReader, open_scene
 
 log = logging.getLogger(__name__)
 
@@ -73,7 +77,7 @@ def predict_scene(
     t0 = time.perf_counter()
     # A small GDAL block cache for the whole scene: decoded blocks must not pile up with
     # scene size (the default is 5 % of RAM); it also bounds make_scaler's sample read.
-    with _gdal_env():
+    with gdal_env():
         try:
             source = open_scene(src_path, list(p.bands) if p.bands else None, p.scale)
         except RasterError as err:
@@ -118,15 +122,6 @@ def predict_scene(
         out,
     )
     return summary
-
-
-GDAL_CACHE_MB = 64
-
-
-def _gdal_env() -> Any:
-    import rasterio
-
-    return rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MB)
 
 
 def relocate_source(out_dir: Path, new_source: Path) -> None:
@@ -183,9 +178,22 @@ def _pad(t: np.ndarray, tile: int) -> np.ndarray:
     return np.pad(t, ((0, ph), (0, pw), (0, 0)), mode="edge")
 
 
+@dataclass
+class _Streamed:
+    """What one streaming pass produced, for the summary (polygons once the writer closed)."""
+
+    tiles: int = 0
+    tiles_skipped: int = 0
+    positive_px: int = 0
+    valid_px: int = 0
+    model_seconds: float = 0.0
+    polygons: int = 0
+    area_m2: float = 0.0
+
+
 def _run(
     model: Any,
-    source: SceneSource,
+    source: SceneReader,
     out: Path,
     scene: str,
     p: PredictParams,
@@ -193,15 +201,26 @@ def _run(
     window: str,
     pipeline: bool = True,
 ) -> dict[str, Any]:
+    """Open the writers, stream the tiles through them, then write the quicklook, STAC and
+    the summary (the writers publish their files only when the pass completes)."""
     predictor = as_predictor(model, p.tile, p.precision)
     precision = getattr(predictor, "precision", "fp32")
-    W, H = source.width, source.height
-    stride = p.tile - p.overlap
-    blender = StripBlender(W, H, p.tile, stride, p.batch_size, window)
-    xs, ys = blender.xs, blender.ys
-    masks = MaskStream(W, H, p.threshold, p.opening_px, p.min_area_px)
     paths = output_paths(out)
-    tags = {
+    rgb_q, mask_q = Decimator(source.width, source.height), Decimator(source.width, source.height)
+    with _open_writers(paths, source, _tags(info, p, precision, source), info, p) as writers:
+        done = _stream_tiles(predictor, source, p, window, pipeline, writers, rgb_q, mask_q)
+    vec = writers[2]  # closed: polygons held back at the last chunk boundary are counted now
+    done.polygons, done.area_m2 = vec.count, vec.total_area_m2
+    trim_heap()
+    write_quicklook(paths["quicklook"], rgb_q.image(), mask_q.image())
+    return _summarise(source, out, scene, p, info, precision, paths, done)
+
+
+def _tags(
+    info: dict[str, Any], p: PredictParams, precision: str, source: SceneReader
+) -> dict[str, Any]:
+    """The provenance tags written into both COGs."""
+    return {
         "model_name": info.get("name"),
         "model_version": info.get("version"),
         "run_id": info.get("run_id"),
@@ -214,19 +233,26 @@ def _run(
         "source": source.path.name,
         "software": f"satseg {__version__}",
     }
-    geo = {"crs": source.crs, "transform": source.transform}
-    has_nodata = source.nodata is not None
-    rgb_q, mask_q = Decimator(W, H), Decimator(W, H)
-    stats = {"tiles": 0, "tiles_skipped": 0, "positive_px": 0, "valid_px": 0}
-    t_model = 0.0
 
+
+@contextlib.contextmanager
+def _open_writers(
+    paths: dict[str, Path],
+    source: SceneReader,
+    tags: dict[str, Any],
+    info: dict[str, Any],
+    p: PredictParams,
+) -> Iterator[tuple[CogWriter, CogWriter, PolygonWriter]]:
+    """The probability and mask COGs and the polygon writer, closed (published) together."""
+    W, H = source.width, source.height
+    geo = {"crs": source.crs, "transform": source.transform}
     with (
         CogWriter(
             paths["probability"],
             W,
             H,
             **geo,
-            with_mask=has_nodata,
+            with_mask=source.nodata is not None,
             tags=tags,
             description="building probability (0-255)",
             resampling="average",
@@ -245,49 +271,86 @@ def _run(
             paths["vectors"], W, H, source.crs, source.transform, _vector_props(info, p, source)
         ) as vec,
     ):
-        sink = RowSink(blender, masks, prob_w, mask_w, vec, mask_q, has_nodata)
-        batch: list[tuple[int, int, np.ndarray]] = []
-        strips = ((i, y, *source.strip(y, min(y + p.tile, H))) for i, y in enumerate(ys))
-        with Worker(sink.handle, enabled=pipeline) as behind:
-            for i, y, rgb, nd in prefetch(strips, enabled=pipeline):
-                trim_heap()
-                if has_nodata:
-                    behind.put(("nodata", y, nd))
-                next_y = ys[i + 1] if i + 1 < len(ys) else H
-                rgb_q.push(y, rgb[: next_y - y])
-                for x in xs:
-                    stats["tiles"] += 1
-                    if not batch:
-                        behind.put(("flush", y))
-                    if has_nodata and nd[:, x : x + p.tile].all():
-                        stats["tiles_skipped"] += 1
-                        continue
-                    t = rgb[:, x : x + p.tile]
-                    if t.shape[0] < p.tile or t.shape[1] < p.tile:
-                        t = _pad(t, p.tile)
-                    batch.append((y, x, t))
-                    if len(batch) == p.batch_size:
-                        t_model += _predict_batch(predictor, batch, behind)
-                        batch = []
-            if batch:
-                t_model += _predict_batch(predictor, batch, behind)
-            behind.put(("flush", H))
-            behind.put(("finish",))
-        stats.update(sink.stats)
-        if stats["valid_px"] == 0:  # raised inside the writers: nothing is published
-            raise RasterError("scene has no valid pixels (all nodata)", "empty")
+        yield prob_w, mask_w, vec
 
-    trim_heap()
-    write_quicklook(paths["quicklook"], rgb_q.image(), mask_q.image())
+
+def _stream_tiles(
+    predictor: Any,
+    source: SceneReader,
+    p: PredictParams,
+    window: str,
+    pipeline: bool,
+    writers: tuple[CogWriter, CogWriter, PolygonWriter],
+    rgb_q: Decimator,
+    mask_q: Decimator,
+) -> _Streamed:
+    """Read strips ahead, cut and batch tiles for the model, blend and write behind.
+
+    Raises RasterError when the scene has no valid pixel (inside the writers: nothing is
+    published).
+    """
+    W, H = source.width, source.height
+    blender = StripBlender(W, H, p.tile, p.tile - p.overlap, p.batch_size, window)
+    xs, ys = blender.xs, blender.ys
+    masks = MaskStream(W, H, p.threshold, p.opening_px, p.min_area_px)
+    has_nodata = source.nodata is not None
+    sink = RowSink(blender, masks, *writers, mask_q, has_nodata)
+    done = _Streamed()
+    batch: list[tuple[int, int, np.ndarray]] = []
+    strips = ((i, y, *source.rows(y, min(y + p.tile, H))) for i, y in enumerate(ys))
+    with Worker(sink.handle, enabled=pipeline) as behind:
+        for i, y, rgb, nd in prefetch(strips, enabled=pipeline):
+            trim_heap()
+            if has_nodata:
+                behind.put(("nodata", y, nd))
+            next_y = ys[i + 1] if i + 1 < len(ys) else H
+            rgb_q.push(y, rgb[: next_y - y])
+            for x in xs:
+                done.tiles += 1
+                if not batch:
+                    behind.put(("flush", y))
+                if has_nodata and nd[:, x : x + p.tile].all():
+                    done.tiles_skipped += 1
+                    continue
+                t = rgb[:, x : x + p.tile]
+                if t.shape[0] < p.tile or t.shape[1] < p.tile:
+                    t = _pad(t, p.tile)
+                batch.append((y, x, t))
+                if len(batch) == p.batch_size:
+                    done.model_seconds += _predict_batch(predictor, batch, behind)
+                    batch = []
+        if batch:
+            done.model_seconds += _predict_batch(predictor, batch, behind)
+        behind.put(("flush", H))
+        behind.put(("finish",))
+    done.positive_px, done.valid_px = sink.stats["positive_px"], sink.stats["valid_px"]
+    if done.valid_px == 0:
+        raise RasterError("scene has no valid pixels (all nodata)", "empty")
+    return done
+
+
+def _summarise(
+    source: SceneReader,
+    out: Path,
+    scene: str,
+    p: PredictParams,
+    info: dict[str, Any],
+    precision: str,
+    paths: dict[str, Path],
+    done: _Streamed,
+) -> dict[str, Any]:
+    """Write the STAC item; return the scene's summary."""
+    model = {k: info.get(k) for k in ("name", "version", "run_id", "dataset_tag")}
     warnings_ = list(source.warnings)
     props = {
-        "satseg:model": {k: info.get(k) for k in ("name", "version", "run_id", "dataset_tag")},
+        "satseg:model": model,
         "satseg:threshold": p.threshold,
         "satseg:tile": p.tile,
         "satseg:overlap": p.overlap,
-        "satseg:polygons": vec.count,
+        "satseg:polygons": done.polygons,
         "satseg:warnings": warnings_,
     }
+    W, H = source.width, source.height
     stac = stac_item(
         scene,
         source.path,
@@ -299,7 +362,6 @@ def _run(
         properties=props,
     )
     write_json(paths["stac"], stac)
-    valid = max(1, stats["valid_px"])
     return {
         "status": "ok",
         "scene": scene,
@@ -310,20 +372,20 @@ def _run(
         "height": H,
         "crs": source.crs.to_string() if source.crs is not None else None,
         "georeferenced": source.georeferenced,
-        "model": {k: info.get(k) for k in ("name", "version", "run_id", "dataset_tag")},
+        "model": model,
         "params": {**p.key(), "batch_size": p.batch_size, "precision": precision},
-        "scaler": source.scaler,
-        "tiles": stats["tiles"],
-        "tiles_skipped_nodata": stats["tiles_skipped"],
-        "model_seconds": round(t_model, 3),
-        "polygons": vec.count,
-        "building_area_m2": round(vec.total_area_m2, 1) if source.georeferenced else None,
-        "positive_fraction": round(stats["positive_px"] / valid, 6),
+        "scaler": source.scaling,
+        "tiles": done.tiles,
+        "tiles_skipped_nodata": done.tiles_skipped,
+        "model_seconds": round(done.model_seconds, 3),
+        "polygons": done.polygons,
+        "building_area_m2": round(done.area_m2, 1) if source.georeferenced else None,
+        "positive_fraction": round(done.positive_px / max(1, done.valid_px), 6),
         "warnings": warnings_,
     }
 
 
-def _vector_props(info: dict[str, Any], p: PredictParams, source: SceneSource) -> dict[str, Any]:
+def _vector_props(info: dict[str, Any], p: PredictParams, source: SceneReader) -> dict[str, Any]:
     props: dict[str, Any] = {
         "satseg": {
             "model": {k: info.get(k) for k in ("name", "version", "run_id")},

@@ -17,8 +17,8 @@ from typing import IO, Any
 
 import numpy as np
 
-from satseg.inference.pipeline import GDAL_LOCK
 from satseg.io.atomic import atomic_path
+from satseg.io.gdal import GDAL_LOCK
 
 COORD_DECIMALS = 7  # ~1 cm at the equator
 

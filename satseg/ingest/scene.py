@@ -18,11 +18,12 @@ from satseg.config import Settings
 from satseg.ingest.errors import IngestError
 from satseg.ingest.labels import load_labels
 from satseg.io.atomic import write_json
+from satseg.io.mask import LabelRasterError, MaskReader
 from satseg.io.raster import RasterError
+from satseg.io.scene import SceneReader, open_scene
 from satseg.preprocess.dataset import scene_dir, scenes_root
 from satseg.preprocess.masks import PolygonSet
 from satseg.preprocess.patches import PatchParams, patch_scene
-from satseg.preprocess.source import LabelRasterError, MaskTiffSource, StripSource, open_source
 
 
 def scene_params(settings: Settings) -> dict[str, Any]:
@@ -40,10 +41,10 @@ def scene_params(settings: Settings) -> dict[str, Any]:
 
 
 def _open_labels(
-    annotation: Path, kind: str, source: StripSource, p: dict[str, Any]
-) -> tuple[PolygonSet | MaskTiffSource, dict[str, Any]]:
+    annotation: Path, kind: str, source: SceneReader, p: dict[str, Any]
+) -> tuple[PolygonSet | MaskReader, dict[str, Any]]:
     if kind == "mask":
-        mask = MaskTiffSource(annotation)
+        mask = MaskReader(annotation)
         if (mask.width, mask.height) != (source.width, source.height):
             mask.close()
             raise IngestError(
@@ -72,7 +73,7 @@ def build_scene(
     p = scene_params(settings)
     pre = settings.params().get("preprocess", {})
     try:
-        source = open_source(image, p["bands"], p["scale"])
+        source = open_scene(image, p["bands"], p["scale"])
     except RasterError as e:
         raise IngestError(str(e), e.check, "image") from e
     root = scenes_root(settings, dataset)
@@ -89,7 +90,7 @@ def build_scene(
             workers=workers or int(pre.get("workers", 0)) or None,
             show_progress=settings.log_progress,
         )
-        if isinstance(labels, MaskTiffSource):
+        if isinstance(labels, MaskReader):
             labels.close()
     except LabelRasterError as e:
         shutil.rmtree(tmp, ignore_errors=True)

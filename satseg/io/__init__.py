@@ -1,1 +1,2 @@
-"""Shared I/O helpers: atomic writes, hashing, progress reporting."""
+"""Shared I/O: the scene reader, band scaling, GDAL settings, the fork pool, atomic writes,
+hashing, progress reporting."""

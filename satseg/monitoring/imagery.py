@@ -1,7 +1,8 @@
 """Current imagery for drift checks: find it, then sample feature windows reproducibly.
 
 Scenes can be far larger than memory, so only a bounded number of patch-sized windows is
-read from each (rasterio windows; PNG/JPEG have no windows and are small). The windows are
+read from each, through the scene reader's window reads (``satseg.io.scene``: the same bands,
+scaling, nodata and GDAL settings as ingest and inference). The windows are
 chosen by a seed plus the file name, so the same scene always yields the same sample and
 monitoring runs can be compared and re-run.
 """
@@ -18,9 +19,11 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from satseg.io.raster import RasterError, make_scaler, read_plain_image
+from satseg.io.raster import RasterError
+from satseg.io.scene import open_scene
 from satseg.monitoring import MonitorError
 from satseg.monitoring.features import feature_names, image_features
+from satseg.vocab import IMAGE_SUFFIXES, NOT_IMAGERY_STEMS
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -29,9 +32,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-IMAGE_EXTS = (".tif", ".tiff", ".png", ".jpg", ".jpeg")
-PLAIN_EXTS = (".png", ".jpg", ".jpeg")
-_NOT_IMAGERY = ("_mask", "_prob", "quicklook")  # labels and model outputs, not inputs
+IMAGE_EXTS = tuple(sorted(IMAGE_SUFFIXES))  # for str.endswith
 Window = tuple[int, int, int, int]  # row, col, height, width
 
 
@@ -61,38 +62,16 @@ def scene_features(
     if not p.is_file():
         raise MonitorError(f"{p}: no such file")
     try:
-        rows = _plain(p, size, k, seed) if p.suffix.lower() in PLAIN_EXTS else None
-        if rows is None:
-            rows = _geotiff(p, size, k, seed, bands, scale)
+        with open_scene(p, bands, scale) as scene:
+            wins = sample_windows(scene.width, scene.height, size, k, seed, p.name)
+            rows = [image_features(*scene.window(*win)) for win in wins]
     except RasterError as e:
+        if e.check == "decode":
+            raise MonitorError(f"{p}: not a readable image, corrupt or truncated ({e})") from e
         raise MonitorError(f"{p}: {e}") from e
-    except MonitorError:
-        raise
-    except Exception as e:  # rasterio/GDAL errors: corrupt, truncated, not an image
+    except Exception as e:  # rasterio/GDAL errors the reader did not name
         raise MonitorError(f"{p}: not a readable image ({type(e).__name__}: {e})") from e
     return [r for r in rows if r["nodata_frac"] <= nodata_max]
-
-
-def _plain(p: Path, size: int, k: int, seed: int) -> list[dict[str, float]]:
-    rgb = read_plain_image(p)
-    h, w = rgb.shape[:2]
-    wins = sample_windows(w, h, size, k, seed, p.name)
-    return [image_features(rgb[r : r + wh, c : c + ww]) for r, c, wh, ww in wins]
-
-
-def _geotiff(
-    p: Path, size: int, k: int, seed: int, bands: list[int] | None, scale: str
-) -> list[dict[str, float]]:
-    import rasterio
-    from rasterio.windows import Window as RioWindow
-
-    out = []
-    with rasterio.open(p) as src:
-        scaler = make_scaler(src, bands, scale)
-        for r, c, h, w in sample_windows(src.width, src.height, size, k, seed, p.name):
-            data = src.read(window=RioWindow(c, r, w, h))
-            out.append(image_features(scaler.apply(data), scaler.nodata_mask(data)))
-    return out
 
 
 def features_frame(
@@ -142,7 +121,7 @@ def is_imagery(p: Path) -> bool:
         p.is_file()
         and p.suffix.lower() in IMAGE_EXTS
         and not p.name.startswith(".")
-        and not any(stem.endswith(s) or stem == s.strip("_") for s in _NOT_IMAGERY)
+        and not any(stem.endswith(s) or stem == s.strip("_") for s in NOT_IMAGERY_STEMS)
     )
 
 

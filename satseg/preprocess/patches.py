@@ -5,8 +5,8 @@ scene area. Per-patch work is PNG encoding (``satseg.preprocess.png``), band his
 and drift features: many short calls into OpenCV, numpy and ISA-L. Threads serialised on
 the GIL between those calls (a 2-thread pool kept 1.7 of 2 CPUs busy and spent ~9 % of
 its time switching), so on Linux the strips are shared among forked processes instead,
-each cutting its share serially; results come back through a pipe and are merged in
-(row, col) order, so the output does not depend on the number of processes. Elsewhere,
+each cutting its share serially (``satseg.io.forkpool``); results come back through a pipe
+and are merged in (row, col) order, so the output does not depend on the number of processes. Elsewhere,
 or with ``workers=1``, one process does it all.
 
 Edges are padded (zeros, counted as nodata) so every pixel of the scene lands in a patch;
@@ -15,26 +15,20 @@ patches with more nodata than ``nodata_max`` are dropped, not written.
 
 from __future__ import annotations
 
-import logging
 import os
-import pickle
-import signal
-import sys
-from collections.abc import Callable
 from dataclasses import dataclass, field
-from functools import partial
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from satseg.io.forkpool import can_fork, run_shares
+from satseg.io.mask import MaskReader
 from satseg.io.progress import progress
+from satseg.io.scene import SceneReader
 from satseg.monitoring.features import band_histograms, image_features
 from satseg.preprocess.masks import PolygonSet
 from satseg.preprocess.png import normalise_mode, write_png
-from satseg.preprocess.source import MaskTiffSource, StripSource
-
-log = logging.getLogger("satseg")
 
 
 @dataclass(frozen=True)
@@ -94,11 +88,6 @@ def default_workers() -> int:
     return max(1, min(4, os.cpu_count() or 1))
 
 
-def can_fork() -> bool:
-    """Forked workers only on Linux: macOS frameworks are not fork-safe, Windows has no fork."""
-    return sys.platform.startswith("linux") and hasattr(os, "fork")
-
-
 def share_rows(rows: list[int], n: int, group: int) -> list[list[int]]:
     """Strip start rows for each of ``n`` processes: whole groups of ``group`` rows, dealt out
     in turn, so that a GeoTIFF block row is decoded by one process and work stays balanced
@@ -131,8 +120,8 @@ class _Cutter:
 
     def run(
         self,
-        source: StripSource,
-        labels: PolygonSet | MaskTiffSource,
+        source: SceneReader,
+        labels: PolygonSet | MaskReader,
         rows: list[int],
         *,
         show_progress: bool | None = False,
@@ -147,13 +136,13 @@ class _Cutter:
         mask = np.empty((P, self.wpad), np.uint8)
         for r in progress(rows, desc=f"patch {self.scene}", enabled=show_progress):
             h = min(P, H - r)
-            rgb, nd = source.read(r, h)
+            rgb, nd = source.rows(r, r + h)
             mask.fill(0)
             inside = mask[:h, :W]  # padding stays 0
             if isinstance(labels, PolygonSet):
                 labels.burn(inside, r, 0, 255)
             else:
-                np.multiply(labels.read(r, h), 255, out=inside)
+                np.multiply(labels.rows(r, r + h), 255, out=inside)
             has_nodata = bool(nd.any())
             if has_nodata:
                 inside[nd] = 0  # no labels on nodata
@@ -202,8 +191,8 @@ class _Cutter:
 
 
 def patch_scene(
-    source: StripSource,
-    labels: PolygonSet | MaskTiffSource,
+    source: SceneReader,
+    labels: PolygonSet | MaskReader,
     out_dir: Path,
     scene: str,
     params: PatchParams,
@@ -228,26 +217,18 @@ def patch_scene(
     if n > 1 and not (can_fork() and hasattr(source, "reopen")):
         n = 1
     group = max(P, int(getattr(source, "block_rows", 0) or 0))
-    shares = share_rows(rows, n, group)
-    children: list[_Child] = []
-    here = list(shares[0])
-    try:
-        for share in shares[1:]:
-            try:
-                children.append(_fork(partial(_cut_reopened, cutter, source, labels, share)))
-            except OSError as e:  # no memory or process slot for a worker: cut its share here
-                log.warning("patch %s: cannot fork a worker (%s); cutting its share here", scene, e)
-                here = sorted(here + share)
-        parts = [cutter.run(source, labels, here, show_progress=show_progress)]
-        parts += [child.result() for child in children]
-    finally:
-        for child in children:
-            child.stop()
+
+    def cut(share: list[int], forked: bool) -> _Part:
+        if forked:  # a forked worker reads through its own file handles
+            return _cut_reopened(cutter, source, labels, share)
+        return cutter.run(source, labels, share, show_progress=show_progress)
+
+    parts = run_shares(share_rows(rows, n, group), cut, label=f"patch {scene}")
     return _merge(PatchedScene(scene=scene, width=W, height=H, grid=(len(rows), len(cols))), parts)
 
 
 def _cut_reopened(
-    cutter: _Cutter, source: StripSource, labels: PolygonSet | MaskTiffSource, rows: list[int]
+    cutter: _Cutter, source: SceneReader, labels: PolygonSet | MaskReader, rows: list[int]
 ) -> _Part:
     """A forked worker's share, read through its own file handles."""
     own = labels if isinstance(labels, PolygonSet) else labels.reopen()
@@ -266,93 +247,6 @@ def _merge(out: PatchedScene, parts: list[_Part]) -> PatchedScene:
     out.patches = [rec for rec, _ in recs]
     out.features = [f for _, f in recs if f is not None]
     return out
-
-
-@dataclass
-class _Child:
-    """A forked worker: its pid and the read end of the pipe its pickled result comes on."""
-
-    pid: int
-    fd: int
-    done: bool = False
-
-    def result(self) -> _Part:
-        with os.fdopen(self.fd, "rb") as f:
-            data = f.read()
-        _, status = os.waitpid(self.pid, 0)
-        self.done = True
-        if not data:
-            raise RuntimeError(
-                f"patch worker {self.pid} ended without a result ({_describe(status)})"
-            )
-        ok, value = pickle.loads(data)
-        if not ok:
-            raise value
-        part: _Part = value
-        return part
-
-    def stop(self) -> None:
-        """Kill and reap a worker whose result is no longer wanted (the parent failed)."""
-        if self.done:
-            return
-        self.done = True
-        try:
-            os.kill(self.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        os.waitpid(self.pid, 0)
-        os.close(self.fd)
-
-
-def _fork(work: Callable[[], _Part]) -> _Child:
-    """Run ``work`` in a forked child that pickles its result (or its error) into a pipe."""
-    parent = os.getpid()
-    r, w = os.pipe()
-    pid = os.fork()
-    if pid:
-        os.close(w)
-        return _Child(pid, r)
-    status = 1  # the child: never returns, never runs the parent's exit handlers
-    try:
-        os.close(r)
-        _die_with_parent(parent)
-        try:
-            payload: tuple[bool, Any] = (True, work())
-        except BaseException as e:  # every error goes back to the parent
-            payload = (False, _portable(e))
-        with os.fdopen(w, "wb") as f:
-            pickle.dump(payload, f, protocol=pickle.HIGHEST_PROTOCOL)
-        status = 0
-    finally:
-        os._exit(status)
-
-
-def _die_with_parent(parent: int) -> None:
-    """Ask Linux to kill this worker if the ingest task dies, so that no orphan keeps
-    writing into a staging folder that the task's cleanup has removed."""
-    import ctypes
-
-    try:
-        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-    except (OSError, AttributeError):
-        pass
-    if os.getppid() != parent:
-        os._exit(1)
-
-
-def _portable(e: BaseException) -> BaseException:
-    """``e`` if it survives pickling, else a RuntimeError that names it."""
-    try:
-        pickle.loads(pickle.dumps(e))
-        return e
-    except Exception:
-        return RuntimeError(f"patch worker failed: {type(e).__name__}: {e}")
-
-
-def _describe(status: int) -> str:
-    if os.WIFSIGNALED(status):
-        return f"killed by signal {os.WTERMSIG(status)}"
-    return f"exit status {os.waitstatus_to_exitcode(status)}"
 
 
 def hist_stats(hist: np.ndarray) -> dict[str, dict[str, float]]:

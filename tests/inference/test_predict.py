@@ -277,9 +277,9 @@ def test_threaded_pipeline_gives_the_same_outputs(tmp_path, roof_model) -> None:
 def test_threads_share_gdal_safely_under_cache_pressure(tmp_path, roof_model, monkeypatch) -> None:
     """Regression: with a tiny block cache, reads evict the writer's dirty blocks; without
     the GDAL lock this failed ("Write failed") or hung within a few dozen scenes."""
-    import satseg.inference.predict as predict_mod
+    import satseg.io.gdal as gdal_mod
 
-    monkeypatch.setattr(predict_mod, "GDAL_CACHE_MB", 8)
+    monkeypatch.setattr(gdal_mod, "GDAL_CACHE_MB", 8)
     sc = make_scene(tmp_path, "st", 1500, 1300, seed=3, nodata=0, nodata_border=100, labelme=False)
     first = None
     for _ in range(8):

@@ -18,16 +18,12 @@ import rasterio
 from rasterio.windows import Window
 from shapely.geometry import Polygon
 
+from satseg.io.forkpool import can_fork
+from satseg.io.mask import MaskReader
 from satseg.io.raster import RasterError, make_scaler
+from satseg.io.scene import GeoTiffReader, PlainImageReader, open_scene
 from satseg.preprocess.masks import PolygonSet
-from satseg.preprocess.patches import (
-    PatchParams,
-    can_fork,
-    grid_positions,
-    patch_scene,
-    share_rows,
-)
-from satseg.preprocess.source import GeoTiffSource, MaskTiffSource, PlainImageSource, open_source
+from satseg.preprocess.patches import PatchParams, grid_positions, patch_scene, share_rows
 from satseg.synthetic import make_png_pair, make_scene, rasterize_polygons
 
 
@@ -39,9 +35,9 @@ class Recording:
         self.width, self.height = inner.width, inner.height
         self.crs, self.transform = inner.crs, inner.transform
 
-    def read(self, row0: int, nrows: int):
-        self.reads.append((row0, nrows))
-        return self.inner.read(row0, nrows)
+    def rows(self, y0: int, y1: int):
+        self.reads.append((y0, y1 - y0))
+        return self.inner.rows(y0, y1)
 
 
 def _png(path: Path) -> np.ndarray:
@@ -58,7 +54,7 @@ def test_grid_positions() -> None:
 def test_patches_are_exact_crops_and_reads_are_strips(tmp_path: Path) -> None:
     s = make_scene(tmp_path, "s", 300, 200, seed=2, geojson=False)
     polys = PolygonSet.from_geometries(Polygon(p) for p in s.polygons)
-    src = Recording(open_source(s.image, None, "percentile"))
+    src = Recording(open_scene(s.image, None, "percentile"))
     out = patch_scene(
         src, polys, tmp_path / "out", "s", PatchParams(128, 128, 0.05, 0.9), workers=2
     )
@@ -85,7 +81,7 @@ def test_patches_are_exact_crops_and_reads_are_strips(tmp_path: Path) -> None:
 
 def test_nodata_patches_dropped_and_padding_counts_as_nodata(tmp_path: Path) -> None:
     s = make_scene(tmp_path, "n", 256, 128, seed=4, nodata=0, nodata_border=100, geojson=False)
-    src = open_source(s.image, None, "percentile")
+    src = open_scene(s.image, None, "percentile")
     polys = PolygonSet.from_geometries(Polygon(p) for p in s.polygons)
     out = patch_scene(src, polys, tmp_path / "o", "n", PatchParams(64, 64, 0.05, 0.5), workers=1)
     kept = {(p["row"], p["col"]) for p in out.patches}
@@ -95,7 +91,7 @@ def test_nodata_patches_dropped_and_padding_counts_as_nodata(tmp_path: Path) -> 
     assert names == sorted(f"{p['id']}.png" for p in out.patches)  # dropped ones not written
     small = make_png_pair(tmp_path, "small", 80, 80, 1)
     big = patch_scene(
-        PlainImageSource(small.image),
+        PlainImageReader(small.image),
         PolygonSet(),
         tmp_path / "p",
         "small",
@@ -107,7 +103,7 @@ def test_nodata_patches_dropped_and_padding_counts_as_nodata(tmp_path: Path) -> 
 def test_overlapping_stride(tmp_path: Path) -> None:
     s = make_scene(tmp_path, "o", 256, 256, seed=6, geojson=False)
     out = patch_scene(
-        open_source(s.image, None, "percentile"),
+        open_scene(s.image, None, "percentile"),
         PolygonSet(),
         tmp_path / "x",
         "o",
@@ -118,7 +114,7 @@ def test_overlapping_stride(tmp_path: Path) -> None:
 
 def test_uint16_single_band_uses_the_shared_scaler(tmp_path: Path) -> None:
     s = make_scene(tmp_path, "u", 200, 150, seed=7, bands=1, dtype="uint16", geojson=False)
-    src = GeoTiffSource(s.image)
+    src = GeoTiffReader(s.image)
     out = patch_scene(src, PolygonSet(), tmp_path / "p", "u", PatchParams(128, 128, 0.05, 0.9))
     with rasterio.open(s.image) as d:
         scaler = make_scaler(d)  # what inference uses
@@ -132,7 +128,7 @@ def test_uint16_single_band_uses_the_shared_scaler(tmp_path: Path) -> None:
 def test_scene_json_roundtrip_is_jsonable(tmp_path: Path) -> None:
     s = make_png_pair(tmp_path, "j", 128, 128, 1)
     out = patch_scene(
-        PlainImageSource(s.image),
+        PlainImageReader(s.image),
         PolygonSet(),
         tmp_path / "q",
         "j",
@@ -160,9 +156,9 @@ def test_forked_workers_give_what_one_process_gives(tmp_path: Path, labels_kind:
     assert len(share_rows(rows, 3, 512)) == 3  # two forked workers besides this process
 
     def run(workers: int, out: Path):
-        src = open_source(s.image, None, "percentile")
+        src = open_scene(s.image, None, "percentile")
         if labels_kind == "mask_tif":
-            labels: Any = MaskTiffSource(tmp_path / "t_mask.tif")
+            labels: Any = MaskReader(tmp_path / "t_mask.tif")
         else:
             labels = PolygonSet.from_geometries(Polygon(p) for p in s.polygons)
         try:
@@ -192,19 +188,19 @@ class _WorkersFail:
         self.crs, self.transform = inner.crs, inner.transform
         self.block_rows = inner.block_rows
 
-    def read(self, row0: int, nrows: int):
+    def rows(self, y0: int, y1: int):
         if self.parent_fails:
-            raise RasterError(f"rows {row0}+ unreadable in the parent", "decode")
-        return self.inner.read(row0, nrows)
+            raise RasterError(f"rows {y0}+ unreadable in the parent", "decode")
+        return self.inner.rows(y0, y1)
 
     def reopen(self) -> Any:
         worker = _WorkersFail(self.inner.reopen(), self.how)
-        worker.read = worker.fail  # type: ignore[method-assign]
+        worker.rows = worker.fail  # type: ignore[method-assign]
         return worker
 
-    def fail(self, row0: int, nrows: int):
+    def fail(self, y0: int, y1: int):
         if self.how == "raster_error":
-            raise RasterError(f"rows {row0}-{row0 + nrows} unreadable, truncated", "decode")
+            raise RasterError(f"rows {y0}-{y1} unreadable, truncated", "decode")
         if self.how == "killed":
             os.kill(os.getpid(), signal.SIGKILL)
         if self.how == "unpicklable":
@@ -212,7 +208,7 @@ class _WorkersFail:
             err.handle = lambda: None  # type: ignore[attr-defined]
             raise err
         time.sleep(30)  # "slow": still busy when the parent fails
-        return self.inner.read(row0, nrows)
+        return self.inner.rows(y0, y1)
 
 
 @pytest.mark.skipif(not can_fork(), reason="forked workers run on Linux only")
@@ -229,7 +225,7 @@ def test_a_failing_worker_fails_the_scene_and_leaves_no_process(
     tmp_path: Path, how: str, error: type, message: str
 ) -> None:
     s = _tall_scene(tmp_path)
-    src = _WorkersFail(open_source(s.image, None, "percentile"), how, parent_fails=how == "slow")
+    src = _WorkersFail(open_scene(s.image, None, "percentile"), how, parent_fails=how == "slow")
     t0 = time.monotonic()
     with pytest.raises(error, match=message) as info:
         patch_scene(src, PolygonSet(), tmp_path / "x", "t", PatchParams(128, 128), workers=2)
@@ -251,14 +247,14 @@ def test_a_worker_that_cannot_be_forked_has_its_share_cut_here(
     s = _tall_scene(tmp_path)
     polys = PolygonSet.from_geometries(Polygon(p) for p in s.polygons)
     params = PatchParams(128, 128, 0.05, 0.5)
-    one = patch_scene(open_source(s.image, None, "percentile"), polys, tmp_path / "a", "t", params)
+    one = patch_scene(open_scene(s.image, None, "percentile"), polys, tmp_path / "a", "t", params)
 
     def no_fork() -> int:
         raise OSError(12, "Cannot allocate memory")
 
     monkeypatch.setattr(os, "fork", no_fork)
     out = patch_scene(
-        open_source(s.image, None, "percentile"), polys, tmp_path / "b", "t", params, workers=3
+        open_scene(s.image, None, "percentile"), polys, tmp_path / "b", "t", params, workers=3
     )
     assert out.patches == one.patches and out.features == one.features
     assert _pngs(tmp_path / "b") == _pngs(tmp_path / "a")
