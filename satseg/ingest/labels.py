@@ -274,6 +274,28 @@ def _doc_crs(doc: dict[str, Any], name: str) -> Any:
         raise IngestError(f"{name}: unknown CRS {crs_name!r} ({e})", "crs", "annotation") from e
 
 
+def _feature_polygons(f: Any, what: str, classes: list[str] | None) -> Any:
+    """A GeoJSON feature's (multi)polygon, or None when it is skipped (no geometry, another
+    class, not an area); IngestError when its members have the wrong JSON types."""
+    from shapely.errors import ShapelyError
+    from shapely.geometry import shape
+
+    geom_doc = (f or {}).get("geometry") if isinstance(f, dict) else None
+    props = (f.get("properties") or {}) if isinstance(f, dict) else {}
+    if not isinstance(props, dict):
+        raise IngestError(f"{what}: 'properties' must be an object", "geojson_schema", "annotation")
+    label = props.get("label", props.get("class"))
+    if geom_doc is None or (classes is not None and label not in classes):
+        return None
+    try:
+        geom = shape(geom_doc)
+    except (ValueError, TypeError, AttributeError, KeyError, IndexError, ShapelyError) as e:
+        raise IngestError(  # shapely's shape() has no error of its own for bad input
+            f"{what}: invalid geometry ({e})", "geojson_schema", "annotation"
+        ) from e
+    return geom if geom.geom_type in ("Polygon", "MultiPolygon") else None
+
+
 def geojson_labels(
     doc: dict[str, Any],
     raster_crs: Any,
@@ -293,8 +315,7 @@ def geojson_labels(
     import shapely
     from pyproj import CRS, Transformer
     from pyproj.exceptions import ProjError
-    from shapely.errors import ShapelyError
-    from shapely.geometry import box, shape
+    from shapely.geometry import box
 
     if raster_crs is None:
         raise IngestError(
@@ -329,23 +350,8 @@ def geojson_labels(
     touching = 0
     for i, f in enumerate(feats):
         what = f"{name}: feature {i}"
-        geom_doc = (f or {}).get("geometry") if isinstance(f, dict) else None
-        props = (f.get("properties") or {}) if isinstance(f, dict) else {}
-        if not isinstance(props, dict):
-            raise IngestError(
-                f"{what}: 'properties' must be an object", "geojson_schema", "annotation"
-            )
-        label = props.get("label", props.get("class"))
-        if geom_doc is None or (classes is not None and label not in classes):
-            out.ignored += 1
-            continue
-        try:
-            geom = shape(geom_doc)
-        except (ValueError, TypeError, AttributeError, KeyError, IndexError, ShapelyError) as e:
-            raise IngestError(  # shapely's shape() has no error of its own for bad input
-                f"{what}: invalid geometry ({e})", "geojson_schema", "annotation"
-            ) from e
-        if geom.geom_type not in ("Polygon", "MultiPolygon"):
+        geom = _feature_polygons(f, what, classes)
+        if geom is None:
             out.ignored += 1
             continue
         px = shapely.transform(geom, to_pixels)
