@@ -1,9 +1,10 @@
 """The ingest steps, one function per DAG task: scan, process one pair, finalize.
 
-``process_pair`` never raises for bad input: the pair is quarantined and the result says
-why, so one bad file does not stop the others. Every step is idempotent: a processed pair's
-result is stored under ``state/ingest_results/`` and returned again on a re-run, a content
-hash already in the ledger is a duplicate, and an unchanged dataset gives no new version.
+``process_pair`` never raises for bad input: the pair is quarantined and the result says why, so
+one bad file does not stop the others. Anything else (a bug, a full disk) raises: the task fails
+and the files stay in the inbox for the retry. Every step is idempotent: a processed pair's
+result is stored under ``state/ingest_results/`` and returned again on a re-run, a content hash
+already in the ledger is a duplicate, and an unchanged dataset gives no new version.
 """
 
 from __future__ import annotations
