@@ -8,13 +8,14 @@ use these three pieces, so "is this upload finished?", "is another task already 
   a state file) or across a second look ``stable_polls_s`` later; temporaries are skipped.
 - ``claims``: a locked ledger keyed by content hash; a claim older than ``STALE_CLAIM_S`` is
   from a crashed run and may be taken over.
-- ``quarantine``: the file moves to ``quarantine/<date>/`` under a name never used before, with
-  one ``QuarantineRecord`` beside it as ``<name>.error.json``; nothing is ever deleted.
+- ``quarantine`` (module and function): the file moves to ``quarantine/<date>/`` under a name
+  never used before, with one ``QuarantineRecord`` beside it as ``<name>.error.json``; nothing
+  is ever deleted.
 """
 
 from satseg.inbox.claims import STALE_CLAIM_S, Ledger
 from satseg.inbox.completeness import Observed, ScanState, Seen, complete
-from satseg.inbox.quarantine import QuarantineRecord, free_target, quarantine, read_record
+from satseg.inbox.quarantine import QuarantineRecord, free_target, read_record
 
 __all__ = [
     "STALE_CLAIM_S",
@@ -25,6 +26,5 @@ __all__ = [
     "Seen",
     "complete",
     "free_target",
-    "quarantine",
     "read_record",
 ]
