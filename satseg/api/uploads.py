@@ -18,9 +18,9 @@ from typing import BinaryIO
 
 from satseg.config import Settings
 from satseg.io.atomic import move
-from satseg.vocab import SAFE_DATASET, is_safe_name
+from satseg.vocab import ANNOTATION_SUFFIXES, IMAGE_SUFFIXES, SAFE_DATASET, is_safe_name
 
-ALLOWED_EXTENSIONS = (".tif", ".tiff", ".png", ".jpg", ".jpeg", ".json", ".geojson")
+ALLOWED_EXTENSIONS = tuple(sorted(IMAGE_SUFFIXES | ANNOTATION_SUFFIXES))
 _MAGIC: dict[str, tuple[bytes, ...]] = {
     ".tif": (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+"),  # classic and BigTIFF
     ".png": (b"\x89PNG\r\n\x1a\n",),
@@ -88,7 +88,7 @@ def check_extension(name: str) -> str:
 
 def check_content(path: Path, ext: str, name: str) -> None:
     """The bytes must be what the extension says (deeper checks are ingest's job)."""
-    if ext in (".json", ".geojson"):
+    if ext in ANNOTATION_SUFFIXES:
         try:
             with open(path, "rb") as fh:
                 json.load(fh)

@@ -1,11 +1,12 @@
 """Which scenes in the predict inbox are complete, and where they go afterwards.
 
-The ingest rule: a file is ready when a ``<file>.done`` or ``<stem>.done`` marker sits beside
-it, or when its size and mtime are unchanged across two looks ``stable_polls_s`` apart; a
-scene still being copied (or a hidden / ``*.part`` temporary) is left for the next poll.
-Symbolic links are never followed: they are quarantined. Predicted inputs move to
-``raw/predict-done/<date>/``, bad ones to ``quarantine/<date>/predict/`` with their error;
-nothing is deleted.
+The one inbox rule (``satseg.inbox.completeness``): a scene is ready when a ``<file>.done`` or
+``<stem>.done`` marker sits beside it, or when its size and mtime are unchanged since the
+previous poll (``state/predict_inbox_scan.json``) or across a second look ``stable_polls_s``
+later; a scene still being copied (or a hidden / ``*.part`` temporary) is left for the next
+poll. Symbolic links are never followed: they are quarantined. Predicted inputs move to
+``raw/predict-done/<date>/``, bad ones to ``quarantine/<date>/predict/`` with the one
+quarantine record (``satseg.inbox.quarantine``); nothing is deleted.
 """
 
 from __future__ import annotations
@@ -17,54 +18,53 @@ import time
 from pathlib import Path
 
 from satseg.config import Settings
-from satseg.io.atomic import move, sha256_file, write_json
-from satseg.vocab import IMAGE_SUFFIXES as SCENE_EXTS
+from satseg.inbox.completeness import (
+    Observed,
+    ScanState,
+    complete,
+    is_marker,
+    marker_stem,
+    markers_of,
+    observe,
+)
+from satseg.inbox.quarantine import original_name
+from satseg.inbox.quarantine import quarantine as quarantine_file
+from satseg.io.atomic import move
+from satseg.vocab import DONE_SUFFIX, is_image_name, is_in_progress
 
-DONE_SUFFIX = ".done"
 log = logging.getLogger(__name__)
 
 
-def _candidates(settings: Settings) -> list[Path]:
+def _candidates(settings: Settings) -> list[Observed]:
+    """Scene files and markers in the predict inbox; symlinked scenes are quarantined."""
     inbox = settings.predict_inbox
     if not inbox.is_dir():
         return []
     out = []
     for p in sorted(inbox.iterdir()):
-        if p.name.startswith(".") or p.suffix.lower() not in SCENE_EXTS:
+        name = p.name
+        if is_in_progress(name) or not (is_image_name(name) or is_marker(name)):
             continue
         if p.is_symlink():
-            target = os.readlink(p)
-            quarantine(settings, p, {"error": f"symbolic link to {target}", "check": "symlink"})
-            log.warning("%s is a symbolic link (to %s): quarantined, not followed", p.name, target)
-        elif p.is_file():
-            out.append(p)
+            if is_image_name(name):
+                target = os.readlink(p)
+                quarantine(settings, p, f"symbolic link to {target}; never followed", "symlink")
+            continue
+        group = marker_stem(name) if is_marker(name) else p.stem
+        seen = observe(p, name, group) if p.is_file() else None
+        if seen is not None:
+            out.append(seen)
     return out
 
 
 def ready_scenes(settings: Settings, wait_s: float | None = None) -> list[Path]:
-    """Complete scene files in ``settings.predict_inbox`` (marker, or stable across two looks)."""
+    """Complete scene files in ``settings.predict_inbox`` (marker, or stable across looks)."""
     files = _candidates(settings)
-    marked = [p for p in files if _marker(p).exists()]
-    rest = [p for p in files if p not in marked]
-    if not rest:
-        return marked
-    first = {p: _stat(p) for p in rest}
-    time.sleep(settings.stable_polls_s if wait_s is None else wait_s)
-    stable = [p for p in rest if p.exists() and _stat(p) == first[p]]
-    return sorted(marked + stable)
-
-
-def _stat(p: Path) -> tuple[int, int]:
-    st = p.stat()
-    return st.st_size, st.st_mtime_ns
-
-
-def _marker(p: Path) -> Path:
-    """The ``<file>.done`` or ``<stem>.done`` marker of ``p`` (the first form if neither)."""
-    for m in (p.with_name(p.name + DONE_SUFFIX), p.with_name(p.stem + DONE_SUFFIX)):
-        if m.exists():
-            return m
-    return p.with_name(p.name + DONE_SUFFIX)
+    scans = ScanState(settings.state / "predict_inbox_scan.json")
+    previous = scans.load()
+    done = complete(files, previous, settings.stable_polls_s if wait_s is None else wait_s)
+    scans.save(ScanState.remember(files, previous, time.time()))
+    return sorted(f.path for f in files if f.key in done and not is_marker(f.path.name))
 
 
 def in_inbox(settings: Settings, path: Path) -> bool:
@@ -72,28 +72,39 @@ def in_inbox(settings: Settings, path: Path) -> bool:
 
 
 def archive_done(settings: Settings, path: Path) -> Path:
-    """Move a predicted inbox scene (and its marker) to ``raw/predict-done/<date>/``."""
-    return _move_unique(path, settings.raw / "predict-done" / _today())
+    """Move a predicted inbox scene (and its markers) to ``raw/predict-done/<date>/``.
 
-
-def quarantine(settings: Settings, path: Path, error: dict[str, object]) -> Path:
-    """Move a bad inbox scene to ``quarantine/<date>/predict/`` with ``<name>.error.json``."""
-    dst = _move_unique(path, settings.quarantine / _today() / "predict")
-    write_json(dst.with_name(dst.name + ".error.json"), error)
+    A different scene archived under the same name earlier is kept: this one gets a numbered
+    sibling (``s.1.tif``).
+    """
+    folder = settings.raw / "predict-done" / _today()
+    folder.mkdir(parents=True, exist_ok=True)
+    dst, n = folder / path.name, 1
+    while dst.exists() or dst.is_symlink():
+        dst, n = folder / f"{path.stem}.{n}{path.suffix}", n + 1
+    markers = markers_of(path)
+    move(path, dst)
+    for m in markers:  # each keeps its form: <file>.done or <stem>.done
+        own = m.name == path.name + DONE_SUFFIX
+        move(m, dst.with_name((dst.name if own else dst.stem) + DONE_SUFFIX))
     return dst
 
 
-def _move_unique(path: Path, folder: Path) -> Path:
-    """Move keeping the name; a different file already there gets a numbered sibling."""
-    dst = folder / path.name
-    n = 1
-    while dst.exists() and sha256_file(dst) != sha256_file(path):
-        dst = folder / f"{path.stem}.{n}{path.suffix}"
-        n += 1
-    marker = _marker(path)
-    move(path, dst)
-    if marker.exists():
-        move(marker, dst.with_name(dst.name + DONE_SUFFIX))
+def quarantine(settings: Settings, path: Path, reason: str, check: str) -> Path:
+    """Quarantine a bad inbox scene (and its markers) to ``quarantine/<date>/predict/``."""
+    markers = [] if path.is_symlink() else markers_of(path)
+    related = [original_name(settings, p) for p in [path, *markers]]
+    dst = quarantine_file(settings, path, reason, check, source="predict", related=related)
+    for m in markers:
+        quarantine_file(
+            settings,
+            m,
+            f"marker of {path.name}, which was quarantined: {reason}",
+            "partner_rejected",
+            source="predict",
+            related=related,
+        )
+    log.warning("%s quarantined to %s: [%s] %s", path.name, dst, check, reason)
     return dst
 
 

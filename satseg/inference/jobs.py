@@ -150,7 +150,7 @@ def run_scene(
         summary = predict_scene(model, path, out, params=params, model_info=info)
     except RasterError as err:
         if from_inbox and path.exists():
-            moved = inbox.quarantine(settings, path, {"error": str(err), "check": err.check})
+            moved = inbox.quarantine(settings, path, str(err), err.check)
             log.error("%s quarantined to %s", path.name, moved)
         raise fail(f"{path.name}: {err} [{err.check}]") from err
     if from_inbox:

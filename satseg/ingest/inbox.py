@@ -1,11 +1,12 @@
 """Inbox polling: which files are complete, how they pair up, what waits and what is refused.
 
-A file is taken only when complete: a ``<file>.done`` or ``<stem>.done`` marker is present,
-or its size and mtime did not change between two polls (the previous scan, recorded in
-``state/inbox_scan.json``, or a second look ``poll_interval`` seconds later). Hidden files and
-``*.part``-style temporaries are uploads in progress and are left alone. Pairs are formed per
-folder by file stem; an image without its annotation (or the reverse) waits until
-``annotation_timeout_s`` and is then quarantined.
+A file is taken only when complete (``satseg.inbox.completeness``, the rule the predict inbox
+uses too): a ``<file>.done`` or ``<stem>.done`` marker is present, or its size and mtime did
+not change between two polls (the previous scan, recorded in ``state/inbox_scan.json``, or a
+second look ``poll_interval`` seconds later). Hidden files and ``*.part``-style temporaries are
+uploads in progress and are left alone. Pairs are formed per folder by file stem; an image
+without its annotation (or the reverse) waits until ``annotation_timeout_s`` and is then
+quarantined (``satseg.inbox.quarantine``).
 """
 
 from __future__ import annotations
@@ -21,16 +22,23 @@ from pathlib import Path
 from typing import Any
 
 from satseg.config import Settings
-from satseg.ingest.quarantine import quarantine
-from satseg.ingest.state import read_state, scan_state_path, write_state
-from satseg.vocab import dataset_of, is_safe_dataset, is_safe_name
+from satseg.inbox.completeness import Observed, ScanState, Seen, complete, is_marker, marker_stem
+from satseg.inbox.quarantine import quarantine
+from satseg.ingest.state import scan_state_path
+from satseg.vocab import (
+    GEOJSON_SUFFIX,
+    IMAGE_SUFFIXES,
+    LABELME_SUFFIX,
+    MASK_STEM_SUFFIX,
+    TIFF_SUFFIXES,
+    dataset_of,
+    is_in_progress,
+    is_safe_dataset,
+    is_safe_name,
+)
 
 log = logging.getLogger(__name__)
 
-IMAGE_EXT = {".tif", ".tiff", ".png", ".jpg", ".jpeg"}
-ANNOTATION_EXT = {".json", ".geojson"}
-MARKER_EXT = ".done"
-IN_PROGRESS = (".part", ".partial", ".tmp", ".crdownload", ".filepart", ".uploading")
 ANNOTATION_ORDER = {"labelme": 0, "geojson": 1, "mask": 2}  # the first present is used
 
 
@@ -46,13 +54,8 @@ class Entry:
     stem: str = ""
     complete: bool = False
 
-
-def _stat(path: Path) -> tuple[int, int] | None:
-    try:
-        st = path.stat()
-    except FileNotFoundError:
-        return None
-    return st.st_size, st.st_mtime_ns
+    def observed(self) -> Observed:
+        return Observed(self.rel, self.path, self.size, self.mtime_ns, _group_key(self))
 
 
 def _walk(inbox: Path) -> tuple[list[Entry], list[Path]]:
@@ -72,17 +75,18 @@ def _walk(inbox: Path) -> tuple[list[Entry], list[Path]]:
         dirs[:] = sorted(keep)
         for f in sorted(files):
             p = rootp / f
-            if f.startswith(".") or f.lower().endswith(IN_PROGRESS):
+            if is_in_progress(f):
                 continue
             if p.is_symlink():
                 links.append(p)
                 continue
-            st = _stat(p)
-            if st is None:
+            try:
+                st = p.stat()
+            except FileNotFoundError:
                 continue
             parts = p.relative_to(inbox).parts
             ds, name = dataset_of(parts)
-            entries.append(Entry("/".join(parts), p, st[0], st[1], ds, name))
+            entries.append(Entry("/".join(parts), p, st.st_size, st.st_mtime_ns, ds, name))
     return entries, links
 
 
@@ -92,48 +96,29 @@ def _classify(entries: list[Entry]) -> None:
     for e in entries:
         by_dir[e.path.parent].add(e.name.lower())
     for e in entries:
-        low = e.name.lower()
         base, ext = os.path.splitext(e.name)
-        if low.endswith(MARKER_EXT):
-            target = e.name[: -len(MARKER_EXT)]
-            t_base, t_ext = os.path.splitext(target)
-            e.kind, e.stem = (
-                "marker",
-                (t_base if t_ext.lower() in IMAGE_EXT | ANNOTATION_EXT else target),
-            )
-        elif ext.lower() in IMAGE_EXT:
+        ext = ext.lower()
+        if is_marker(e.name):
+            e.kind, e.stem = "marker", marker_stem(e.name)
+        elif ext in IMAGE_SUFFIXES:
             e.kind, e.stem = "image", base
-            if base.lower().endswith("_mask") and ext.lower() in (".tif", ".tiff"):
+            mask_of = base[: -len(MASK_STEM_SUFFIX)]
+            if base.lower().endswith(MASK_STEM_SUFFIX) and ext in TIFF_SUFFIXES:
                 siblings = by_dir[e.path.parent]
-                if any(f"{base[:-5].lower()}{x}" in siblings for x in IMAGE_EXT):
-                    e.kind, e.stem = "mask", base[:-5]
-        elif ext.lower() == ".geojson":
+                if any(f"{mask_of.lower()}{x}" in siblings for x in IMAGE_SUFFIXES):
+                    e.kind, e.stem = "mask", mask_of
+        elif ext == GEOJSON_SUFFIX:
             e.kind, e.stem = "geojson", base
-        elif ext.lower() == ".json":
+        elif ext == LABELME_SUFFIX:
             e.kind, e.stem = "labelme", base  # may hold GeoJSON; decided by content later
         else:
             e.kind, e.stem = "unknown", base
 
 
-def _mark_complete(entries: list[Entry], previous: dict[str, Any], poll_interval: float) -> None:
-    markers = {_group_key(e) for e in entries if e.kind == "marker"}
-    marked_files = {
-        e.path.with_name(e.path.name[: -len(MARKER_EXT)]) for e in entries if e.kind == "marker"
-    }
-    unsure = []
+def _mark_complete(entries: list[Entry], previous: dict[str, Seen], poll_interval: float) -> None:
+    done = complete((e.observed() for e in entries), previous, poll_interval)
     for e in entries:
-        prev = previous.get(e.rel) or {}
-        marked = e.kind == "marker" or _group_key(e) in markers or e.path in marked_files
-        seen_same = prev.get("size") == e.size and prev.get("mtime_ns") == e.mtime_ns
-        if marked or seen_same:
-            e.complete = True
-        else:
-            unsure.append(e)
-    if not unsure or poll_interval <= 0:
-        return  # without a second look, unmarked new files wait for the next scan
-    time.sleep(poll_interval)
-    for e in unsure:
-        e.complete = _stat(e.path) == (e.size, e.mtime_ns)
+        e.complete = e.rel in done
 
 
 def _group_key(e: Entry) -> tuple[Path, str, str]:
@@ -161,8 +146,8 @@ def scan_inbox(
     settings.ensure_dirs()
     interval = settings.stable_polls_s if poll_interval is None else poll_interval
     now = time.time() if now is None else now
-    state_file = scan_state_path(settings)
-    previous: dict[str, Any] = read_state(state_file, {})
+    scans = ScanState(scan_state_path(settings))
+    previous = scans.load()
     entries, links = _walk(settings.inbox)
     _classify(entries)
     _mark_complete(entries, previous, interval)
@@ -174,16 +159,8 @@ def scan_inbox(
             f"{link.name} is a symbolic link (to {os.readlink(link)}); links are never followed",
             "symlink",
         )
-    state: dict[str, Any] = {}
-    ready: list[Entry] = []
-    for e in entries:
-        first = (previous.get(e.rel) or {}).get("first_seen", now)
-        state[e.rel] = {"size": e.size, "mtime_ns": e.mtime_ns, "first_seen": first}
-        if dataset is not None and e.dataset != dataset:
-            continue
-        if not e.complete:
-            continue
-        ready.append(e)
+    state = ScanState.remember((e.observed() for e in entries), previous, now)
+    ready = [e for e in entries if e.complete and dataset in (None, e.dataset)]
 
     pairs: list[dict[str, Any]] = []
     groups: dict[tuple[Path, str, str], list[Entry]] = defaultdict(list)
@@ -214,7 +191,7 @@ def scan_inbox(
         pair = _make_pair(settings, files, state, now)
         if pair is not None:
             pairs.append(pair)
-    write_state(state_file, state)
+    scans.save(state)
     log.info("inbox: %d ready pair(s), %d file(s) waiting", len(pairs), len(state))
     return pairs
 
@@ -236,7 +213,7 @@ def _name_problem(e: Entry) -> str | None:
 
 
 def _make_pair(
-    settings: Settings, files: list[Entry], state: dict[str, Any], now: float
+    settings: Settings, files: list[Entry], state: dict[str, Seen], now: float
 ) -> dict[str, Any] | None:
     images = [f for f in files if f.kind == "image"]
     annotations = sorted(
@@ -273,7 +250,7 @@ def _make_pair(
             "markers": [f.rel for f in markers],
             "sizes": {f.rel: f.size for f in members},
         }
-    waited = now - min(state[f.rel]["first_seen"] for f in files)
+    waited = now - min(state[f.rel].first_seen for f in files)
     if waited < settings.annotation_timeout_s:
         return None
     if images:

@@ -143,6 +143,8 @@ def _labelme_bulk(
         if not isinstance(s, dict):
             return None
         stype = s.get("shape_type") or "polygon"
+        if not isinstance(stype, str):
+            return None
         if stype not in AREA_SHAPES or (
             classes is not None and str(s.get("label", "")) not in classes
         ):
@@ -203,6 +205,12 @@ def _labelme_shapes(
         if not isinstance(s, dict):
             raise IngestError(f"{what} is not an object", "labelme_shapes", "annotation")
         stype = s.get("shape_type") or "polygon"
+        if not isinstance(stype, str):
+            raise IngestError(
+                f"{what}: 'shape_type' must be a string, got {type(stype).__name__}",
+                "labelme_shapes",
+                "annotation",
+            )
         label = str(s.get("label", ""))
         if stype not in AREA_SHAPES or (classes is not None and label not in classes):
             out.ignored += 1
@@ -250,11 +258,42 @@ def _doc_crs(doc: dict[str, Any], name: str) -> Any:
     from pyproj import CRS
     from pyproj.exceptions import CRSError
 
-    crs_name = ((doc.get("crs") or {}).get("properties") or {}).get("name")
+    crs = doc.get("crs") or {}
+    props = (crs.get("properties") or {}) if isinstance(crs, dict) else None
+    crs_name = props.get("name") if isinstance(props, dict) else None
+    if not isinstance(props, dict) or not isinstance(crs_name, str | int | None):
+        raise IngestError(
+            f'{name}: malformed "crs" (expected {{"type": "name", "properties": '
+            f'{{"name": "EPSG:..."}}}}), got {json.dumps(crs)[:80]}',
+            "crs",
+            "annotation",
+        )
     try:
         return CRS.from_user_input(crs_name) if crs_name else CRS.from_epsg(4326)
     except CRSError as e:
         raise IngestError(f"{name}: unknown CRS {crs_name!r} ({e})", "crs", "annotation") from e
+
+
+def _feature_polygons(f: Any, what: str, classes: list[str] | None) -> Any:
+    """A GeoJSON feature's (multi)polygon, or None when it is skipped (no geometry, another
+    class, not an area); IngestError when its members have the wrong JSON types."""
+    from shapely.errors import ShapelyError
+    from shapely.geometry import shape
+
+    geom_doc = (f or {}).get("geometry") if isinstance(f, dict) else None
+    props = (f.get("properties") or {}) if isinstance(f, dict) else {}
+    if not isinstance(props, dict):
+        raise IngestError(f"{what}: 'properties' must be an object", "geojson_schema", "annotation")
+    label = props.get("label", props.get("class"))
+    if geom_doc is None or (classes is not None and label not in classes):
+        return None
+    try:
+        geom = shape(geom_doc)
+    except (ValueError, TypeError, AttributeError, KeyError, IndexError, ShapelyError) as e:
+        raise IngestError(  # shapely's shape() has no error of its own for bad input
+            f"{what}: invalid geometry ({e})", "geojson_schema", "annotation"
+        ) from e
+    return geom if geom.geom_type in ("Polygon", "MultiPolygon") else None
 
 
 def geojson_labels(
@@ -276,7 +315,7 @@ def geojson_labels(
     import shapely
     from pyproj import CRS, Transformer
     from pyproj.exceptions import ProjError
-    from shapely.geometry import box, shape
+    from shapely.geometry import box
 
     if raster_crs is None:
         raise IngestError(
@@ -303,7 +342,7 @@ def geojson_labels(
         col, row = inverse * (np.asarray(x), np.asarray(y))
         return np.column_stack([col, row])
 
-    feats = doc["features"] if doc.get("type") == "FeatureCollection" else [doc]
+    feats = doc.get("features") if doc.get("type") == "FeatureCollection" else [doc]
     if not isinstance(feats, list):
         raise IngestError(f"{name}: 'features' must be a list", "geojson_schema", "annotation")
     out = Labels(kind="geojson")
@@ -311,19 +350,8 @@ def geojson_labels(
     touching = 0
     for i, f in enumerate(feats):
         what = f"{name}: feature {i}"
-        geom_doc = (f or {}).get("geometry") if isinstance(f, dict) else None
-        props = (f.get("properties") or {}) if isinstance(f, dict) else {}
-        label = props.get("label", props.get("class"))
-        if geom_doc is None or (classes is not None and label not in classes):
-            out.ignored += 1
-            continue
-        try:
-            geom = shape(geom_doc)
-        except (ValueError, TypeError, AttributeError, KeyError) as e:
-            raise IngestError(
-                f"{what}: invalid geometry ({e})", "geojson_schema", "annotation"
-            ) from e
-        if geom.geom_type not in ("Polygon", "MultiPolygon"):
+        geom = _feature_polygons(f, what, classes)
+        if geom is None:
             out.ignored += 1
             continue
         px = shapely.transform(geom, to_pixels)

@@ -1,61 +1,58 @@
 """The ingest steps, one function per DAG task: scan, process one pair, finalize.
 
-``process_pair`` never raises for bad input: the pair is quarantined and the result says
-why, so one bad file does not stop the others. Every step is idempotent: a processed pair's
-result is stored under ``state/ingest_results/`` and returned again on a re-run, a content
-hash already in the ledger is a duplicate, and an unchanged dataset gives no new version.
+``process_pair`` never raises for bad input: the pair is quarantined and the result says why, so
+one bad file does not stop the others. Anything else (a bug, a full disk) raises: the task fails
+and the files stay in the inbox for the retry. Every step is idempotent: a processed pair's
+result is stored under ``state/ingest_results/`` and returned again on a re-run, a content hash
+already in the ledger is a duplicate, and an unchanged dataset gives no new version.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from satseg.config import Settings
+from satseg.inbox.claims import Ledger
+from satseg.inbox.quarantine import quarantine
 from satseg.ingest.errors import IngestError
 from satseg.ingest.inbox import scan_inbox
-from satseg.ingest.quarantine import quarantine
 from satseg.ingest.scene import build_scene, scene_params
-from satseg.ingest.state import (
-    ledger_path,
-    locked,
-    pending_dir,
-    read_state,
-    results_dir,
-    write_state,
-)
+from satseg.ingest.state import ledger_path, pending_dir, read_state, results_dir
 from satseg.io.atomic import move, sha256_file, write_json
 from satseg.preprocess.dataset import build_dataset, load_scenes, scene_dir
 from satseg.vocab import DATASET_SEP
 
 log = logging.getLogger(__name__)
-STALE_CLAIM_S = 6 * 3600  # a "processing" claim older than this is from a crashed run
 
 
 def _data_errors() -> tuple[type[BaseException], ...]:
-    """Exceptions that mean "this input is malformed" (quarantine), not "retry the task".
+    """What the readers and parsers raise for bad bytes: malformed input, quarantined.
 
-    OSError (disk full, permissions) is deliberately absent: the task fails and Airflow
-    retries it with the files still in the inbox.
+    Only these: satseg's own ``IngestError`` / ``RasterError`` (the parse sites convert what
+    they anticipate), and the decoders' own errors for what they did not (OpenCV, GDAL via
+    rasterio, GEOS via shapely, JSON/UTF-8). A ``TypeError``, ``KeyError``, ``IndexError`` or
+    ``AttributeError`` (or a bare ``ValueError``) is a bug in satseg: the task fails loudly and
+    the files stay in the inbox. So does ``OSError`` (disk full, permissions): Airflow retries.
     """
     import cv2
     from rasterio.errors import RasterioError
     from shapely.errors import ShapelyError
 
+    from satseg.io.raster import RasterError
+
     return (
-        ValueError,
-        TypeError,
-        KeyError,
-        IndexError,
-        AttributeError,
+        IngestError,
+        RasterError,
         cv2.error,
         RasterioError,
         ShapelyError,
+        json.JSONDecodeError,
+        UnicodeDecodeError,
     )
 
 
@@ -95,21 +92,22 @@ class Claim:
     raw: dict[str, Path] = field(default_factory=dict)
 
 
+def _ledger(settings: Settings) -> Ledger:
+    """sha256 of every claimed or accepted image -> its pair, scene and raw/ names."""
+    return Ledger(ledger_path(settings), settings.state / "ledger.lock", owner_field="pair_id")
+
+
 def _claim(
     settings: Settings, pair: dict[str, Any], members: list[str], hashes: dict[str, str]
 ) -> Claim:
     """Under the ledger lock: detect a duplicate, else reserve names no parallel task can take."""
     sha, ds = hashes[pair["image"]], pair["dataset"]
-    with locked(settings, "ledger"):
-        ledger = read_state(ledger_path(settings), {})
+    claims = _ledger(settings)
+    with claims.edit() as ledger:
+        holder = claims.holder(ledger, sha, pair["pair_id"])
+        if holder is not None:
+            return Claim(owner=dict(holder))
         entry = ledger.get(sha)
-        if entry and entry.get("pair_id") != pair["pair_id"]:
-            stale = (
-                entry.get("status") == "processing"
-                and time.time() - entry.get("claimed", 0) > STALE_CLAIM_S
-            )
-            if not stale:
-                return Claim(owner=dict(entry))
         if entry and entry.get("pair_id") == pair["pair_id"] and entry.get("scene"):
             return Claim(
                 scene=entry["scene"], raw={r: settings.home / p for r, p in entry["files"].items()}
@@ -122,27 +120,20 @@ def _claim(
         for rel in members:
             raw[rel] = _raw_target(settings, ds, rel, hashes[rel], names)
             names.add(str(raw[rel]))
-        ledger[sha] = {
-            "pair_id": pair["pair_id"],
-            "dataset": ds,
-            "scene": scene,
-            "original": pair["image"],
-            "files": {r: str(p.relative_to(settings.home)) for r, p in raw.items()},
-            "status": "processing",
-            "claimed": time.time(),
-        }
-        write_state(ledger_path(settings), ledger)
+        claims.claim(
+            ledger,
+            sha,
+            pair["pair_id"],
+            dataset=ds,
+            scene=scene,
+            original=pair["image"],
+            files={r: str(p.relative_to(settings.home)) for r, p in raw.items()},
+        )
     return Claim(scene=scene, raw=raw)
 
 
 def _ledger_update(settings: Settings, sha: str, entry: dict[str, Any] | None) -> None:
-    with locked(settings, "ledger"):
-        ledger = read_state(ledger_path(settings), {})
-        if entry is None:
-            ledger.pop(sha, None)
-        else:
-            ledger[sha] = entry
-        write_state(ledger_path(settings), ledger)
+    _ledger(settings).put(sha, entry)
 
 
 def _finish(settings: Settings, result: dict[str, Any]) -> dict[str, Any]:
@@ -172,7 +163,7 @@ def _reject(
     for rel in pair.members:
         own = culprit is None or rel == culprit
         partner = f"its partner {Path(culprit or '').name} was rejected: {reason}"
-        rec = quarantine(
+        target = quarantine(
             settings,
             pair.paths[rel],
             reason if own else partner,
@@ -181,7 +172,7 @@ def _reject(
             sha256=pair.hashes[rel],
             related=pair.members,
         )
-        quarantined.append(rec["path"])
+        quarantined.append(str(target))
     result = {**pair.base, "status": status, "check": check, "reason": reason}
     return _finish(settings, {**result, "quarantined": quarantined})
 

@@ -1,23 +1,17 @@
-"""Small JSON state under ``SATSEG_HOME/state``, guarded by file locks.
+"""Where ingest keeps its small JSON state under ``SATSEG_HOME/state``.
 
-Mapped ingest tasks run in parallel processes; the hash ledger and the versioning steps are
-serialised with ``fcntl.flock`` so two tasks never claim the same content or tag.
+Mapped ingest tasks run in parallel processes; the hash ledger is a ``satseg.inbox.claims``
+ledger (locked, so two tasks never claim the same content) and the versioning steps hold
+their own locks.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
 from pathlib import Path
 from typing import Any
 
 from satseg.config import Settings
-from satseg.io.atomic import write_json
-from satseg.versioning.repo import file_lock
-
-
-def locked(settings: Settings, name: str) -> contextlib.AbstractContextManager[None]:
-    return file_lock(settings.state / f"{name}.lock")
 
 
 def read_state(path: Path, default: Any) -> Any:
@@ -25,10 +19,6 @@ def read_state(path: Path, default: Any) -> Any:
         return json.loads(path.read_text())
     except FileNotFoundError:
         return default
-
-
-def write_state(path: Path, data: Any) -> None:
-    write_json(path, data)
 
 
 def ledger_path(settings: Settings) -> Path:

@@ -69,7 +69,7 @@ def test_archive_and_quarantine_keep_every_file(settings) -> None:
     assert kept2 != kept and kept.is_file() and kept2.is_file()
     bad = box / "bad.tif"
     bad.write_bytes(b"junk")
-    q = inbox.quarantine(settings, bad, {"error": "corrupt", "check": "decode"})
+    q = inbox.quarantine(settings, bad, "corrupt", "decode")
     assert q.read_bytes() == b"junk" and settings.quarantine in q.parents
     assert json.loads(q.with_name("bad.tif.error.json").read_text())["check"] == "decode"
 

@@ -146,3 +146,67 @@ def test_parallel_pairs_with_the_same_file_name_keep_both(settings) -> None:
     (v,) = finalize(settings, results)
     manifest = json.loads((settings.processed / "demo" / "manifest.json").read_text())
     assert len(manifest["scenes"]) == 2 and v["tag"] == "demo-v1"
+
+
+def test_a_bug_in_processing_fails_the_task_and_quarantines_nothing(settings, monkeypatch) -> None:
+    """A TypeError is satseg's fault, not the sender's: raised, the files stay in the inbox."""
+    import satseg.preprocess.patches as patches
+
+    make_scene(settings.inbox / "demo", "good", 256, 256, 1, geojson=False)
+    dropped = inventory(settings.inbox)
+    (pair,) = scan_inbox(settings, poll_interval=0.05)
+
+    def broken(*args, **kwargs):
+        raise TypeError("unsupported operand type(s) for +: 'int' and 'NoneType'")
+
+    monkeypatch.setattr("satseg.ingest.scene.patch_scene", broken)
+    with pytest.raises(TypeError, match="NoneType"):
+        process_pair(settings, pair, workers=1)
+    assert inventory(settings.inbox) == dropped
+    assert not settings.quarantine.exists() or not any(settings.quarantine.rglob("*"))
+    assert not (settings.processed / ".scenes" / "demo" / "good").exists()
+
+    # once the bug is fixed, the retry (same pair, its claim still held) goes through
+    monkeypatch.setattr("satseg.ingest.scene.patch_scene", patches.patch_scene)
+    assert process_pair(settings, pair, workers=1)["status"] == "accepted"
+    assert inventory(settings.inbox) == {}
+
+
+@pytest.mark.parametrize(
+    ("doc", "check"),
+    [
+        (
+            {"shapes": [{"shape_type": ["polygon"], "points": [[1, 1], [9, 1], [9, 9]]}]},
+            "labelme_shapes",
+        ),
+        ({"type": "FeatureCollection"}, "geojson_schema"),
+        ({"type": "FeatureCollection", "crs": "EPSG:4326", "features": []}, "crs"),
+        ({"type": "FeatureCollection", "crs": {"properties": [1]}, "features": []}, "crs"),
+        (
+            {
+                "type": "Feature",
+                "properties": [1],
+                "geometry": {"type": "Point", "coordinates": [0, 0]},
+            },
+            "geojson_schema",
+        ),
+        (
+            {"type": "Feature", "geometry": {"type": "Polygon", "coordinates": [[[0, 0], [1, 1]]]}},
+            "geojson_schema",
+        ),
+    ],
+)
+def test_malformed_documents_raise_the_parsers_own_error(doc, check) -> None:
+    """Wrong JSON types are named at the parse site, not left to a bare TypeError/KeyError."""
+    from affine import Affine
+    from rasterio.crs import CRS
+
+    from satseg.ingest.errors import IngestError
+    from satseg.ingest.labels import geojson_labels, is_geojson, labelme_labels
+
+    with pytest.raises(IngestError) as err:
+        if is_geojson(doc):
+            geojson_labels(doc, CRS.from_epsg(32633), Affine(1, 0, 500000, 0, -1, 10), 64, 64)
+        else:
+            labelme_labels(doc, 64, 64)
+    assert err.value.check == check and err.value.role == "annotation"

@@ -1,0 +1,135 @@
+"""Rejected input: moved to ``quarantine/<date>/`` with one ``<name>.error.json`` record beside it.
+
+One record schema for every inbox (``QuarantineRecord``): why (``reason``, ``check``), what
+(``sha256``, ``size``, ``symlink_to``), where from (``original``, ``source``, ``dataset``,
+``related``) and when (``time``). Nothing is deleted: the file is moved atomically under a name
+that was never used in that folder (``a.tif``, then ``a.1.tif``, ...), so a person can read the
+reason, fix the file and drop it again. Predict-inbox input goes to ``quarantine/<date>/predict/``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Literal
+
+from satseg.config import Settings
+from satseg.io.atomic import move, sha256_file, write_json
+from satseg.vocab import ERROR_RECORD_SUFFIX, sanitize
+
+log = logging.getLogger(__name__)
+
+Source = Literal["ingest", "predict"]
+
+
+@dataclass(frozen=True)
+class QuarantineRecord:
+    """What ``<name>.error.json`` says about the quarantined file ``<name>`` beside it."""
+
+    file: str  # the file's name in the quarantine folder (sanitised, made unique)
+    original: str  # where it was: relative to the inbox (e.g. demo/a.tif, predict/s.tif)
+    source: Source  # which inbox refused it: "ingest" (training data) or "predict"
+    reason: str  # for a person: what is wrong and how to fix it
+    check: str  # for machines: the validation that failed (decode, symlink, duplicate, ...)
+    sha256: str | None  # of the content (None for a symbolic link, which is never followed)
+    size: int  # bytes (0 for a symbolic link)
+    time: str  # ISO 8601 UTC; its date is the folder's name
+    dataset: str | None = None  # the dataset it was meant for (ingest)
+    symlink_to: str | None = None  # a symbolic link's target (the link itself is moved)
+    related: list[str] = field(default_factory=list)  # the files refused with it (its pair)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> QuarantineRecord:
+        return cls(**{k: data[k] for k in cls.__dataclass_fields__ if k in data})
+
+
+def record_path(target: Path) -> Path:
+    """``<name>.error.json`` beside the quarantined ``<name>``."""
+    return target.with_name(target.name + ERROR_RECORD_SUFFIX)
+
+
+def read_record(target: Path) -> QuarantineRecord:
+    """The record of a quarantined file (or of the record's own path)."""
+    path = target if target.name.endswith(ERROR_RECORD_SUFFIX) else record_path(target)
+    return QuarantineRecord.from_dict(json.loads(path.read_text()))
+
+
+def free_target(folder: Path, name: str) -> Path:
+    """A name in ``folder`` no file or record has used, reserved by creating its record.
+
+    The record is created with ``O_EXCL``, so two tasks quarantining ``a.tif`` in the same
+    second get ``a.tif`` and ``a.1.tif``; ``name`` is sanitised first.
+    """
+    folder.mkdir(parents=True, exist_ok=True)
+    safe = sanitize(name)
+    stem, dot, ext = safe.partition(".")
+    n = 0
+    while True:
+        target = folder / (safe if n == 0 else f"{stem}.{n}{dot}{ext}")
+        n += 1
+        if target.exists() or target.is_symlink():
+            continue
+        try:
+            os.close(os.open(record_path(target), os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644))
+        except FileExistsError:
+            continue
+        return target
+
+
+def quarantine(
+    settings: Settings,
+    path: Path,
+    reason: str,
+    check: str,
+    *,
+    source: Source = "ingest",
+    dataset: str | None = None,
+    sha256: str | None = None,
+    related: list[str] | None = None,
+    now: datetime | None = None,
+) -> Path:
+    """Move ``path`` (a symbolic link is moved as a link) into quarantine; its new path.
+
+    The record is written (atomically) before the move: a crash in between leaves the file in
+    the inbox, to be quarantined again, never a quarantined file without its reason.
+    """
+    now = now or datetime.now(UTC)
+    folder = settings.quarantine / now.strftime("%Y-%m-%d")
+    if source == "predict":
+        folder = folder / "predict"
+    is_link = path.is_symlink()
+    if sha256 is None and not is_link and path.is_file():
+        sha256 = sha256_file(path)
+    target = free_target(folder, path.name)
+    record = QuarantineRecord(
+        file=target.name,
+        original=original_name(settings, path),
+        source=source,
+        reason=reason,
+        check=check,
+        sha256=sha256,
+        size=0 if is_link else path.stat().st_size,
+        time=now.isoformat(),
+        dataset=dataset,
+        symlink_to=os.readlink(path) if is_link else None,
+        related=list(related or []),
+    )
+    write_json(record_path(target), record.to_dict())
+    move(path, target)
+    log.warning("quarantined %s -> %s: [%s] %s", record.original, target, check, reason)
+    return target
+
+
+def original_name(settings: Settings, path: Path) -> str:
+    """``path`` relative to the inbox (as given when outside it)."""
+    try:
+        return str(path.relative_to(settings.inbox))
+    except ValueError:
+        return str(path)
