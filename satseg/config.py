@@ -3,7 +3,8 @@
 All state lives under ``SATSEG_HOME`` so that one variable relocates everything; each path
 below derives from it unless set explicitly. Values come from the environment (prefix
 ``SATSEG_``) or a ``.env`` file; training and preprocessing hyperparameters come from
-``params.yaml`` (``include/params.yaml`` by default) so that DVC can track them.
+``params.yaml`` (``include/params.yaml`` by default) so that DVC can track them, typed and
+validated by ``satseg.params``.
 """
 
 from __future__ import annotations
@@ -12,12 +13,12 @@ import functools
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from satseg.params import DEFAULT_PARAMS, Params, load_params
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_PARAMS = REPO_ROOT / "include" / "params.yaml"
 
 
 class Settings(BaseSettings):
@@ -136,27 +137,9 @@ class Settings(BaseSettings):
         ):
             p.mkdir(parents=True, exist_ok=True)
 
-    def params(self) -> dict[str, Any]:
+    def params(self) -> Params:
+        """The typed hyperparameters of ``params_file`` (loaded once per file version)."""
         return load_params(self.params_file)
-
-
-def load_params(path: Path | str = DEFAULT_PARAMS) -> dict[str, Any]:
-    """Read params.yaml; missing sections fall back to the committed defaults."""
-    defaults = yaml.safe_load(DEFAULT_PARAMS.read_text()) or {}
-    p = Path(path)
-    if p.resolve() == DEFAULT_PARAMS.resolve():
-        return defaults
-    user = yaml.safe_load(p.read_text()) or {}
-    return _deep_merge(defaults, user)
-
-
-def _deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
-    out = dict(base)
-    for k, v in over.items():
-        out[k] = (
-            _deep_merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
-        )
-    return out
 
 
 @functools.cache
