@@ -5,11 +5,11 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from airflow.sdk import AssetAlias, AssetOrTimeSchedule, CronTriggerTimetable, Param, dag, task
+from airflow.sdk import AssetAlias, AssetOrTimeSchedule, CronTriggerTimetable, dag, task
 
 from satseg.config import get_settings
 from satseg.dagkit import DRIFT, MODEL, PROCESSED, default_args, params_for
-from satseg.params import TrainParams
+from satseg.params import RetrainRun, TrainParams
 
 # Promotions are added to this alias only when they happen, so `satseg://model` gets an
 # event (and triggers its consumers) for a new champion, never for a rejected challenger.
@@ -55,18 +55,7 @@ Retrains the segmentation model nightly (`SATSEG_RETRAIN_CRON`, default 02:00 UT
     default_args=default_args(),
     params={
         **params_for(TrainParams, TRAIN_FORM),
-        "dataset": Param(
-            None, type=["null", "string"], description="Dataset name; empty = newest one"
-        ),
-        "dataset_version": Param(
-            None, type=["null", "string"], description="Version tag, e.g. demo-v3; empty = latest"
-        ),
-        "force": Param(False, type="boolean", description="Train even without new data"),
-        "sweep": Param(
-            None,
-            type=["null", "object"],
-            description='Grid of options, e.g. {"arch": ["linknet", "unet"]}',
-        ),
+        **params_for(RetrainRun),
     },
     tags=["satseg", "training"],
     doc_md=DOC,

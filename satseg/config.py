@@ -10,13 +10,14 @@ validated by ``satseg.params``.
 from __future__ import annotations
 
 import functools
+import re
 from pathlib import Path
 from typing import Any
 
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from satseg.params import DEFAULT_PARAMS, Params, load_params
+from satseg.params import DEFAULT_PARAMS, SECTIONS, Params, load_params, markdown_table
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -140,6 +141,27 @@ class Settings(BaseSettings):
     def params(self) -> Params:
         """The typed hyperparameters of ``params_file`` (loaded once per file version)."""
         return load_params(self.params_file)
+
+
+def settings_table() -> str:
+    """README table of the ``SATSEG_*`` variables (a test keeps the README equal to it)."""
+    return markdown_table(
+        Settings, key=lambda n: f"SATSEG_{n.upper()}", none="none", root=REPO_ROOT
+    )
+
+
+def readme_tables(text: str) -> str:
+    """``text`` with each ``<!-- table: NAME -->`` ... ``<!-- /table -->`` block regenerated.
+
+    NAME is ``settings`` or a params section (``train``, ``predict``, ...).
+    """
+
+    def table(m: re.Match[str]) -> str:
+        name = m.group(1)
+        body = settings_table() if name == "settings" else markdown_table(SECTIONS[name])
+        return f"<!-- table: {name} -->\n{body}\n<!-- /table -->"
+
+    return re.sub(r"<!-- table: (\w+) -->\n.*?<!-- /table -->", table, text, flags=re.S)
 
 
 @functools.cache

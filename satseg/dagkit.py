@@ -43,9 +43,7 @@ def default_args(**over: Any) -> dict[str, Any]:
     return args
 
 
-def params_for(
-    section: type[BaseModel], fields: Sequence[str] | None = None
-) -> dict[str, Param]:
+def params_for(section: type[BaseModel], fields: Sequence[str] | None = None) -> dict[str, Param]:
     """Trigger-form ``Param``s for ``section``'s ``fields``: default, type, range, choices and
     description all from the model's JSON schema (no params file is read at parse time).
 
@@ -64,6 +62,7 @@ def params_for(
             for option in options:
                 types.append(option.pop("type"))
                 merged.update(option)
+            types.sort(key=lambda t: t != "null")  # null first, as the form expects
             schema = {**merged, **schema, "type": types}
             if "enum" in schema and "null" in types:
                 schema["enum"] = [*schema["enum"], None]

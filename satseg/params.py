@@ -14,6 +14,8 @@ parse time (``satseg.dagkit.params_for``).
 from __future__ import annotations
 
 import functools
+import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar, get_args
 
@@ -49,48 +51,50 @@ class IngestParams(Section):
     """``ingest:``: how imagery and labels are read."""
 
     bands: list[int] | None = Field(
-        None,
+        default=None,
         description="Bands to pick (1-based), e.g. [3, 2, 1]; null = first 3 (or 1 band as grey)",
     )
     scale: Scale = Field(
-        "percentile", description="uint16 -> uint8: percentile (2-98 %) | max | none"
+        default="percentile", description="uint16 -> uint8: percentile (2-98 %) | max | none"
     )
     labels: list[str] | None = Field(
-        None, description="Label names that are foreground; null = all labels"
+        default=None, description="Label names that are foreground; null = all labels"
     )
     tolerance_px: float = Field(
-        1.0, ge=0, description="LabelMe points may lie this far outside the image (edge clicks)"
+        default=1.0,
+        ge=0,
+        description="LabelMe points may lie this far outside the image (edge clicks)",
     )
 
 
 class PreprocessParams(Section):
     """``preprocess:``: patch cutting and the train/val split."""
 
-    patch_size: int = Field(256, ge=8, description="Patch edge (px)")
-    stride: int = Field(256, ge=1, description="Step between patches (px; <= patch_size)")
+    patch_size: int = Field(default=256, ge=8, description="Patch edge (px)")
+    stride: int = Field(default=256, ge=1, description="Step between patches (px; <= patch_size)")
     positive_threshold: float = Field(
-        0.05, ge=0, le=1, description='Foreground share above which a patch is "positive"'
+        default=0.05, ge=0, le=1, description='Foreground share above which a patch is "positive"'
     )
     oversample: int = Field(
-        2, ge=0, description="Augmented copies (flips/rot90) of each positive train patch"
+        default=2, ge=0, description="Augmented copies (flips/rot90) of each positive train patch"
     )
     nodata_max: float = Field(
-        0.5, ge=0, le=1, description="Drop patches with more nodata than this share"
+        default=0.5, ge=0, le=1, description="Drop patches with more nodata than this share"
     )
     val_fraction: float = Field(
-        0.2,
+        default=0.2,
         ge=0,
         lt=1,
         description="Share of patches in val (whole scenes when a dataset has several)",
     )
-    seed: int = Field(42, description="Split seed")
+    seed: int = Field(default=42, description="Split seed")
     workers: int = Field(
-        0,
+        default=0,
         ge=0,
         description="Processes cutting a scene (forked, Linux; else 1); 0 = CPU count (max 4)",
     )
     png_compression: PngCompression = Field(
-        "deflate",
+        default="deflate",
         description="Image PNGs: deflate (Sub filter + ISA-L, ~90 kB/patch) | none (stored: "
         "fastest, ~2x disk); huffman = old name of deflate",
     )
@@ -106,37 +110,39 @@ class TrainParams(Section):
     """``train:``: one training run (also the DAG's trigger form and ``satseg train``)."""
 
     arch: Arch = Field(
-        "linknet",
+        default="linknet",
         description="linknet | unet | manet (LinkNet: UNet's IoU in 30 min, faster inference)",
     )
     backbone: str = Field(
-        "resnet18",
+        default="resnet18",
         min_length=1,
         description="Any segmentation-models encoder (satseg.models.factory.backbones())",
     )
     epochs: int = Field(
-        40,
+        default=40,
         ge=1,
         le=1000,
         description="Upper bound: early stopping or the time budget usually ends sooner",
     )
-    batch_size: int = Field(8, ge=1, description="Patches per training step")
+    batch_size: int = Field(default=8, ge=1, description="Patches per training step")
     learning_rate: float = Field(
-        0.001, gt=0, description="Adam; halved after patience//2 epochs without val_loss progress"
+        default=0.001,
+        gt=0,
+        description="Adam; halved after patience//2 epochs without val_loss progress",
     )
-    loss: Loss = Field("bce_dice", description="bce_dice | bce_jaccard | focal | bce")
+    loss: Loss = Field(default="bce_dice", description="bce_dice | bce_jaccard | focal | bce")
     patience: int = Field(
-        5, ge=1, description="Early stopping on val IoU (best epoch's weights are kept)"
+        default=5, ge=1, description="Early stopping on val IoU (best epoch's weights are kept)"
     )
-    seed: int = Field(42, description="Shuffling, augmentation, initial weights")
+    seed: int = Field(default=42, description="Shuffling, augmentation, initial weights")
     augment: bool = Field(
-        True, description="Flips, rot90, brightness/contrast on the train split"
+        default=True, description="Flips, rot90, brightness/contrast on the train split"
     )
     steps_per_epoch: int | None = Field(
-        None, ge=1, description="Batches per epoch; null = one pass over the train split"
+        default=None, ge=1, description="Batches per epoch; null = one pass over the train split"
     )
     time_budget_min: float | None = Field(
-        30,
+        default=30,
         gt=0,
         description="Stop after the epoch that crosses it (minutes; null = no budget)",
     )
@@ -145,30 +151,32 @@ class TrainParams(Section):
 class PredictParams(Section):
     """``predict:``: sliding-window inference and post-processing."""
 
-    tile: int = Field(256, ge=32, description="Sliding-window tile edge (px; multiple of 32)")
+    tile: int = Field(
+        default=256, ge=32, description="Sliding-window tile edge (px; multiple of 32)"
+    )
     overlap: int = Field(
-        64,
+        default=64,
         ge=0,
         description="Px shared by neighbouring tiles, blended with a sin⁴ window (<= tile/2)",
     )
-    batch_size: int = Field(8, ge=1, description="Tiles per model call")
-    threshold: float = Field(0.5, gt=0, lt=1, description="Probability -> mask")
+    batch_size: int = Field(default=8, ge=1, description="Tiles per model call")
+    threshold: float = Field(default=0.5, gt=0, lt=1, description="Probability -> mask")
     min_area_px: int = Field(
-        16, ge=0, description="Drop mask components smaller than this (px, 4-connected)"
+        default=16, ge=0, description="Drop mask components smaller than this (px, 4-connected)"
     )
     opening_px: int = Field(
-        3, ge=0, description="Morphological opening (disk diameter, px); 0/1 = off"
+        default=3, ge=0, description="Morphological opening (disk diameter, px); 0/1 = off"
     )
     precision: Precision = Field(
-        "auto",
+        default="auto",
         description="auto (bf16 on CPUs with AVX512_BF16/AMX, else fp32) | fp32 | bf16 | "
         "int8 (TFLite)",
     )
     scale: Scale | None = Field(
-        None, description="uint16 -> uint8 stretch; null = ingest.scale (what training saw)"
+        default=None, description="uint16 -> uint8 stretch; null = ingest.scale (what training saw)"
     )
     bands: tuple[int, ...] | None = Field(
-        None, description="1-based bands; null = ingest.bands (what training saw)"
+        default=None, description="1-based bands; null = ingest.bands (what training saw)"
     )
 
     @model_validator(mode="after")
@@ -182,53 +190,59 @@ class MonitorParams(Section):
     """``monitor:``: data and concept drift checks."""
 
     ks_alpha: float = Field(
-        0.05, gt=0, lt=1, description="Family-wise false-alarm rate of the per-feature KS tests"
+        default=0.05,
+        gt=0,
+        lt=1,
+        description="Family-wise false-alarm rate of the per-feature KS tests",
     )
     correction: Correction = Field(
-        "bonferroni", description="Multiple-testing control: bonferroni | bh (Benjamini-Hochberg)"
+        default="bonferroni",
+        description="Multiple-testing control: bonferroni | bh (Benjamini-Hochberg)",
     )
     drift_share: float = Field(
-        0.05,
+        default=0.05,
         ge=0,
         le=1,
         description="Data drift when more than this share of features drifted "
         "(0.05 of 22 = at least 2 agreeing)",
     )
     iou_drop: float = Field(
-        0.1, ge=0, le=1, description="Concept drift when champion IoU falls by more than this"
+        default=0.1,
+        ge=0,
+        le=1,
+        description="Concept drift when champion IoU falls by more than this",
     )
     sample_patches: int = Field(
-        200, ge=1, description="Feature windows sampled from current imagery per check"
+        default=200, ge=1, description="Feature windows sampled from current imagery per check"
     )
     min_samples: int = Field(
-        8, ge=1, description="Fewer current windows than this: wait for more imagery"
+        default=8, ge=1, description="Fewer current windows than this: wait for more imagery"
     )
-    seed: int = Field(0, description="Window sampling seed (same scene -> same windows)")
+    seed: int = Field(default=0, description="Window sampling seed (same scene -> same windows)")
 
 
 class ApiParams(Section):
     """``api:``: the REST API's health endpoint."""
 
     min_free_disk_mb: int = Field(
-        1024,
+        default=1024,
         ge=0,
-        description="/satseg/health reports an error below this much free space under "
-        "SATSEG_HOME",
+        description="/satseg/health reports an error below this much free space under SATSEG_HOME",
     )
     health_timeout_s: float = Field(
-        3, gt=0, description="Per-dependency timeout of /satseg/health (MLflow, Redis)"
+        default=3, gt=0, description="Per-dependency timeout of /satseg/health (MLflow, Redis)"
     )
 
 
 class Params(Section):
     """The whole params file: one typed section per stage."""
 
-    ingest: IngestParams = Field(default_factory=IngestParams)
-    preprocess: PreprocessParams = Field(default_factory=PreprocessParams)
-    train: TrainParams = Field(default_factory=TrainParams)
-    predict: PredictParams = Field(default_factory=PredictParams)
-    monitor: MonitorParams = Field(default_factory=MonitorParams)
-    api: ApiParams = Field(default_factory=ApiParams)
+    ingest: IngestParams = Field(default_factory=lambda: IngestParams())
+    preprocess: PreprocessParams = Field(default_factory=lambda: PreprocessParams())
+    train: TrainParams = Field(default_factory=lambda: TrainParams())
+    predict: PredictParams = Field(default_factory=lambda: PredictParams())
+    monitor: MonitorParams = Field(default_factory=lambda: MonitorParams())
+    api: ApiParams = Field(default_factory=lambda: ApiParams())
 
     def resolved_predict(self) -> PredictParams:
         """``predict:`` with ``bands``/``scale`` filled from ``ingest:`` (what training saw)."""
@@ -240,6 +254,21 @@ class Params(Section):
                 "scale": p.scale or self.ingest.scale,
             }
         )
+
+
+class RetrainRun(BaseModel):
+    """Options of one retraining run besides ``train:`` (DAG params, REST request)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    dataset: str | None = Field(default=None, description="Dataset name; empty = newest one")
+    dataset_version: str | None = Field(
+        default=None, description="Version tag, e.g. demo-v3; empty = latest"
+    )
+    force: bool = Field(default=False, description="Train even without new data")
+    sweep: dict[str, Any] | None = Field(
+        default=None, description='Grid of options, e.g. {"arch": ["linknet", "unet"]}'
+    )
 
 
 def default_of(section: type[BaseModel], name: str) -> Any:
@@ -321,8 +350,10 @@ def overrides_model(section: type[Section], name: str | None = None) -> type[Bas
     """
     fields: dict[str, Any] = {}
     for key, info in section.model_fields.items():
-        inner = Annotated[info.annotation, *info.metadata] if info.metadata else info.annotation
-        fields[key] = (inner | None, Field(None, description=info.description))
+        inner: Any = (
+            Annotated[info.annotation, *info.metadata] if info.metadata else info.annotation
+        )
+        fields[key] = (inner | None, Field(default=None, description=info.description))
     return create_model(  # type: ignore[call-overload,no-any-return]
         name or f"{section.__name__}Overrides",
         __config__=ConfigDict(extra="forbid"),
@@ -330,14 +361,30 @@ def overrides_model(section: type[Section], name: str | None = None) -> type[Bas
     )
 
 
-def markdown_table(section: type[BaseModel]) -> str:
-    """README table of ``section``: key, default, description (a test keeps them equal)."""
-    rows = ["| Key | Default | Description |", "| --- | --- | --- |"]
-    for key, info in section.model_fields.items():
-        default = default_of(section, key)
-        shown = "null" if default is None else yaml.safe_dump(default).strip().removesuffix("...")
+def markdown_table(
+    model: type[BaseModel],
+    *,
+    key: Callable[[str], str] = str,
+    none: str = "null",
+    root: Path | None = None,
+) -> str:
+    """README table of ``model``'s fields: key, default, description (a test keeps it equal).
+
+    ``key`` shapes the key column (``SATSEG_HOME`` for settings); ``none`` shows a ``None``
+    default; a ``Path`` default under ``root`` is shown relative to it.
+    """
+    rows = ["| key | default | description |", "|---|---|---|"]
+    for name, info in model.model_fields.items():
+        default = default_of(model, name)
+        if default is None:
+            shown = none
+        elif isinstance(default, Path):
+            rel = root is not None and default.is_relative_to(root)
+            shown = f"`{default.relative_to(root) if rel and root else default}`"
+        else:
+            shown = f"`{default if isinstance(default, str) else json.dumps(default)}`"
         desc = (info.description or "").replace("|", "\\|")
-        rows.append(f"| `{key}` | `{shown.strip()}` | {desc} |")
+        rows.append(f"| `{key(name)}` | {shown} | {desc} |")
     return "\n".join(rows)
 
 

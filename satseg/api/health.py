@@ -137,9 +137,7 @@ def run_checks(settings: Settings, api_params: ApiParams | None = None) -> tuple
         "metadata_db": _timed(metadata_db),
         "mlflow": _timed(lambda: mlflow(settings.tracking_uri, timeout)),
         "dvc_remote": _timed(lambda: dvc_remote(settings.dvc_remote_url)),
-        "disk": _timed(
-            lambda: disk(settings.home, p.min_free_disk_mb)
-        ),
+        "disk": _timed(lambda: disk(settings.home, p.min_free_disk_mb)),
     }
     try:
         broker = celery_broker_url()

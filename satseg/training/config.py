@@ -24,7 +24,7 @@ class TrainConfig(TrainParams):
     """Everything that decides a training run (logged as MLflow params)."""
 
     encoder_weights: str | None = Field(
-        None, description="Local .h5 encoder weights (SATSEG_ENCODER_WEIGHTS); null = none"
+        default=None, description="Local .h5 encoder weights (SATSEG_ENCODER_WEIGHTS); null = none"
     )
 
     def to_dict(self) -> dict[str, Any]:
