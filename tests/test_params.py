@@ -98,7 +98,7 @@ def test_cross_field_rules() -> None:
     with pytest.raises(ParamsError, match=r"overlap=200 must be <= tile/2 = 128"):
         validate({"predict": {"overlap": 200}}, "x.yaml")
     assert validate({"predict": {"tile": 512, "overlap": 200}}).predict.overlap == 200
-    with pytest.raises(ParamsError, match="predict.tile must be >= 32"):
+    with pytest.raises(ParamsError, match=r"predict\.tile must be >= 32"):
         validate({"predict": {"tile": 16, "overlap": 0}})
 
 
