@@ -30,7 +30,8 @@ Retrains the segmentation model nightly (`SATSEG_RETRAIN_CRON`, default 02:00 UT
    triggering event, else the latest version of `dataset`. If the champion was trained on
    that very version the run stops here (skipped) unless `force` is set.
 2. **plan** - training configs: the worker's `params.yaml` `train:` + the options this run's
-   conf names (the form shows the built-in defaults), or the `sweep` grid, e.g. `{"arch": ["linknet", "unet"], "learning_rate": [0.001, 0.0003]}` (max 8).
+   conf names (the form shows the built-in defaults), or the `sweep` grid, e.g.
+   `{"arch": ["linknet", "unet"], "learning_rate": [0.001, 0.0003]}` (max 8).
 3. **train** - one mapped task per config, one at a time: an MLflow run with params,
    per-epoch metrics, lineage tags (dataset tag, DVC md5, code version), best checkpoint.
 4. **evaluate** - val IoU/Dice/precision/recall + overlay PNGs + the model, logged to each

@@ -32,6 +32,8 @@ Correction = Literal["bonferroni", "bh"]
 PngCompression = Literal["deflate", "none", "huffman"]
 ARCHS: tuple[str, ...] = get_args(Arch)  # satseg.models.ARCHS
 LOSSES: tuple[str, ...] = get_args(Loss)
+PRECISIONS: tuple[str, ...] = get_args(Precision)  # satseg.inference.engine.PRECISIONS
+CORRECTIONS: tuple[str, ...] = get_args(Correction)  # satseg.monitoring.drift.CORRECTIONS
 
 
 M = TypeVar("M", bound=BaseModel)
