@@ -73,7 +73,11 @@ class PreprocessParams(Section):
     """``preprocess:``: patch cutting and the train/val split."""
 
     patch_size: int = Field(default=256, ge=8, description="Patch edge (px)")
-    stride: int = Field(default=256, ge=1, description="Step between patches (px; <= patch_size)")
+    stride: int | None = Field(
+        default=None,
+        ge=1,
+        description="Step between patches (px; <= patch_size); null = patch_size",
+    )
     positive_threshold: float = Field(
         default=0.05, ge=0, le=1, description='Foreground share above which a patch is "positive"'
     )
@@ -101,9 +105,17 @@ class PreprocessParams(Section):
         "fastest, ~2x disk); huffman = old name of deflate",
     )
 
+    @model_validator(mode="before")
+    @classmethod
+    def _stride_is_patch_size(cls, data: Any) -> Any:
+        """No stride (or null): non-overlapping patches, also when a file sets only patch_size."""
+        if isinstance(data, dict) and data.get("stride") is None:
+            return {**data, "stride": data.get("patch_size", default_of(cls, "patch_size"))}
+        return data
+
     @model_validator(mode="after")
     def _geometry(self) -> PreprocessParams:
-        if self.stride > self.patch_size:
+        if self.stride is not None and self.stride > self.patch_size:
             raise ValueError(f"stride={self.stride} must be <= patch_size={self.patch_size}")
         return self
 

@@ -36,9 +36,12 @@ def _write(path: Path, text: str) -> Path:
 
 def test_committed_yaml_equals_the_model_defaults() -> None:
     committed = yaml.safe_load(DEFAULT_PARAMS.read_text())
-    assert committed == Params().model_dump()
-    assert load_params(DEFAULT_PARAMS) == Params()
     assert set(committed) == set(SECTIONS)
+    for name, section in SECTIONS.items():
+        assert set(committed[name]) == set(section.model_fields), name
+        for key, value in committed[name].items():
+            assert value == default_of(section, key), f"{name}.{key}"
+    assert load_params(DEFAULT_PARAMS) == Params()
 
 
 def test_demo_file_validates_and_keeps_the_other_defaults() -> None:
@@ -95,6 +98,8 @@ def test_cross_field_rules() -> None:
     with pytest.raises(ParamsError, match="stride=300 must be <= patch_size=256"):
         validate({"preprocess": {"stride": 300}}, "x.yaml")
     assert validate({"preprocess": {"stride": 128}}).preprocess.stride == 128
+    assert validate({"preprocess": {"patch_size": 128}}).preprocess.stride == 128  # null stride
+    assert validate({}).preprocess.stride == default_of(PreprocessParams, "patch_size")
     with pytest.raises(ParamsError, match=r"overlap=200 must be <= tile/2 = 128"):
         validate({"predict": {"overlap": 200}}, "x.yaml")
     assert validate({"predict": {"tile": 512, "overlap": 200}}).predict.overlap == 200

@@ -46,7 +46,7 @@ class PatchParams:
     """How a scene is cut; the defaults are ``PreprocessParams``'s (``png`` from png_compression)."""
 
     patch_size: int = default_of(_PRE, "patch_size")
-    stride: int = default_of(_PRE, "stride")
+    stride: int = default_of(_PRE, "patch_size")  # stride: null = patch_size
     positive_threshold: float = default_of(_PRE, "positive_threshold")
     nodata_max: float = default_of(_PRE, "nodata_max")
     png: str = default_of(_PRE, "png_compression")  # deflate (compact) | none (stored, fastest)
@@ -56,7 +56,7 @@ class PatchParams:
         """From the validated ``preprocess:`` section (geometry checked there)."""
         return cls(
             patch_size=pre.patch_size,
-            stride=pre.stride,
+            stride=pre.stride or pre.patch_size,
             positive_threshold=pre.positive_threshold,
             nodata_max=pre.nodata_max,
             png=normalise_mode(pre.png_compression),
