@@ -40,7 +40,8 @@ os.environ.setdefault("SM_FRAMEWORK", "tf.keras")
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")
-ARCHS = ("linknet", "unet", "manet")
+from satseg.params import ARCHS  # noqa: E402  (after sys.path; pydantic + yaml only)
+
 REAL = REPO.parent / "shared" / "data" / "real" / "dubai_buildings"
 
 

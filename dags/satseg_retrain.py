@@ -5,18 +5,20 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from airflow.sdk import AssetAlias, AssetOrTimeSchedule, CronTriggerTimetable, Param, dag, task
+from airflow.sdk import AssetAlias, AssetOrTimeSchedule, CronTriggerTimetable, dag, task
 
 from satseg.config import get_settings
-from satseg.dagkit import DRIFT, MODEL, PROCESSED, default_args
-from satseg.models import ARCHS
+from satseg.dagkit import DRIFT, MODEL, PROCESSED, default_args, params_for
+from satseg.params import RetrainRun, TrainParams
 
 # Promotions are added to this alias only when they happen, so `satseg://model` gets an
 # event (and triggers its consumers) for a new champion, never for a rejected challenger.
 MODEL_PROMOTIONS = AssetAlias(name="satseg_model_promotions", group="satseg")
 
 _settings = get_settings()
-_train = _settings.params().get("train") or {}
+# The trigger form shows the model's defaults; a run uses the worker's params.yaml for every
+# option its conf does not name (no params file is read at parse time).
+TRAIN_FORM = ("arch", "backbone", "epochs", "batch_size", "learning_rate", "loss", "patience")
 
 DOC = """
 ### satseg_retrain
@@ -27,8 +29,9 @@ Retrains the segmentation model nightly (`SATSEG_RETRAIN_CRON`, default 02:00 UT
 1. **resolve** - dataset version to train on: the `dataset_version` param, else the newest
    triggering event, else the latest version of `dataset`. If the champion was trained on
    that very version the run stops here (skipped) unless `force` is set.
-2. **plan** - training configs: `params.yaml` `train:` + this run's params, or the `sweep`
-   grid, e.g. `{"arch": ["linknet", "unet"], "learning_rate": [0.001, 0.0003]}` (max 8).
+2. **plan** - training configs: the worker's `params.yaml` `train:` + the options this run's
+   conf names (the form shows the built-in defaults), or the `sweep` grid, e.g.
+   `{"arch": ["linknet", "unet"], "learning_rate": [0.001, 0.0003]}` (max 8).
 3. **train** - one mapped task per config, one at a time: an MLflow run with params,
    per-epoch metrics, lineage tags (dataset tag, DVC md5, code version), best checkpoint.
 4. **evaluate** - val IoU/Dice/precision/recall + overlay PNGs + the model, logged to each
@@ -52,25 +55,8 @@ Retrains the segmentation model nightly (`SATSEG_RETRAIN_CRON`, default 02:00 UT
     max_active_runs=1,
     default_args=default_args(),
     params={
-        "arch": Param(_train.get("arch", "linknet"), type="string", enum=list(ARCHS)),
-        "backbone": Param(_train.get("backbone", "resnet18"), type="string", minLength=1),
-        "epochs": Param(int(_train.get("epochs", 20)), type="integer", minimum=1, maximum=1000),
-        "batch_size": Param(int(_train.get("batch_size", 8)), type="integer", minimum=1),
-        "learning_rate": Param(
-            float(_train.get("learning_rate", 1e-3)), type="number", exclusiveMinimum=0
-        ),
-        "dataset": Param(
-            None, type=["null", "string"], description="Dataset name; empty = newest one"
-        ),
-        "dataset_version": Param(
-            None, type=["null", "string"], description="Version tag, e.g. demo-v3; empty = latest"
-        ),
-        "force": Param(False, type="boolean", description="Train even without new data"),
-        "sweep": Param(
-            None,
-            type=["null", "object"],
-            description='Grid of options, e.g. {"arch": ["linknet", "unet"]}',
-        ),
+        **params_for(TrainParams, TRAIN_FORM),
+        **params_for(RetrainRun),
     },
     tags=["satseg", "training"],
     doc_md=DOC,
@@ -83,10 +69,10 @@ def satseg_retrain() -> None:
         return resolve_for_run(get_settings(), params, triggering_asset_events)
 
     @task
-    def plan(data: dict[str, Any], params: Any = None) -> list[dict[str, Any]]:
+    def plan(data: dict[str, Any], params: Any = None, dag_run: Any = None) -> list[dict[str, Any]]:
         from satseg.training.retrain import plan_for_run
 
-        return plan_for_run(get_settings(), params)
+        return plan_for_run(get_settings(), params, dag_run.conf if dag_run else None)
 
     @task(max_active_tis_per_dag=1, execution_timeout=timedelta(hours=12))
     def train(

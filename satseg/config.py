@@ -3,21 +3,23 @@
 All state lives under ``SATSEG_HOME`` so that one variable relocates everything; each path
 below derives from it unless set explicitly. Values come from the environment (prefix
 ``SATSEG_``) or a ``.env`` file; training and preprocessing hyperparameters come from
-``params.yaml`` (``include/params.yaml`` by default) so that DVC can track them.
+``params.yaml`` (``include/params.yaml`` by default) so that DVC can track them, typed and
+validated by ``satseg.params``.
 """
 
 from __future__ import annotations
 
 import functools
+import re
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from satseg.params import DEFAULT_PARAMS, SECTIONS, Params, load_params, markdown_table
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_PARAMS = REPO_ROOT / "include" / "params.yaml"
 
 
 class Settings(BaseSettings):
@@ -136,27 +138,30 @@ class Settings(BaseSettings):
         ):
             p.mkdir(parents=True, exist_ok=True)
 
-    def params(self) -> dict[str, Any]:
+    def params(self) -> Params:
+        """The typed hyperparameters of ``params_file`` (loaded once per file version)."""
         return load_params(self.params_file)
 
 
-def load_params(path: Path | str = DEFAULT_PARAMS) -> dict[str, Any]:
-    """Read params.yaml; missing sections fall back to the committed defaults."""
-    defaults = yaml.safe_load(DEFAULT_PARAMS.read_text()) or {}
-    p = Path(path)
-    if p.resolve() == DEFAULT_PARAMS.resolve():
-        return defaults
-    user = yaml.safe_load(p.read_text()) or {}
-    return _deep_merge(defaults, user)
+def settings_table() -> str:
+    """README table of the ``SATSEG_*`` variables (a test keeps the README equal to it)."""
+    return markdown_table(
+        Settings, key=lambda n: f"SATSEG_{n.upper()}", none="none", root=REPO_ROOT
+    )
 
 
-def _deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
-    out = dict(base)
-    for k, v in over.items():
-        out[k] = (
-            _deep_merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
-        )
-    return out
+def readme_tables(text: str) -> str:
+    """``text`` with each ``<!-- table: NAME -->`` ... ``<!-- /table -->`` block regenerated.
+
+    NAME is ``settings`` or a params section (``train``, ``predict``, ...).
+    """
+
+    def table(m: re.Match[str]) -> str:
+        name = m.group(1)
+        body = settings_table() if name == "settings" else markdown_table(SECTIONS[name])
+        return f"<!-- table: {name} -->\n{body}\n<!-- /table -->"
+
+    return re.sub(r"<!-- table: (\w+) -->\n.*?<!-- /table -->", table, text, flags=re.S)
 
 
 @functools.cache

@@ -55,9 +55,9 @@ def test_params_override_merges_with_defaults(tmp_path: Path) -> None:
     f = tmp_path / "params.yaml"
     f.write_text("train:\n  epochs: 3\n")
     p = load_params(f)
-    assert p["train"]["epochs"] == 3
-    assert p["train"]["arch"] == "linknet"  # untouched default
-    assert p["preprocess"]["patch_size"] == 256
+    assert p.train.epochs == 3
+    assert p.train.arch == "linknet"  # untouched default
+    assert p.preprocess.patch_size == 256
 
 
 def test_env_example_names_only_real_settings() -> None:

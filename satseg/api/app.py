@@ -125,7 +125,7 @@ def create_app() -> FastAPI:
 
     @app.get("/health", summary="Metadata DB, MLflow, DVC remote, disk and Redis (when used)")
     def get_health(settings: SettingsDep) -> JSONResponse:
-        api_params = settings.params().get("api", {})
+        api_params = settings.params().api
         healthy, body = health.run_checks(settings, api_params)
         return JSONResponse(jsonable_encoder(body), status_code=200 if healthy else 503)
 

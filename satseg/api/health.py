@@ -18,10 +18,11 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from satseg.config import Settings
+from satseg.params import ApiParams, default_of
 
 Check = dict[str, Any]
-DEFAULT_MIN_FREE_MB = 1024
-DEFAULT_TIMEOUT_S = 3.0
+DEFAULT_MIN_FREE_MB: int = default_of(ApiParams, "min_free_disk_mb")
+DEFAULT_TIMEOUT_S: float = default_of(ApiParams, "health_timeout_s")
 
 
 def redact(url: str) -> str:
@@ -128,17 +129,15 @@ def celery_broker_url() -> str | None:
     return url if url.startswith(("redis://", "rediss://")) else None
 
 
-def run_checks(settings: Settings, api_params: dict[str, Any] | None = None) -> tuple[bool, Check]:
+def run_checks(settings: Settings, api_params: ApiParams | None = None) -> tuple[bool, Check]:
     """All checks; healthy when none is in error (skipped ones do not count)."""
-    p = api_params or {}
-    timeout = float(p.get("health_timeout_s", DEFAULT_TIMEOUT_S))
+    p = api_params or ApiParams()
+    timeout = p.health_timeout_s
     checks: dict[str, Check] = {
         "metadata_db": _timed(metadata_db),
         "mlflow": _timed(lambda: mlflow(settings.tracking_uri, timeout)),
         "dvc_remote": _timed(lambda: dvc_remote(settings.dvc_remote_url)),
-        "disk": _timed(
-            lambda: disk(settings.home, int(p.get("min_free_disk_mb", DEFAULT_MIN_FREE_MB)))
-        ),
+        "disk": _timed(lambda: disk(settings.home, p.min_free_disk_mb)),
     }
     try:
         broker = celery_broker_url()

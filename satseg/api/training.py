@@ -1,14 +1,27 @@
 """Start and follow retraining runs through Airflow's own trigger path and metadata DB.
 
-``start`` uses the same function the REST API's ``POST /dags/{id}/dagRuns`` uses, so the
-DAG's typed ``Param``s validate the conf exactly as the trigger form does.
+``start`` first validates the conf with :data:`TrainingRequest` (the run options plus an
+optional override of each ``TrainParams`` field, with its range), then uses the same function
+the REST API's ``POST /dags/{id}/dagRuns`` uses, so the DAG's typed ``Param``s (built from
+the same models) validate it too, exactly as the trigger form does.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from pydantic import create_model
+
+from satseg.params import ParamsError, RetrainRun, TrainParams, build, overrides_model
+
 RETRAIN_DAG = "satseg_retrain"
+
+TrainingRequest = create_model(
+    "TrainingRequest",
+    __base__=(overrides_model(TrainParams), RetrainRun),
+    __doc__="POST /training/start: run options; training options the conf leaves out come "
+    "from the worker's params.yaml",
+)
 
 
 class TrainingError(Exception):
@@ -26,6 +39,10 @@ def start(
     from airflow.exceptions import DagNotFound, DagRunAlreadyExists, ParamValidationError
     from airflow.utils.types import DagRunTriggeredByType
 
+    try:
+        conf = build(TrainingRequest, conf, "conf").model_dump(exclude_unset=True)
+    except ParamsError as e:
+        raise TrainingError(400, f"invalid conf for {dag_id}: {e}") from e
     try:
         run = trigger_dag(
             dag_id,

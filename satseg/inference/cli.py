@@ -7,6 +7,9 @@ from pathlib import Path
 
 import typer
 
+from satseg.cliopts import param_option
+from satseg.params import PredictParams
+
 
 def register(app: typer.Typer) -> None:
     """Add ``satseg predict`` to ``app``."""
@@ -25,11 +28,11 @@ def register(app: typer.Typer) -> None:
         model_file: Path | None = typer.Option(
             None, "--model-file", help="Local Keras model file instead of the registry"
         ),
-        threshold: float | None = typer.Option(None, min=0.0, max=1.0),
-        tile: int | None = typer.Option(None, min=32),
-        overlap: int | None = typer.Option(None, min=0),
-        batch_size: int | None = typer.Option(None, "--batch-size", min=1),
-        precision: str | None = typer.Option(None, help="auto | fp32 | bf16 | int8"),
+        threshold: float | None = param_option(PredictParams, "threshold"),
+        tile: int | None = param_option(PredictParams, "tile"),
+        overlap: int | None = param_option(PredictParams, "overlap"),
+        batch_size: int | None = param_option(PredictParams, "batch_size", "--batch-size"),
+        precision: str | None = param_option(PredictParams, "precision"),
         force: bool = typer.Option(False, help="Recompute even if outputs are up to date"),
     ) -> None:
         """Segment scenes into probability/mask COGs, GeoJSON, quicklook and STAC item."""

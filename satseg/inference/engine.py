@@ -19,9 +19,9 @@ from typing import Any
 
 import numpy as np
 
-log = logging.getLogger(__name__)
+from satseg.params import PRECISIONS
 
-PRECISIONS = ("auto", "fp32", "bf16", "int8")
+log = logging.getLogger(__name__)
 
 
 @functools.cache

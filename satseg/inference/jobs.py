@@ -29,13 +29,7 @@ def predict_params(settings: Settings, **overrides: Any) -> PredictParams:
     Band choice and scaling default to the ``ingest:`` section so that inference scales
     imagery exactly as the training patches were scaled.
     """
-    params = settings.params()
-    section = {k: v for k, v in params.get("predict", {}).items() if v is not None}
-    ingest = params.get("ingest", {})
-    for key in ("bands", "scale"):
-        if section.get(key) is None and ingest.get(key) is not None:
-            section[key] = ingest[key]
-    return PredictParams.from_params(section, **overrides)
+    return PredictParams.from_params(settings.params(), **overrides)
 
 
 def collect_scenes(

@@ -6,9 +6,11 @@ is part of the skip check, so a re-run with other parameters recomputes.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from satseg import params
+from satseg.params import default_of
 
 OUTPUT_NAMES = {
     "probability": "prob.tif",
@@ -20,29 +22,19 @@ OUTPUT_NAMES = {
 SUMMARY = "summary.json"
 
 
-@dataclass(frozen=True)
-class PredictParams:
-    """Everything that changes the outputs besides the model (part of the skip key)."""
+class PredictParams(params.PredictParams):
+    """Everything that changes the outputs besides the model (part of the skip key).
 
-    tile: int = 256
-    overlap: int = 64
-    batch_size: int = 8
-    threshold: float = 0.5
-    min_area_px: int = 16
-    opening_px: int = 3
-    precision: str = "auto"
-    bands: tuple[int, ...] | None = None
-    scale: str = "percentile"
+    The ``predict:`` section with ``bands``/``scale`` resolved (``Params.resolved_predict``);
+    built directly, they default to the ``ingest:`` section's defaults.
+    """
 
-    def validate(self) -> None:
-        if self.tile < 32:
-            raise ValueError(f"tile={self.tile}: must be at least 32 px")
-        if not 0 <= self.overlap <= self.tile // 2:
-            raise ValueError(f"overlap={self.overlap}: must be in [0, tile/2]")
-        if not 0.0 < self.threshold < 1.0:
-            raise ValueError(f"threshold={self.threshold}: must be in (0, 1)")
-        if self.batch_size < 1:
-            raise ValueError("batch_size must be >= 1")
+    bands: tuple[int, ...] | None = default_of(params.IngestParams, "bands")
+    scale: params.Scale = default_of(params.IngestParams, "scale")
+
+    def validate(self) -> None:  # type: ignore[override]
+        """Re-check the ranges (construction already did; kept for callers)."""
+        params.build(type(self), self.model_dump(), "predict options")
 
     def key(self) -> dict[str, Any]:
         return {
@@ -56,14 +48,13 @@ class PredictParams:
         }
 
     @classmethod
-    def from_params(cls, section: dict[str, Any], **over: Any) -> PredictParams:
-        """From the ``predict:`` section of params.yaml; ``None`` overrides are ignored."""
-        fields = cls.__dataclass_fields__
-        vals = {k: v for k, v in section.items() if k in fields}
-        vals.update({k: v for k, v in over.items() if v is not None and k in fields})
-        if vals.get("bands") is not None:
-            vals["bands"] = tuple(vals["bands"])
-        return cls(**vals)
+    def from_params(cls, all_params: params.Params, **over: Any) -> PredictParams:
+        """From params.yaml (``predict:`` resolved against ``ingest:``); ``None`` overrides are
+        ignored, the others validated (a :class:`satseg.params.ParamsError` names the bad one).
+        """
+        vals = all_params.resolved_predict().model_dump()
+        vals.update({k: v for k, v in over.items() if v is not None})
+        return params.build(cls, vals, "predict options")
 
 
 def scene_name(path: Path | str) -> str:

@@ -29,13 +29,13 @@ from satseg.preprocess.patches import PatchParams, patch_scene
 def scene_params(settings: Settings) -> dict[str, Any]:
     """The parameters a scene cache depends on (a change re-patches from raw/)."""
     params = settings.params()
-    ing = params.get("ingest", {})
-    pp = PatchParams.from_params(params.get("preprocess", {}))
+    ing = params.ingest
+    pp = PatchParams.from_params(params.preprocess)
     return {
-        "bands": ing.get("bands"),
-        "scale": ing.get("scale", "percentile"),
-        "labels": ing.get("labels"),
-        "tolerance_px": float(ing.get("tolerance_px", 1.0)),
+        "bands": ing.bands,
+        "scale": ing.scale,
+        "labels": ing.labels,
+        "tolerance_px": ing.tolerance_px,
         "patch": asdict(pp),
     }
 
@@ -71,7 +71,7 @@ def build_scene(
 ) -> dict[str, Any]:
     """Validate and patch one pair into its scene cache; raises IngestError on bad input."""
     p = scene_params(settings)
-    pre = settings.params().get("preprocess", {})
+    pre = settings.params().preprocess
     try:
         source = open_scene(image, p["bands"], p["scale"])
     except RasterError as e:
@@ -87,7 +87,7 @@ def build_scene(
             tmp,
             scene,
             PatchParams(**p["patch"]),
-            workers=workers or int(pre.get("workers", 0)) or None,
+            workers=workers or pre.workers or None,
             show_progress=settings.log_progress,
         )
         if isinstance(labels, MaskReader):

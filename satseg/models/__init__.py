@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-ARCHS = ("linknet", "unet", "manet")
+from satseg.params import ARCHS
 
 if TYPE_CHECKING:
     from satseg.models.factory import build_model, custom_objects

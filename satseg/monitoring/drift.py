@@ -15,11 +15,10 @@ import numpy as np
 
 from satseg.monitoring import MonitorError
 from satseg.monitoring.features import feature_names
+from satseg.params import CORRECTIONS
 
 if TYPE_CHECKING:
     import pandas as pd
-
-CORRECTIONS = ("bonferroni", "bh")
 
 
 @dataclass(frozen=True)

@@ -48,11 +48,11 @@ def _no_retry(fn: Callable[P, R]) -> Callable[P, R]:
 def _params(settings: Settings) -> dict[str, Any]:
     p = settings.params()
     return {
-        **p["monitor"],
-        "patch_size": int(p["preprocess"]["patch_size"]),
-        "nodata_max": float(p["preprocess"].get("nodata_max", 1.0)),
-        "bands": p["ingest"].get("bands"),
-        "scale": p["ingest"].get("scale", "percentile"),
+        **p.monitor.model_dump(),
+        "patch_size": p.preprocess.patch_size,
+        "nodata_max": p.preprocess.nodata_max,
+        "bands": p.ingest.bands,
+        "scale": p.ingest.scale,
     }
 
 
@@ -164,7 +164,7 @@ def run_drift(
         cur_df,
         alpha=float(prm["ks_alpha"]),
         drift_share=float(prm["drift_share"]),
-        correction=str(prm.get("correction", "bonferroni")),
+        correction=prm["correction"],
         features=names,
     )
     if label is None:

@@ -124,9 +124,9 @@ def build_dataset(settings: Settings, dataset: str, tag: str) -> tuple[Path, dic
     if not scenes:
         raise FileNotFoundError(f"dataset {dataset!r} has no processed scenes")
     params = settings.params()
-    pre = params.get("preprocess", {})
-    val_fraction, seed = float(pre.get("val_fraction", 0.2)), int(pre.get("seed", 42))
-    copies = int(pre.get("oversample", 0))
+    pre = params.preprocess
+    val_fraction, seed = pre.val_fraction, pre.seed
+    copies = pre.oversample
     method, by_scene, per_patch = assign_splits(scenes, val_fraction, seed)
     entries = [
         {
@@ -143,7 +143,7 @@ def build_dataset(settings: Settings, dataset: str, tag: str) -> tuple[Path, dic
         }
         for s in scenes
     ]
-    used_params = {"ingest": params.get("ingest", {}), "preprocess": pre}
+    used_params = {"ingest": params.ingest.model_dump(), "preprocess": pre.model_dump()}
     out = dataset_dir(settings, dataset)
     old = _read_manifest(out)
     if old and old.get("scenes") == entries and old.get("params") == used_params:

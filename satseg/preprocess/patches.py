@@ -27,30 +27,34 @@ from satseg.io.mask import MaskReader
 from satseg.io.progress import progress
 from satseg.io.scene import SceneReader
 from satseg.monitoring.features import band_histograms, image_features
+from satseg.params import PreprocessParams, default_of
 from satseg.preprocess.masks import PolygonSet
 from satseg.preprocess.png import normalise_mode, write_png
 
 
+_PRE = PreprocessParams
+
+
 @dataclass(frozen=True)
 class PatchParams:
-    patch_size: int = 256
-    stride: int = 256
-    positive_threshold: float = 0.05
-    nodata_max: float = 0.5
-    png: str = "deflate"  # image PNG encoding: deflate (compact) | none (stored, fastest)
+    """How a scene is cut; the defaults are ``PreprocessParams``'s (``png`` from png_compression)."""
+
+    patch_size: int = default_of(_PRE, "patch_size")
+    stride: int = default_of(_PRE, "patch_size")  # stride: null = patch_size
+    positive_threshold: float = default_of(_PRE, "positive_threshold")
+    nodata_max: float = default_of(_PRE, "nodata_max")
+    png: str = default_of(_PRE, "png_compression")  # deflate (compact) | none (stored, fastest)
 
     @classmethod
-    def from_params(cls, pre: dict[str, Any]) -> PatchParams:
-        p = cls(
-            patch_size=int(pre.get("patch_size", 256)),
-            stride=int(pre.get("stride", pre.get("patch_size", 256))),
-            positive_threshold=float(pre.get("positive_threshold", 0.05)),
-            nodata_max=float(pre.get("nodata_max", 0.5)),
-            png=normalise_mode(str(pre.get("png_compression", "deflate"))),
+    def from_params(cls, pre: PreprocessParams) -> PatchParams:
+        """From the validated ``preprocess:`` section (geometry checked there)."""
+        return cls(
+            patch_size=pre.patch_size,
+            stride=pre.stride or pre.patch_size,
+            positive_threshold=pre.positive_threshold,
+            nodata_max=pre.nodata_max,
+            png=normalise_mode(pre.png_compression),
         )
-        if p.patch_size < 8 or p.stride < 1 or p.stride > p.patch_size:
-            raise ValueError(f"bad patch geometry: patch_size={p.patch_size}, stride={p.stride}")
-        return p
 
 
 @dataclass

@@ -6,11 +6,16 @@ import json
 
 import typer
 
+from satseg.cliopts import param_option
 from satseg.config import get_settings
+from satseg.params import TrainParams, build, overrides_model
 
 model_app = typer.Typer(
     help="Registered model versions: list, promote, roll back.", no_args_is_help=True
 )
+
+
+TRAIN_OVERRIDES = overrides_model(TrainParams)
 
 
 def _echo(obj: object) -> None:
@@ -20,12 +25,12 @@ def _echo(obj: object) -> None:
 def train(
     dataset: str = typer.Option(None, help="Dataset name (default: the newest processed one)"),
     version: str = typer.Option(None, "--dataset-version", help="Version tag, e.g. demo-v3"),
-    arch: str = typer.Option(None, help="linknet | unet | manet (default: params.yaml)"),
-    backbone: str = typer.Option(None, help="Encoder, e.g. resnet18, efficientnetb0"),
-    epochs: int = typer.Option(None, min=1),
-    batch_size: int = typer.Option(None, min=1),
-    learning_rate: float = typer.Option(None, min=0.0),
-    loss: str = typer.Option(None, help="bce_dice | bce_jaccard | focal | bce"),
+    arch: str = param_option(TrainParams, "arch"),
+    backbone: str = param_option(TrainParams, "backbone"),
+    epochs: int = param_option(TrainParams, "epochs"),
+    batch_size: int = param_option(TrainParams, "batch_size"),
+    learning_rate: float = param_option(TrainParams, "learning_rate"),
+    loss: str = param_option(TrainParams, "loss"),
     sweep: str = typer.Option(None, help='JSON grid, e.g. {"arch": ["linknet", "unet"]}'),
     force: bool = typer.Option(False, help="Train even if the champion already saw this data"),
 ) -> None:
@@ -42,6 +47,7 @@ def train(
         "loss": loss,
     }
     try:
+        build(TRAIN_OVERRIDES, overrides, "options")
         grid = json.loads(sweep) if sweep else None
         result = run_pipeline(
             get_settings(),

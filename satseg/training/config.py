@@ -1,67 +1,46 @@
-"""Training hyperparameters: ``params.yaml`` defaults, overridden per run (CLI, DAG params).
+"""Training hyperparameters: params.yaml ``train:``, overridden per run (CLI, DAG params).
 
-Kept free of TensorFlow so the DAG and CLI can validate a configuration (and expand a sweep
-grid) without paying the TensorFlow import.
+``TrainConfig`` is :class:`satseg.params.TrainParams` plus the encoder weights file: the
+same fields, defaults, ranges and descriptions. Kept free of TensorFlow so the DAG and CLI
+can validate a configuration (and expand a sweep grid) without paying the TensorFlow import.
 """
 
 from __future__ import annotations
 
 import itertools
-from dataclasses import asdict, dataclass, fields
 from typing import Any
 
-from satseg.config import Settings
-from satseg.models import ARCHS
+from pydantic import Field
 
-LOSSES = ("bce_dice", "bce_jaccard", "focal", "bce")
+from satseg.config import Settings
+from satseg.params import LOSSES, TrainParams, build
+
+__all__ = ["LOSSES", "MAX_SWEEP", "TrainConfig", "expand_sweep", "plan_configs"]
+
 MAX_SWEEP = 8  # mapped training tasks; each one is a full training run on 2 cores
 
 
-@dataclass(frozen=True)
-class TrainConfig:
+class TrainConfig(TrainParams):
     """Everything that decides a training run (logged as MLflow params)."""
 
-    arch: str = "linknet"
-    backbone: str = "resnet18"
-    epochs: int = 20
-    batch_size: int = 8
-    learning_rate: float = 1e-3
-    loss: str = "bce_dice"
-    patience: int = 5
-    seed: int = 42
-    augment: bool = True
-    steps_per_epoch: int | None = None  # None: one pass over the train split
-    time_budget_min: float | None = None  # stop after the epoch that crosses it (None: off)
-    encoder_weights: str | None = None
-
-    def __post_init__(self) -> None:
-        if self.arch not in ARCHS:
-            raise ValueError(f"arch {self.arch!r}: choose one of {', '.join(ARCHS)}")
-        if self.loss not in LOSSES:
-            raise ValueError(f"loss {self.loss!r}: choose one of {', '.join(LOSSES)}")
-        for name in ("epochs", "batch_size", "patience"):
-            if int(getattr(self, name)) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
-        if not self.learning_rate > 0:
-            raise ValueError(f"learning_rate must be > 0, got {self.learning_rate}")
-        if self.time_budget_min is not None and not self.time_budget_min > 0:
-            raise ValueError(f"time_budget_min must be > 0, got {self.time_budget_min}")
+    encoder_weights: str | None = Field(
+        default=None, description="Local .h5 encoder weights (SATSEG_ENCODER_WEIGHTS); null = none"
+    )
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return self.model_dump()
 
     @classmethod
     def from_settings(cls, settings: Settings, **overrides: Any) -> TrainConfig:
         """params.yaml ``train:`` section, then non-None ``overrides`` on top."""
-        known = {f.name for f in fields(cls)}
-        base = {k: v for k, v in (settings.params().get("train") or {}).items() if k in known}
-        if settings.encoder_weights is not None:
-            base["encoder_weights"] = str(settings.encoder_weights)
-        unknown = set(overrides) - known
+        unknown = set(overrides) - set(cls.model_fields)
         if unknown:
             raise ValueError(f"unknown training option(s): {', '.join(sorted(unknown))}")
+        base = settings.params().train.model_dump()
+        if settings.encoder_weights is not None:
+            base["encoder_weights"] = str(settings.encoder_weights)
         base.update({k: v for k, v in overrides.items() if v is not None})
-        return cls(**base)
+        return build(cls, base, "training options")
 
 
 def expand_sweep(base: dict[str, Any], sweep: dict[str, list[Any]] | None) -> list[dict[str, Any]]:
@@ -71,8 +50,7 @@ def expand_sweep(base: dict[str, Any], sweep: dict[str, list[Any]] | None) -> li
     """
     if not sweep:
         return [dict(base)]
-    known = {f.name for f in fields(TrainConfig)}
-    bad = [k for k in sweep if k not in known]
+    bad = [k for k in sweep if k not in TrainConfig.model_fields]
     if bad:
         raise ValueError(f"sweep over unknown option(s): {', '.join(bad)}")
     keys = sorted(sweep)
@@ -94,4 +72,4 @@ def plan_configs(
 ) -> list[dict[str, Any]]:
     """Validated configs for one retraining run: one, or the sweep grid (fails before training)."""
     base = TrainConfig.from_settings(settings, **overrides).to_dict()
-    return [TrainConfig(**c).to_dict() for c in expand_sweep(base, sweep)]
+    return [build(TrainConfig, c, "sweep config").to_dict() for c in expand_sweep(base, sweep)]

@@ -265,14 +265,18 @@ def resolve_for_run(
     return data if data["train"] else None
 
 
-TRAIN_PARAMS = ("arch", "backbone", "epochs", "batch_size", "learning_rate")
+def plan_for_run(
+    settings: Settings, params: Any, conf: dict[str, Any] | None = None
+) -> list[dict[str, Any]]:
+    """Training configs of a DAG run: the worker's params.yaml + the training options the
+    run's ``conf`` names (validated by ``TrainParams``), or the sweep grid over them.
 
+    Only what the conf names overrides the file: the form's defaults are the model's, so
+    taking every ``params`` value would silently replace the worker's params.yaml.
+    """
+    from satseg.training.config import TrainConfig, plan_configs
 
-def plan_for_run(settings: Settings, params: Any) -> list[dict[str, Any]]:
-    """Training configs of a DAG run: params.yaml + the run's params, or the sweep grid."""
-    from satseg.training.config import plan_configs
-
-    overrides = {k: params.get(k) for k in TRAIN_PARAMS}
+    overrides = {k: v for k, v in (conf or {}).items() if k in TrainConfig.model_fields}
     return plan_configs(settings, overrides, params.get("sweep") or None)
 
 

@@ -76,9 +76,9 @@ def test_archive_and_quarantine_keep_every_file(settings) -> None:
 
 def test_params_default_to_params_yaml_and_ingest_scaling(settings) -> None:
     p = predict_params(settings, threshold=0.7, tile=None)
-    section = settings.params()["predict"]
-    assert p.threshold == 0.7 and p.tile == section["tile"] and p.overlap == section["overlap"]
-    assert p.scale == settings.params()["ingest"]["scale"]
+    section = settings.params().predict
+    assert p.threshold == 0.7 and p.tile == section.tile and p.overlap == section.overlap
+    assert p.scale == settings.params().ingest.scale
 
 
 def test_cli_predict_with_model_file(settings, tmp_path, roof_model) -> None:

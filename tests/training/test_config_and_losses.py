@@ -16,7 +16,7 @@ from satseg.training.losses import LOSS_FNS, PixelScore, scores
 def test_params_yaml_then_overrides(settings: Any, tmp_path: Path, monkeypatch: Any) -> None:
     from satseg.config import get_settings, reset_settings_cache
 
-    train = settings.params()["train"]
+    train = settings.params().train.model_dump()
     cfg = TrainConfig.from_settings(settings)
     assert cfg.arch == train["arch"] and cfg.epochs == train["epochs"]
     over = TrainConfig.from_settings(settings, arch="manet", epochs=3, learning_rate=None)

@@ -1,0 +1,408 @@
+"""Typed hyperparameters: one pydantic section per stage, each default and description once.
+
+``include/params.yaml`` holds the committed values (DVC tracks it with every dataset
+version); a user file (``SATSEG_PARAMS_FILE``) only needs the keys it changes and is merged
+over it. ``load_params`` validates the result against :class:`Params`: an unknown key or an
+out-of-range value is a :class:`ParamsError` naming the key path (``train.epochz``) and the
+file. A test keeps ``include/params.yaml`` equal to the model defaults and the README tables
+equal to :func:`markdown_table`.
+
+Imports only pydantic and PyYAML: DAG files build their ``Param``s from these models at
+parse time (``satseg.dagkit.params_for``).
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any, Literal, TypeVar, get_args
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, model_validator
+
+DEFAULT_PARAMS = Path(__file__).resolve().parent.parent / "include" / "params.yaml"
+
+Arch = Literal["linknet", "unet", "manet"]
+Loss = Literal["bce_dice", "bce_jaccard", "focal", "bce"]
+Scale = Literal["percentile", "max", "none"]
+Precision = Literal["auto", "fp32", "bf16", "int8"]
+Correction = Literal["bonferroni", "bh"]
+PngCompression = Literal["deflate", "none", "huffman"]
+ARCHS: tuple[str, ...] = get_args(Arch)  # satseg.models.ARCHS
+LOSSES: tuple[str, ...] = get_args(Loss)
+PRECISIONS: tuple[str, ...] = get_args(Precision)  # satseg.inference.engine.PRECISIONS
+CORRECTIONS: tuple[str, ...] = get_args(Correction)  # satseg.monitoring.drift.CORRECTIONS
+
+
+M = TypeVar("M", bound=BaseModel)
+
+
+class ParamsError(ValueError):
+    """A params file that does not validate: names the key path and the file."""
+
+
+class Section(BaseModel):
+    """Common config of every section: unknown keys are an error; values are validated."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True)
+
+
+class IngestParams(Section):
+    """``ingest:``: how imagery and labels are read."""
+
+    bands: list[int] | None = Field(
+        default=None,
+        description="Bands to pick (1-based), e.g. [3, 2, 1]; null = first 3 (or 1 band as grey)",
+    )
+    scale: Scale = Field(
+        default="percentile", description="uint16 -> uint8: percentile (2-98 %) | max | none"
+    )
+    labels: list[str] | None = Field(
+        default=None, description="Label names that are foreground; null = all labels"
+    )
+    tolerance_px: float = Field(
+        default=1.0,
+        ge=0,
+        description="LabelMe points may lie this far outside the image (edge clicks)",
+    )
+
+
+class PreprocessParams(Section):
+    """``preprocess:``: patch cutting and the train/val split."""
+
+    patch_size: int = Field(default=256, ge=8, description="Patch edge (px)")
+    stride: int | None = Field(
+        default=None,
+        ge=1,
+        description="Step between patches (px; <= patch_size); null = patch_size",
+    )
+    positive_threshold: float = Field(
+        default=0.05, ge=0, le=1, description='Foreground share above which a patch is "positive"'
+    )
+    oversample: int = Field(
+        default=2, ge=0, description="Augmented copies (flips/rot90) of each positive train patch"
+    )
+    nodata_max: float = Field(
+        default=0.5, ge=0, le=1, description="Drop patches with more nodata than this share"
+    )
+    val_fraction: float = Field(
+        default=0.2,
+        ge=0,
+        lt=1,
+        description="Share of patches in val (whole scenes when a dataset has several)",
+    )
+    seed: int = Field(default=42, description="Split seed")
+    workers: int = Field(
+        default=0,
+        ge=0,
+        description="Processes cutting a scene (forked, Linux; else 1); 0 = CPU count (max 4)",
+    )
+    png_compression: PngCompression = Field(
+        default="deflate",
+        description="Image PNGs: deflate (Sub filter + ISA-L, ~90 kB/patch) | none (stored: "
+        "fastest, ~2x disk); huffman = old name of deflate",
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _stride_is_patch_size(cls, data: Any) -> Any:
+        """No stride (or null): non-overlapping patches, also when a file sets only patch_size."""
+        if isinstance(data, dict) and data.get("stride") is None:
+            return {**data, "stride": data.get("patch_size", default_of(cls, "patch_size"))}
+        return data
+
+    @model_validator(mode="after")
+    def _geometry(self) -> PreprocessParams:
+        if self.stride is not None and self.stride > self.patch_size:
+            raise ValueError(f"stride={self.stride} must be <= patch_size={self.patch_size}")
+        return self
+
+
+class TrainParams(Section):
+    """``train:``: one training run (also the DAG's trigger form and ``satseg train``)."""
+
+    arch: Arch = Field(
+        default="linknet",
+        description="linknet | unet | manet (LinkNet: UNet's IoU in 30 min, faster inference)",
+    )
+    backbone: str = Field(
+        default="resnet18",
+        min_length=1,
+        description="Any segmentation-models encoder (satseg.models.factory.backbones())",
+    )
+    epochs: int = Field(
+        default=40,
+        ge=1,
+        le=1000,
+        description="Upper bound: early stopping or the time budget usually ends sooner",
+    )
+    batch_size: int = Field(default=8, ge=1, description="Patches per training step")
+    learning_rate: float = Field(
+        default=0.001,
+        gt=0,
+        description="Adam; halved after patience//2 epochs without val_loss progress",
+    )
+    loss: Loss = Field(default="bce_dice", description="bce_dice | bce_jaccard | focal | bce")
+    patience: int = Field(
+        default=5, ge=1, description="Early stopping on val IoU (best epoch's weights are kept)"
+    )
+    seed: int = Field(default=42, description="Shuffling, augmentation, initial weights")
+    augment: bool = Field(
+        default=True, description="Flips, rot90, brightness/contrast on the train split"
+    )
+    steps_per_epoch: int | None = Field(
+        default=None, ge=1, description="Batches per epoch; null = one pass over the train split"
+    )
+    time_budget_min: float | None = Field(
+        default=30,
+        gt=0,
+        description="Stop after the epoch that crosses it (minutes; null = no budget)",
+    )
+
+
+class PredictParams(Section):
+    """``predict:``: sliding-window inference and post-processing."""
+
+    tile: int = Field(
+        default=256, ge=32, description="Sliding-window tile edge (px; multiple of 32)"
+    )
+    overlap: int = Field(
+        default=64,
+        ge=0,
+        description="Px shared by neighbouring tiles, blended with a sin⁴ window (<= tile/2)",
+    )
+    batch_size: int = Field(default=8, ge=1, description="Tiles per model call")
+    threshold: float = Field(default=0.5, gt=0, lt=1, description="Probability -> mask")
+    min_area_px: int = Field(
+        default=16, ge=0, description="Drop mask components smaller than this (px, 4-connected)"
+    )
+    opening_px: int = Field(
+        default=3, ge=0, description="Morphological opening (disk diameter, px); 0/1 = off"
+    )
+    precision: Precision = Field(
+        default="auto",
+        description="auto (bf16 on CPUs with AVX512_BF16/AMX, else fp32) | fp32 | bf16 | "
+        "int8 (TFLite)",
+    )
+    scale: Scale | None = Field(
+        default=None, description="uint16 -> uint8 stretch; null = ingest.scale (what training saw)"
+    )
+    bands: tuple[int, ...] | None = Field(
+        default=None, description="1-based bands; null = ingest.bands (what training saw)"
+    )
+
+    @model_validator(mode="after")
+    def _overlap(self) -> PredictParams:
+        if self.overlap > self.tile // 2:
+            raise ValueError(f"overlap={self.overlap} must be <= tile/2 = {self.tile // 2}")
+        return self
+
+
+class MonitorParams(Section):
+    """``monitor:``: data and concept drift checks."""
+
+    ks_alpha: float = Field(
+        default=0.05,
+        gt=0,
+        lt=1,
+        description="Family-wise false-alarm rate of the per-feature KS tests",
+    )
+    correction: Correction = Field(
+        default="bonferroni",
+        description="Multiple-testing control: bonferroni | bh (Benjamini-Hochberg)",
+    )
+    drift_share: float = Field(
+        default=0.05,
+        ge=0,
+        le=1,
+        description="Data drift when more than this share of features drifted "
+        "(0.05 of 22 = at least 2 agreeing)",
+    )
+    iou_drop: float = Field(
+        default=0.1,
+        ge=0,
+        le=1,
+        description="Concept drift when champion IoU falls by more than this",
+    )
+    sample_patches: int = Field(
+        default=200, ge=1, description="Feature windows sampled from current imagery per check"
+    )
+    min_samples: int = Field(
+        default=8, ge=1, description="Fewer current windows than this: wait for more imagery"
+    )
+    seed: int = Field(default=0, description="Window sampling seed (same scene -> same windows)")
+
+
+class ApiParams(Section):
+    """``api:``: the REST API's health endpoint."""
+
+    min_free_disk_mb: int = Field(
+        default=1024,
+        ge=0,
+        description="/satseg/health reports an error below this much free space under SATSEG_HOME",
+    )
+    health_timeout_s: float = Field(
+        default=3, gt=0, description="Per-dependency timeout of /satseg/health (MLflow, Redis)"
+    )
+
+
+class Params(Section):
+    """The whole params file: one typed section per stage."""
+
+    ingest: IngestParams = Field(default_factory=lambda: IngestParams())
+    preprocess: PreprocessParams = Field(default_factory=lambda: PreprocessParams())
+    train: TrainParams = Field(default_factory=lambda: TrainParams())
+    predict: PredictParams = Field(default_factory=lambda: PredictParams())
+    monitor: MonitorParams = Field(default_factory=lambda: MonitorParams())
+    api: ApiParams = Field(default_factory=lambda: ApiParams())
+
+    def resolved_predict(self) -> PredictParams:
+        """``predict:`` with ``bands``/``scale`` filled from ``ingest:`` (what training saw)."""
+        p = self.predict
+        bands = p.bands if p.bands is not None else self.ingest.bands
+        return p.model_copy(
+            update={
+                "bands": tuple(bands) if bands is not None else None,
+                "scale": p.scale or self.ingest.scale,
+            }
+        )
+
+
+class RetrainRun(BaseModel):
+    """Options of one retraining run besides ``train:`` (DAG params, REST request)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    dataset: str | None = Field(default=None, description="Dataset name; empty = newest one")
+    dataset_version: str | None = Field(
+        default=None, description="Version tag, e.g. demo-v3; empty = latest"
+    )
+    force: bool = Field(default=False, description="Train even without new data")
+    sweep: dict[str, Any] | None = Field(
+        default=None, description='Grid of options, e.g. {"arch": ["linknet", "unet"]}'
+    )
+
+
+def default_of(section: type[BaseModel], name: str) -> Any:
+    """The one default of ``section.name`` (for objects built outside the models)."""
+    return section.model_fields[name].get_default(call_default_factory=True)
+
+
+def validate(data: dict[str, Any], source: str = "<params>") -> Params:
+    """``data`` as :class:`Params`; a :class:`ParamsError` names each bad key and ``source``."""
+    return build(Params, data, source)
+
+
+def build(model: type[M], data: dict[str, Any], source: str) -> M:
+    """``model`` from ``data``, or a :class:`ParamsError` naming each bad key and ``source``."""
+    try:
+        return model.model_validate(data)
+    except ValidationError as e:
+        raise ParamsError(f"{source}: " + "; ".join(_problem(err) for err in e.errors())) from e
+
+
+def _problem(err: Any) -> str:
+    key = ".".join(str(part) for part in err["loc"]) or "(top level)"
+    got, ctx = err.get("input"), err.get("ctx") or {}
+    kind = err["type"]
+    if kind == "extra_forbidden":
+        return f"{key}: unknown key"
+    if kind == "literal_error":
+        return f"{key} {got!r}: choose one of {ctx.get('expected')}"
+    bounds = {
+        "greater_than_equal": (">=", "ge"),
+        "greater_than": (">", "gt"),
+        "less_than_equal": ("<=", "le"),
+        "less_than": ("<", "lt"),
+    }
+    if kind in bounds:
+        op, name = bounds[kind]
+        return f"{key} must be {op} {ctx.get(name)}, got {got!r}"
+    return f"{key}: {err['msg']} (got {got!r})"
+
+
+def load_params(path: Path | str = DEFAULT_PARAMS) -> Params:
+    """The params file at ``path`` merged over the committed defaults, validated.
+
+    Cached per (path, mtime), so a process reads each file once but sees later edits.
+    """
+    p = Path(path).expanduser().resolve()
+    return _load(p, p.stat().st_mtime_ns, DEFAULT_PARAMS.stat().st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=16)
+def _load(path: Path, mtime_ns: int, defaults_mtime_ns: int) -> Params:
+    data = _read(DEFAULT_PARAMS)
+    if path != DEFAULT_PARAMS.resolve():
+        data = deep_merge(data, _read(path))
+    return validate(data, str(path))
+
+
+def _read(path: Path) -> dict[str, Any]:
+    data = yaml.safe_load(path.read_text()) or {}
+    if not isinstance(data, dict):
+        raise ParamsError(f"{path}: expected a mapping of sections, got {type(data).__name__}")
+    return data
+
+
+def deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    """``over`` on top of ``base``, merging nested mappings key by key."""
+    out = dict(base)
+    for k, v in over.items():
+        out[k] = (
+            deep_merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+        )
+    return out
+
+
+def overrides_model(section: type[Section], name: str | None = None) -> type[BaseModel]:
+    """A model of optional overrides of ``section``: same names, types, ranges, descriptions.
+
+    ``None`` (or an absent key) leaves the params file's value; unknown keys are an error.
+    """
+    fields: dict[str, Any] = {}
+    for key, info in section.model_fields.items():
+        inner: Any = (
+            Annotated[info.annotation, *info.metadata] if info.metadata else info.annotation
+        )
+        fields[key] = (inner | None, Field(default=None, description=info.description))
+    return create_model(  # type: ignore[call-overload,no-any-return]
+        name or f"{section.__name__}Overrides",
+        __config__=ConfigDict(extra="forbid"),
+        **fields,
+    )
+
+
+def markdown_table(
+    model: type[BaseModel],
+    *,
+    key: Callable[[str], str] = str,
+    none: str = "null",
+    root: Path | None = None,
+) -> str:
+    """README table of ``model``'s fields: key, default, description (a test keeps it equal).
+
+    ``key`` shapes the key column (``SATSEG_HOME`` for settings); ``none`` shows a ``None``
+    default; a ``Path`` default under ``root`` is shown relative to it.
+    """
+    rows = ["| key | default | description |", "|---|---|---|"]
+    for name, info in model.model_fields.items():
+        default = default_of(model, name)
+        if default is None:
+            shown = none
+        elif isinstance(default, Path):
+            rel = root is not None and default.is_relative_to(root)
+            shown = f"`{default.relative_to(root) if rel and root else default}`"
+        else:
+            shown = f"`{default if isinstance(default, str) else json.dumps(default)}`"
+        desc = (info.description or "").replace("|", "\\|")
+        rows.append(f"| `{key(name)}` | {shown} | {desc} |")
+    return "\n".join(rows)
+
+
+SECTIONS: dict[str, type[Section]] = {
+    name: info.annotation  # type: ignore[misc]
+    for name, info in Params.model_fields.items()
+}
