@@ -31,7 +31,6 @@ from satseg.params import PreprocessParams, default_of
 from satseg.preprocess.masks import PolygonSet
 from satseg.preprocess.png import normalise_mode, write_png
 
-
 _PRE = PreprocessParams
 
 
