@@ -16,7 +16,7 @@ class SatsegPlugin(AirflowPlugin):
     name = "satseg"
     fastapi_apps = [  # noqa: RUF012 - the attribute Airflow reads
         {
-            "app": LazyApp("satseg.api.app:create_app"),
+            "app": LazyApp(),
             "url_prefix": "/satseg",
             "name": "satseg REST API",
         }

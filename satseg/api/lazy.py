@@ -8,7 +8,6 @@ api-server ever sends this a request.
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
@@ -18,17 +17,17 @@ Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
 
 
 class LazyApp:
-    """ASGI callable standing for ``module:factory()``, created on first use."""
+    """ASGI callable standing for ``satseg.api.app.create_app()``, created on first use."""
 
-    def __init__(self, target: str) -> None:
-        self.target = target
+    def __init__(self) -> None:
         self._app: Callable[[Scope, Receive, Send], Awaitable[None]] | None = None
 
     @property
     def app(self) -> Callable[[Scope, Receive, Send], Awaitable[None]]:
         if self._app is None:
-            module, _, factory = self.target.partition(":")
-            self._app = getattr(importlib.import_module(module), factory)()
+            from satseg.api.app import create_app  # FastAPI + Airflow's security: ~1 s
+
+            self._app = create_app()
         return self._app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:

@@ -8,11 +8,11 @@ processed dataset, so it is versioned with the data; an older tag is checked out
 
 from __future__ import annotations
 
-import json
 import logging
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from satseg.manifest import ManifestError, read_manifest
 from satseg.monitoring import MonitorError
 from satseg.monitoring.features import feature_names
 from satseg.vocab import TagError, parse_tag
@@ -70,8 +70,8 @@ def tag_dir(settings: Settings, tag: str) -> Path:
 
 def _manifest_tag(d: Path) -> str | None:
     try:
-        return str(json.loads((d / "manifest.json").read_text()).get("tag"))
-    except (OSError, ValueError):
+        return read_manifest(d).tag
+    except ManifestError:
         return None
 
 

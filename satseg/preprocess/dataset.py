@@ -25,6 +25,7 @@ import numpy as np
 from satseg import __version__
 from satseg.config import Settings
 from satseg.io.atomic import write_bytes, write_json
+from satseg.manifest import ManifestError, read_manifest
 from satseg.preprocess import augment
 from satseg.preprocess.patches import hist_stats
 from satseg.preprocess.png import encode_png
@@ -233,10 +234,10 @@ def _write_features(path: Path, rows: list[dict[str, Any]], columns: list[str]) 
 
 
 def _read_manifest(out: Path) -> dict[str, Any] | None:
+    """The previous build's manifest, or None when there is no usable one (then rebuild)."""
     try:
-        data: dict[str, Any] = json.loads((out / "manifest.json").read_text())
-        return data
-    except (FileNotFoundError, json.JSONDecodeError):
+        return read_manifest(out).doc
+    except ManifestError:
         return None
 
 

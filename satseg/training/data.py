@@ -8,14 +8,14 @@ the file names, because a crash in the middle of an epoch would name nothing. Sc
 
 from __future__ import annotations
 
-import json
 import struct
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from satseg import manifest
+
 SPLITS = ("train", "val")
-MANIFEST_KEYS = ("dataset", "tag", "counts")
 PNG_SIG = b"\x89PNG\r\n\x1a\n"
 STRIDE = 32  # input sizes must be multiples of the encoder's total stride
 
@@ -38,17 +38,15 @@ class Split:
 
 
 def read_manifest(dataset_dir: Path | str) -> dict[str, Any]:
-    path = Path(dataset_dir) / "manifest.json"
-    if not path.is_file():
-        raise DatasetError(f"{dataset_dir}: no manifest.json (not a processed dataset)")
+    """The manifest document of a dataset to train on (``satseg.manifest``'s reader).
+
+    Raises:
+        DatasetError: the manifest is missing, not JSON or lacks dataset, tag or counts.
+    """
     try:
-        doc = json.loads(path.read_text())
-    except json.JSONDecodeError as e:
-        raise DatasetError(f"{path}: not valid JSON ({e})") from e
-    missing = [k for k in MANIFEST_KEYS if k not in doc]
-    if missing:
-        raise DatasetError(f"{path}: missing key(s) {', '.join(missing)}")
-    return dict(doc)
+        return manifest.read_manifest(dataset_dir).doc
+    except manifest.ManifestError as e:
+        raise DatasetError(str(e)) from e
 
 
 def png_size(path: Path) -> tuple[int, int]:

@@ -23,6 +23,7 @@ import yaml
 
 from satseg import vocab
 from satseg.config import Settings
+from satseg.manifest import ManifestError, read_manifest
 from satseg.versioning.paths import dataset_dir
 from satseg.versioning.repo import (
     VersioningError,
@@ -138,10 +139,10 @@ def _dvc_md5(root: Path, dataset: str, rev: str | None = None) -> str:
 def version_dataset(settings: Settings, dataset: str) -> DatasetVersion:
     """Record ``processed/<dataset>`` as a new version (or return the one it already is)."""
     src = dataset_dir(settings, dataset)
-    manifest_path = src / "manifest.json"
-    if not manifest_path.is_file():
-        raise VersioningError(f"{src} is not a processed dataset (no manifest.json)")
-    manifest = json.loads(manifest_path.read_text())
+    try:
+        manifest = read_manifest(src, require=()).doc
+    except ManifestError as e:
+        raise VersioningError(str(e)) from e
     with repo_lock(settings):
         root = ensure_repo(settings)
         _mirror(src, root / dataset)

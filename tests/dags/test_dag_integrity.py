@@ -10,16 +10,16 @@ from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
-DAG_FILES = sorted(p for p in (REPO / "dags").glob("*.py") if not p.name.startswith("_"))
+from tests.airflow_helpers import DAGS, load_dag
+from tests.airflow_helpers import dagbag as load_dagbag
+
+DAG_FILES = sorted(p for p in DAGS.glob("*.py") if not p.name.startswith("_"))
 EXPECTED = {"satseg_ingest", "satseg_retrain", "satseg_predict", "satseg_monitor"}
 
 
 @pytest.fixture(scope="module")
 def dagbag():
-    from airflow.dag_processing.dagbag import DagBag
-
-    return DagBag(dag_folder=str(REPO / "dags"))
+    return load_dagbag()
 
 
 def test_no_import_errors(dagbag) -> None:
@@ -64,3 +64,9 @@ def test_parse_is_fast_and_light(path: Path) -> None:
     assert res["s"] < 2.0, f"{path.name} took {res['s']:.2f}s to parse"
     assert not res["tf"], f"{path.name} imports tensorflow at parse time"
     assert not res["rio"], f"{path.name} imports rasterio at parse time"
+
+
+@pytest.mark.parametrize("dag_id", sorted(EXPECTED))
+def test_each_dag_file_loads_on_its_own(dag_id: str) -> None:
+    dag = load_dag(dag_id)  # from its own file: no DAG depends on another being parsed first
+    assert dag.dag_id == dag_id and Path(dag.fileloc).name == f"{dag_id}.py"

@@ -2,34 +2,18 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 from collections.abc import Iterator
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
 
+from tests.airflow_helpers import events_of, load_dag, load_module, run_dag, task_states
+
 TESTS = Path(__file__).resolve().parents[1]
-DAG_FILE = TESTS.parent / "dags" / "satseg_monitor.py"
-
-
-def _load(name: str, path: Path) -> ModuleType:
-    """Test helpers of tests/alerting and tests/monitoring (not packages), loaded by path."""
-    if name in sys.modules:
-        return sys.modules[name]
-    spec = importlib.util.spec_from_file_location(name, path)
-    assert spec and spec.loader
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules[name] = mod
-    spec.loader.exec_module(mod)
-    return mod
-
-
-sinks_mod = _load("alert_sinks", TESTS / "alerting" / "alert_sinks.py")
-synth = _load("monitor_synth", TESTS / "monitoring" / "monitor_synth.py")
+sinks_mod = load_module("alert_sinks", TESTS / "alerting" / "alert_sinks.py")
+synth = load_module("monitor_synth", TESTS / "monitoring" / "monitor_synth.py")
 
 
 @pytest.fixture
@@ -49,29 +33,7 @@ def env(settings, airflow_db, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -
 @pytest.fixture
 def monitor_dag() -> Any:
     """Parsed afresh for each test: dag.test(run_conf=...) leaves the conf in the DAG's params."""
-    from airflow.dag_processing.dagbag import DagBag
-
-    bag = DagBag(dag_folder=str(DAG_FILE))
-    assert bag.import_errors == {}
-    return bag.dags["satseg_monitor"]
-
-
-def _states(dr: Any) -> dict[str, str]:
-    return {ti.task_id: str(ti.state) for ti in dr.get_task_instances()}
-
-
-def _drift_events(run_id: str) -> list[dict[str, Any]]:
-    from airflow.models.asset import AssetEvent, AssetModel
-    from airflow.utils.session import create_session
-    from sqlalchemy import select
-
-    with create_session() as session:
-        rows = session.scalars(
-            select(AssetEvent)
-            .join(AssetModel, AssetEvent.asset_id == AssetModel.id)
-            .where(AssetModel.name == "satseg_drift", AssetEvent.source_run_id == run_id)
-        ).all()
-        return [dict(e.extra) for e in rows]
+    return load_dag("satseg_monitor")
 
 
 def test_dag_shape_and_schedule(monitor_dag: Any) -> None:
@@ -101,10 +63,9 @@ def test_shifted_imagery_emits_drift_and_alerts(env: Any, monitor_dag: Any) -> N
 
     s = env.settings
     synth.make_scenes(s.raw / "demo", 2, 300, SceneStyle(brightness=40, contrast=0.7))
-    dr = monitor_dag.test(run_conf={"reference": env.ref})
-    assert str(dr.state) == "success", _states(dr)
-    assert _states(dr)["emit_drift"] == "success"
-    (extra,) = _drift_events(dr.run_id)
+    dr = run_dag(monitor_dag, {"reference": env.ref}, expect="success")
+    assert task_states(dr)["emit_drift"] == "success"
+    (extra,) = events_of("satseg_drift", dr.run_id)
     assert extra["reason"].startswith("data drift: ")
     assert extra["kind"] == ["data"]
     report = Path(extra["report"])
@@ -121,9 +82,9 @@ def test_shifted_imagery_emits_drift_and_alerts(env: Any, monitor_dag: Any) -> N
 
     # The checked scenes are remembered: the next run has nothing new and emits nothing.
     dr2 = monitor_dag.test(run_conf={"reference": env.ref})
-    states = _states(dr2)
+    states = task_states(dr2)
     assert str(dr2.state) == "success" and states["emit_drift"] == "skipped", states
-    assert _drift_events(dr2.run_id) == []
+    assert events_of("satseg_drift", dr2.run_id) == []
     assert len(env.sinks.mails) == 1
 
 
@@ -134,15 +95,15 @@ def test_same_distribution_no_drift_and_bad_input_alerts(
     scenes = tmp_path / "same"
     synth.make_scenes(scenes, 2, 400)
     dr = monitor_dag.test(run_conf={"reference": env.ref, "current": [str(scenes)]})
-    states = _states(dr)
+    states = task_states(dr)
     assert str(dr.state) == "success", states
     assert states["drift_found"] == "success" and states["emit_drift"] == "skipped"
-    assert _drift_events(dr.run_id) == []
+    assert events_of("satseg_drift", dr.run_id) == []
     assert env.sinks.mails == [] and env.sinks.posts == []
 
     # An unknown dataset tag fails the plan task at once (no retries) and alerts.
     bad = monitor_dag.test(run_conf={"reference": "demo-v404"})
-    states = _states(bad)
+    states = task_states(bad)
     assert str(bad.state) == "failed"
     assert states["plan"] == "failed" and states["data_drift"] == "upstream_failed"
     env.sinks.wait(mails=1, posts=1)
@@ -171,9 +132,9 @@ def test_champion_worse_on_new_labelled_data_is_concept_drift(
     synth.make_scenes(s.raw / "demo", 2, 600, urban)  # production imagery still looks like v1
 
     dr = monitor_dag.test()  # no params: champion's dataset vs new imagery + new labels
-    states = _states(dr)
+    states = task_states(dr)
     assert str(dr.state) == "success" and states["emit_drift"] == "success", states
-    (extra,) = _drift_events(dr.run_id)
+    (extra,) = events_of("satseg_drift", dr.run_id)
     assert extra["kind"] == ["concept"], extra["reason"]
     assert (
         f"champion v{version} IoU 0.1" in extra["reason"] and f"on {v2} vs 1.000" in extra["reason"]
@@ -190,6 +151,6 @@ def test_champion_worse_on_new_labelled_data_is_concept_drift(
     # Same champion, nothing new: nothing re-evaluated, no drift.
     again = monitor_dag.test()
     assert (
-        _states(again)["emit_drift"] == "skipped"
+        task_states(again)["emit_drift"] == "skipped"
         and len(load_history(s.state / "performance.csv")) == 1
     )

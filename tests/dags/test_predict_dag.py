@@ -2,25 +2,20 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from tests.airflow_helpers import events_of, load_dag, load_module, run_dag, task_states
+
 TESTS = Path(__file__).resolve().parents[1]
-DAG_FILE = TESTS.parent / "dags" / "satseg_predict.py"
 
 
 def _roof_model() -> Any:
     """The deterministic roof model of tests/inference (loaded by path: not a package)."""
-    spec = importlib.util.spec_from_file_location(
-        "inference_models", TESTS / "inference" / "conftest.py"
-    )
-    assert spec and spec.loader
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
+    mod = load_module("inference_models", TESTS / "inference" / "conftest.py")
     return mod._roof_model((1,), 40.0)
 
 
@@ -45,32 +40,11 @@ def _register_champion(settings: Any) -> str:
 
 @pytest.fixture(scope="module")
 def predict_dag() -> Any:
-    from airflow.dag_processing.dagbag import DagBag
-
-    bag = DagBag(dag_folder=str(DAG_FILE))
-    assert bag.import_errors == {}
-    return bag.dags["satseg_predict"]
-
-
-def _states(dr: Any) -> dict[str, str]:
-    return {
-        f"{ti.task_id}[{ti.map_index}]" if ti.map_index >= 0 else ti.task_id: str(ti.state)
-        for ti in dr.get_task_instances()
-    }
+    return load_dag("satseg_predict")
 
 
 def _events(run_id: str) -> list[dict[str, Any]]:
-    from airflow.models.asset import AssetEvent, AssetModel
-    from airflow.utils.session import create_session
-    from sqlalchemy import select
-
-    with create_session() as session:
-        rows = session.scalars(
-            select(AssetEvent)
-            .join(AssetModel, AssetEvent.asset_id == AssetModel.id)
-            .where(AssetModel.name == "satseg_predictions", AssetEvent.source_run_id == run_id)
-        ).all()
-        return sorted((dict(e.extra) for e in rows), key=lambda e: e["scene"])
+    return sorted(events_of("satseg_predictions", run_id), key=lambda e: e["scene"])
 
 
 def test_dag_shape(predict_dag: Any) -> None:
@@ -89,7 +63,7 @@ def test_dag_shape(predict_dag: Any) -> None:
 
 def test_nothing_ready_skips_cleanly(settings, airflow_db, predict_dag: Any) -> None:
     dr = predict_dag.test()  # empty inbox, no model registered: nothing to do, nothing fails
-    states = _states(dr)
+    states = task_states(dr)
     assert str(dr.state) == "success", states
     assert states["predict"] == "skipped" and _events(dr.run_id) == []
 
@@ -115,7 +89,7 @@ def test_inbox_scenes_end_to_end(
     (box / "c_broken.tif").write_bytes(b"corrupt" * 100)
 
     dr = predict_dag.test()
-    states = _states(dr)
+    states = task_states(dr)
     # the corrupt scene fails its own task (at once, no retries); the others complete
     assert states["predict[0]"] == "success" and states["predict[1]"] == "success", states
     assert states["predict[2]"] == "failed" and str(dr.state) == "failed"
@@ -143,7 +117,7 @@ def test_inbox_scenes_end_to_end(
     archived = next((s.raw / "predict-done").rglob("a_city.tif"))
     stamp = (s.predictions / "a_city" / "mask.tif").stat().st_mtime_ns
     dr2 = predict_dag.test(run_conf={"paths": [str(archived)], "model_version": version})
-    states = _states(dr2)
+    states = task_states(dr2)
     assert str(dr2.state) == "success" and states["predict[0]"] == "skipped", states
     assert (s.predictions / "a_city" / "mask.tif").stat().st_mtime_ns == stamp
     assert _events(dr2.run_id) == [] and archived.is_file() and not a.exists()
@@ -153,8 +127,7 @@ def test_inbox_scenes_end_to_end(
         tmp_path / "elsewhere", "d_village", 200, 200, seed=4, labelme=False, geojson=False
     ).image
     glob = str(tmp_path / "elsewhere" / "*.tif")
-    dr3 = predict_dag.test(run_conf={"paths": [], "glob": glob, "threshold": 0.6})
-    assert str(dr3.state) == "success", _states(dr3)
+    dr3 = run_dag(predict_dag, {"paths": [], "glob": glob, "threshold": 0.6}, expect="success")
     assert other.is_file()
     with rasterio.open(s.predictions / "d_village" / "prob.tif") as p:
         assert p.tags()["threshold"] == "0.6" and p.tags()["model_version"] == version

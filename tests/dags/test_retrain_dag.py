@@ -17,51 +17,14 @@ import pytest
 
 from satseg.synthetic import SceneStyle
 from satseg.training.sample import write_sample_dataset
+from tests.airflow_helpers import events_of, load_dag, task_states, xcom
 
-DAG_FILE = Path(__file__).resolve().parents[2] / "dags" / "satseg_retrain.py"
 pytestmark = pytest.mark.slow  # three dag.test() runs, five trainings: about 90 s on 2 cores
 
 
 @pytest.fixture(scope="module")
 def retrain_dag() -> Any:
-    from airflow.dag_processing.dagbag import DagBag
-
-    bag = DagBag(dag_folder=str(DAG_FILE))
-    assert bag.import_errors == {}
-    return bag.dags["satseg_retrain"]
-
-
-def _states(dr: Any) -> dict[str, str]:
-    return {
-        f"{ti.task_id}[{ti.map_index}]" if ti.map_index >= 0 else ti.task_id: str(ti.state)
-        for ti in dr.get_task_instances()
-    }
-
-
-def _xcom(dr: Any, task_id: str) -> Any:
-    from airflow.models.xcom import XComModel
-    from airflow.utils.session import create_session
-
-    with create_session() as session:
-        query = XComModel.get_many(
-            run_id=dr.run_id, key="return_value", dag_ids=dr.dag_id, task_ids=task_id
-        )
-        row = session.scalars(query).first()
-        return None if row is None else XComModel.deserialize_value(row)
-
-
-def _model_events(run_id: str) -> list[dict[str, Any]]:
-    from airflow.models.asset import AssetEvent, AssetModel
-    from airflow.utils.session import create_session
-    from sqlalchemy import select
-
-    with create_session() as session:
-        rows = session.scalars(
-            select(AssetEvent)
-            .join(AssetModel, AssetEvent.asset_id == AssetModel.id)
-            .where(AssetModel.name == "satseg_model", AssetEvent.source_run_id == run_id)
-        ).all()
-        return [dict(e.extra) for e in rows]
+    return load_dag("satseg_retrain")
 
 
 @pytest.fixture(scope="module")
@@ -126,7 +89,7 @@ def test_first_run_trains_each_arch_and_promotes_the_best(story: Any) -> None:
     from satseg.registry.tracking import setup
 
     dr = story.first
-    states = _states(dr)
+    states = task_states(dr)
     assert all(v == "success" for v in states.values()), states
     assert {"train[0]", "train[1]", "train[2]"} <= set(states)
     setup(story.settings)
@@ -151,10 +114,10 @@ def test_first_run_trains_each_arch_and_promotes_the_best(story: Any) -> None:
     assert champ is not None and champ.version == "1" and champ.run_id == best.info.run_id
     assert champ.dataset_tag == "tiny-v1"
     assert champ.metrics["val_iou"] == pytest.approx(best.data.metrics["final_val_iou"])
-    decision = _xcom(dr, "promote")
+    decision = xcom(dr, "promote")
     assert decision["promoted"] is True and decision["reason"] == "first model: no champion yet"
-    assert "promoted to champion" in _xcom(dr, "notify")
-    events = _model_events(dr.run_id)
+    assert "promoted to champion" in xcom(dr, "notify")
+    events = events_of("satseg_model", dr.run_id)
     assert len(events) == 1 and events[0]["version"] == "1"
     v1 = next(r for r in list_models(story.settings) if r.version == "1")
     assert v1.run_id == best.info.run_id  # the best of the sweep was registered
@@ -163,10 +126,10 @@ def test_first_run_trains_each_arch_and_promotes_the_best(story: Any) -> None:
 def test_same_data_short_circuits(story: Any) -> None:
     import mlflow
 
-    states = _states(story.again)
+    states = task_states(story.again)
     assert states["resolve"] == "success"
     assert all(v == "skipped" for k, v in states.items() if k != "resolve"), states
-    assert _model_events(story.again.run_id) == []
+    assert events_of("satseg_model", story.again.run_id) == []
     mlflow.set_tracking_uri(story.settings.tracking_uri)
     assert len(mlflow.search_runs(output_format="list")) == 4  # 3 first + 1 forced, none here
 
@@ -175,9 +138,9 @@ def test_forced_run_not_better_by_margin_stays_challenger(story: Any) -> None:
     from satseg.registry import champion, list_models
 
     dr = story.forced
-    states = _states(dr)
+    states = task_states(dr)
     assert all(v == "success" for v in states.values()), states
-    decision = _xcom(dr, "promote")
+    decision = xcom(dr, "promote")
     assert decision["promoted"] is False
     assert decision["version"] == "2" and decision["champion_version"] == "1"
     assert decision["margin"] == 1.0 and "does not beat champion" in decision["reason"]
@@ -185,6 +148,6 @@ def test_forced_run_not_better_by_margin_stays_challenger(story: Any) -> None:
     refs = {r.version: r for r in list_models(story.settings)}
     assert refs["2"].aliases == ["challenger"] and refs["1"].aliases == ["champion"]
     assert champion(story.settings).version == "1"
-    assert _model_events(dr.run_id) == []
-    assert "kept as challenger" in _xcom(dr, "notify")
+    assert events_of("satseg_model", dr.run_id) == []
+    assert "kept as challenger" in xcom(dr, "notify")
     json.dumps(decision)  # a notifier can send it as it is

@@ -2,25 +2,19 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import stat
 
 import pytest
 
+from tests.airflow_helpers import load_module
 from tests.ops.procs import REPO
 from tests.ops.services import database_exists, fresh_databases, require_services
 
 
 @pytest.fixture(scope="module")
 def init():
-    spec = importlib.util.spec_from_file_location(
-        "airflow_init", REPO / "docker" / "airflow_init.py"
-    )
-    assert spec and spec.loader
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_module("airflow_init", REPO / "docker" / "airflow_init.py")
 
 
 def test_admin_password_must_be_set_and_not_weak(init) -> None:

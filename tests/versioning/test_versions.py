@@ -151,3 +151,13 @@ def test_works_without_git_identity_and_with_custom_remote(
     assert v["tag"] == "demo-v1"
     assert any(p.is_file() for p in (tmp_path / "elsewhere").rglob("*"))
     reset_settings_cache()
+
+
+@pytest.mark.parametrize(("text", "problem"), [(None, "no manifest.json"), ("{", "not valid JSON")])
+def test_versioning_needs_a_readable_manifest(settings, text, problem) -> None:
+    d = dataset_dir(settings, "demo")
+    d.mkdir(parents=True)
+    if text is not None:
+        (d / "manifest.json").write_text(text)
+    with pytest.raises(VersioningError, match=problem):
+        version_dataset(settings, "demo")

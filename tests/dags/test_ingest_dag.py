@@ -11,37 +11,23 @@ import pytest
 
 from satseg.dagkit import PROCESSED, dataset_asset
 from satseg.versioning import list_versions
+from tests.airflow_helpers import asset_events, load_dag, run_dag, task_states
+from tests.ingest.conftest import (  # the ingest tests' inputs and their small params
+    BAD,
+    TEST_PARAMS,
+    _small_params,  # noqa: F401 - autouse fixture: 128 px patches, 50 ms polls
+    drop_good,
+    error_records,
+    inventory,
+    total_bytes,
+)
 
-from .conftest import BAD, TEST_PARAMS, drop_good, error_records, inventory, total_bytes
-
-DAG_FILE = Path(__file__).resolve().parents[2] / "dags" / "satseg_ingest.py"
 DATE = datetime(2026, 3, 1, tzinfo=UTC)
 
 
 @pytest.fixture(scope="module")
 def ingest_dag() -> Any:
-    from airflow.dag_processing.dagbag import DagBag
-
-    bag = DagBag(dag_folder=str(DAG_FILE))
-    assert bag.import_errors == {}
-    return bag.dags["satseg_ingest"]
-
-
-def _events(run_id: str) -> dict[str, list[dict]]:
-    from airflow.models.asset import AssetEvent, AssetModel
-    from airflow.utils.session import create_session
-    from sqlalchemy import select
-
-    out: dict[str, list[dict]] = {}
-    with create_session() as session:
-        rows = session.execute(
-            select(AssetModel.name, AssetEvent.extra)
-            .join(AssetModel, AssetEvent.asset_id == AssetModel.id)
-            .where(AssetEvent.source_run_id == run_id)
-        ).all()
-    for name, extra in rows:
-        out.setdefault(name, []).append(dict(extra or {}))
-    return out
+    return load_dag("satseg_ingest")
 
 
 def _snapshot(settings) -> dict[str, Any]:
@@ -63,10 +49,8 @@ def test_ingest_dag_end_to_end(settings, airflow_db, ingest_dag) -> None:
     dropped = inventory(settings.inbox)
     dropped_bytes = total_bytes(settings.inbox)
 
-    dr = ingest_dag.test(logical_date=DATE)
-    states = {ti.task_id: str(ti.state) for ti in dr.get_task_instances()}
-    assert str(dr.state) == "success", states
-    assert states["publish"].endswith("success")
+    dr = run_dag(ingest_dag, logical_date=DATE, expect="success")
+    assert task_states(dr)["publish"].endswith("success")
 
     # every input byte accounted for: raw + quarantine == what was dropped
     assert inventory(settings.inbox) == {}
@@ -94,18 +78,17 @@ def test_ingest_dag_end_to_end(settings, airflow_db, ingest_dag) -> None:
     assert {p.parent.name for p in settings.processed.glob("*/manifest.json")} == {"demo"}
 
     # Asset events: PROCESSED and the dataset's own Asset, with the version in the extra
-    events = _events(dr.run_id)
+    events = asset_events(dr.run_id)
     want = {"dataset": "demo", "tag": "demo-v1", "md5": v1.md5, "counts": v1.counts}
     assert events == {PROCESSED.name: [want], dataset_asset("demo").name: [want]}
 
     # re-running the same DAG run changes nothing (no new files, version or event)
     before = _snapshot(settings)
-    dr2 = ingest_dag.test(logical_date=DATE)
-    states2 = {ti.task_id: str(ti.state) for ti in dr2.get_task_instances()}
-    assert str(dr2.state) == "success", states2
+    dr2 = run_dag(ingest_dag, logical_date=DATE, expect="success")
+    states2 = task_states(dr2)
     assert states2["publish"].endswith("skipped")
     assert _snapshot(settings) == before
-    assert _events(dr2.run_id) == {}
+    assert asset_events(dr2.run_id) == {}
 
 
 @pytest.mark.slow
@@ -134,8 +117,7 @@ def test_ingest_dag_with_forked_patch_workers(
     broken.write_bytes(broken.read_bytes()[: broken.stat().st_size * 2 // 3])
     dropped_bytes = total_bytes(settings.inbox)
 
-    dr = ingest_dag.test(logical_date=DATE)
-    assert str(dr.state) == "success", {ti.task_id: str(ti.state) for ti in dr.get_task_instances()}
+    run_dag(ingest_dag, logical_date=DATE, expect="success")
     manifest = json.loads((settings.processed / "tall" / "manifest.json").read_text())
     assert {s["scene"] for s in manifest["scenes"]} == {"north", "south"}
     # 9 x 3 grid per scene; the right column (44 of 128 px inside) is dropped as padding

@@ -1,0 +1,1 @@
+"""One ``APIRouter`` per area of the REST API; ``satseg.api.app.create_app`` mounts them."""
