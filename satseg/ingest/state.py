@@ -13,7 +13,7 @@ from typing import Any
 
 from satseg.config import Settings
 from satseg.io.atomic import write_json
-from satseg.versioning.repo import file_lock
+from satseg.io.locks import file_lock
 
 
 def locked(settings: Settings, name: str) -> contextlib.AbstractContextManager[None]:
