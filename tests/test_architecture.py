@@ -10,6 +10,7 @@ edge); ``from satseg import versioning`` is an edge to ``versioning``.
 from __future__ import annotations
 
 import ast
+import itertools
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -111,7 +112,7 @@ def test_package_import_graph_is_acyclic() -> None:
     graph = _graph()
     cycle = find_cycle(graph)
     if cycle:
-        steps = [f"{a} -> {b} ({graph[a][b]})" for a, b in zip(cycle, cycle[1:], strict=False)]
+        steps = [f"{a} -> {b} ({graph[a][b]})" for a, b in itertools.pairwise(cycle)]
         pytest.fail("import cycle between satseg's packages:\n" + "\n".join(steps))
 
 
