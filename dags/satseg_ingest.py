@@ -8,7 +8,7 @@ from typing import Any
 from airflow.sdk import Param, dag, task
 
 from satseg.config import get_settings
-from satseg.dagkit import default_args
+from satseg.dagkit import VERSIONS_ALIAS, boundary, default_args, emit_versions
 
 DOC = """
 ### satseg_ingest
@@ -41,8 +41,6 @@ Every step is idempotent: clearing and re-running a run changes nothing.
     doc_md=DOC,
 )
 def satseg_ingest() -> None:
-    from satseg.ingest.events import VERSIONS_ALIAS
-
     @task
     def scan(params: dict[str, Any] | None = None) -> list[dict[str, Any]]:
         from satseg.ingest.pipeline import scan_inbox
@@ -62,12 +60,13 @@ def satseg_ingest() -> None:
         return finalize_datasets(get_settings(), [results[i] for i in range(len(results))])
 
     @task(outlets=[VERSIONS_ALIAS])
+    @boundary
     def publish(
         versions: list[dict[str, Any]], *, outlet_events: Any = None
     ) -> list[dict[str, Any]]:
         from satseg.ingest.events import publish_versions
 
-        return publish_versions(versions, outlet_events)
+        return emit_versions(outlet_events, publish_versions(versions))
 
     publish(finalize(process.expand(pair=scan())))
 

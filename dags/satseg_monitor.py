@@ -16,7 +16,7 @@ from airflow.sdk import (
 )
 
 from satseg.config import get_settings
-from satseg.dagkit import DRIFT, PREDICTIONS, PROCESSED, default_args
+from satseg.dagkit import DRIFT, PREDICTIONS, PROCESSED, boundary, default_args
 
 DOC = """
 ### satseg_monitor
@@ -63,16 +63,18 @@ after every prediction batch / processed dataset (Assets), and on demand.
 )
 def satseg_monitor() -> None:
     @task
+    @boundary
     def plan(params: Any = None, run_id: str | None = None) -> dict[str, Any]:
         from satseg.monitoring import monitor
 
-        return monitor.plan_task(get_settings(), params["reference"], params["current"], run_id)
+        return monitor.plan(get_settings(), params["reference"], params["current"], run_id)
 
     @task
+    @boundary
     def data_drift(planned: dict[str, Any], dag_run: Any = None) -> dict[str, Any]:
         from satseg.monitoring import monitor
 
-        return monitor.data_drift_task(get_settings(), planned, when=dag_run.run_after)
+        return monitor.check_data_drift(get_settings(), planned, when=dag_run.run_after)
 
     @task
     def performance(dag_run: Any = None) -> dict[str, Any]:

@@ -8,7 +8,7 @@ from typing import Any
 from airflow.sdk import Param, dag, task
 
 from satseg.config import get_settings
-from satseg.dagkit import PREDICTIONS, default_args
+from satseg.dagkit import PREDICTIONS, boundary, default_args
 
 DOC = """
 ### satseg_predict
@@ -66,14 +66,11 @@ def satseg_predict() -> None:
 
     # one scene at a time: each task already uses every core (TF intra-op threads)
     @task(outlets=[PREDICTIONS], max_active_tis_per_dagrun=1)
+    @boundary
     def predict(scene: str, version: str, params: Any = None, outlet_events: Any = None) -> dict:
-        from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
-
         from satseg.inference.jobs import run_scene
 
-        extra = run_scene(
-            get_settings(), scene, version, dict(params), AirflowFailException, AirflowSkipException
-        )
+        extra = run_scene(get_settings(), scene, version, dict(params))
         outlet_events[PREDICTIONS].extra = extra
         return extra
 

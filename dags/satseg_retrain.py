@@ -5,15 +5,19 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from airflow.sdk import AssetAlias, AssetOrTimeSchedule, CronTriggerTimetable, dag, task
+from airflow.sdk import AssetOrTimeSchedule, CronTriggerTimetable, dag, task
 
 from satseg.config import get_settings
-from satseg.dagkit import DRIFT, MODEL, PROCESSED, default_args, params_for
+from satseg.dagkit import (
+    DRIFT,
+    MODEL_PROMOTIONS,
+    PROCESSED,
+    default_args,
+    emit_promotion,
+    event_extras,
+    params_for,
+)
 from satseg.params import RetrainRun, TrainParams
-
-# Promotions are added to this alias only when they happen, so `satseg://model` gets an
-# event (and triggers its consumers) for a new champion, never for a rejected challenger.
-MODEL_PROMOTIONS = AssetAlias(name="satseg_model_promotions", group="satseg")
 
 _settings = get_settings()
 # The trigger form shows the model's defaults; a run uses the worker's params.yaml for every
@@ -64,13 +68,13 @@ Retrains the segmentation model nightly (`SATSEG_RETRAIN_CRON`, default 02:00 UT
 def satseg_retrain() -> None:
     @task.short_circuit
     def resolve(params: Any = None, triggering_asset_events: Any = None) -> Any:
-        from satseg.training.retrain import resolve_for_run
+        from satseg.training.runner import resolve_for_run
 
-        return resolve_for_run(get_settings(), params, triggering_asset_events)
+        return resolve_for_run(get_settings(), params, event_extras(triggering_asset_events))
 
     @task
     def plan(data: dict[str, Any], params: Any = None, dag_run: Any = None) -> list[dict[str, Any]]:
-        from satseg.training.retrain import plan_for_run
+        from satseg.training.runner import plan_for_run
 
         return plan_for_run(get_settings(), params, dag_run.conf if dag_run else None)
 
@@ -96,12 +100,10 @@ def satseg_retrain() -> None:
 
     @task(outlets=[MODEL_PROMOTIONS])
     def promote(data: dict[str, Any], ref: dict[str, Any], outlet_events: Any = None) -> Any:
-        from satseg.registry.promotion import compare_and_promote
+        from satseg.training.promotion import compare_and_promote
 
         decision = compare_and_promote(get_settings(), ref["version"], data["dir"])
-        if decision["promoted"]:
-            outlet_events[MODEL_PROMOTIONS].add(MODEL, extra=decision)
-        return decision
+        return emit_promotion(outlet_events, dict(decision))
 
     @task
     def notify(decision: dict[str, Any]) -> str:

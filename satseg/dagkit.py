@@ -1,4 +1,8 @@
-"""What every satseg DAG shares: default args, Assets, alert callbacks.
+"""What every satseg DAG shares: default args, every Asset and AssetAlias, the task boundary.
+
+The library never imports Airflow. It raises ``satseg.errors.BadInput`` (retrying cannot
+help) and ``NothingToDo`` (skip); ``boundary`` turns them into Airflow's fail-without-retry
+and skip. The library returns Asset extras; the helpers here add them to ``outlet_events``.
 
 Imported by DAG files at parse time, so it must stay light: Airflow SDK only, no
 TensorFlow/rasterio (tests/dags check that).
@@ -6,19 +10,33 @@ TensorFlow/rasterio (tests/dags check that).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import functools
+from collections.abc import Callable, Sequence
 from datetime import timedelta
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
 
-from airflow.sdk import Asset, Param
+from airflow.sdk import Asset, AssetAlias, Param
+from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 from pydantic import BaseModel
 
+from satseg.errors import BadInput, NothingToDo
+
 OWNER = "satseg"
+P = ParamSpec("P")
+R = TypeVar("R")
 
 DRIFT = Asset(name="satseg_drift", uri="satseg://drift", group="satseg")
 PREDICTIONS = Asset(name="satseg_predictions", uri="satseg://predictions", group="satseg")
 MODEL = Asset(name="satseg_model", uri="satseg://model", group="satseg")
 PROCESSED = Asset(name="satseg_processed", uri="satseg://processed", group="satseg")
+
+# New dataset versions go through an alias: the per-dataset Assets are only known at run
+# time, and a statically declared outlet would emit an event on every successful run
+# (retraining must not be triggered every five minutes when nothing changed).
+VERSIONS_ALIAS = AssetAlias(name="satseg_dataset_versions", group="satseg")
+# Promotions are added to this alias only when they happen, so `satseg://model` gets an
+# event (and triggers its consumers) for a new champion, never for a rejected challenger.
+MODEL_PROMOTIONS = AssetAlias(name="satseg_model_promotions", group="satseg")
 
 
 def dataset_asset(dataset: str) -> Asset:
@@ -26,6 +44,49 @@ def dataset_asset(dataset: str) -> Asset:
     return Asset(
         name=f"satseg_processed_{dataset}", uri=f"satseg://processed/{dataset}", group="satseg"
     )
+
+
+def boundary(fn: Callable[P, R]) -> Callable[P, R]:
+    """Put under ``@task``: ``BadInput`` fails the task without retry, ``NothingToDo`` skips it.
+
+    The wrapper keeps ``fn``'s signature, so Airflow still injects context arguments.
+    """
+
+    @functools.wraps(fn)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return fn(*args, **kwargs)
+        except NothingToDo as e:
+            raise AirflowSkipException(str(e)) from e
+        except BadInput as e:
+            raise AirflowFailException(f"{type(e).__name__}: {e}") from e
+
+    return wrapper
+
+
+def emit_versions(outlet_events: Any, extras: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One event per new version on ``PROCESSED`` and on its dataset's Asset (via the alias)."""
+    accessor = outlet_events[VERSIONS_ALIAS]
+    for extra in extras:
+        accessor.add(PROCESSED, extra=extra)
+        accessor.add(dataset_asset(extra["dataset"]), extra=extra)
+    return extras
+
+
+def emit_promotion(outlet_events: Any, decision: dict[str, Any]) -> dict[str, Any]:
+    """An event on ``MODEL`` (via the alias) only when the challenger was promoted."""
+    if decision["promoted"]:
+        outlet_events[MODEL_PROMOTIONS].add(MODEL, extra=decision)
+    return decision
+
+
+def event_extras(triggering_asset_events: Any) -> list[dict[str, Any]]:
+    """Extras of the Asset events that triggered a run, oldest first (empty for cron/manual)."""
+    found = []
+    for events in (triggering_asset_events or {}).values():
+        for e in events:
+            found.append((str(getattr(e, "timestamp", "")), dict(getattr(e, "extra", None) or {})))
+    return [extra for _, extra in sorted(found, key=lambda t: t[0])]
 
 
 def default_args(**over: Any) -> dict[str, Any]:

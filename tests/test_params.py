@@ -197,7 +197,7 @@ def test_run_takes_the_workers_file_and_only_what_the_conf_names(
     settings: Any, tmp_path: Path, monkeypatch: Any
 ) -> None:
     from satseg.config import get_settings, reset_settings_cache
-    from satseg.training.retrain import plan_for_run
+    from satseg.training.runner import plan_for_run
 
     f = _write(tmp_path / "w.yaml", "train:\n  epochs: 7\n  loss: focal\n")
     monkeypatch.setenv("SATSEG_PARAMS_FILE", str(f))
@@ -205,6 +205,10 @@ def test_run_takes_the_workers_file_and_only_what_the_conf_names(
     form = {**TrainParams().model_dump(), "sweep": None}  # what Airflow fills in
     (cfg,) = plan_for_run(get_settings(), form, {"batch_size": 4, "dataset": "d"})
     assert (cfg["epochs"], cfg["loss"], cfg["batch_size"]) == (7, "focal", 4)
+    # the trigger form submits every field pre-filled with the model's defaults: only what
+    # the user changed there overrides the worker's file
+    (cfg,) = plan_for_run(get_settings(), form, {**TrainParams().model_dump(), "epochs": 12})
+    assert (cfg["epochs"], cfg["loss"]) == (12, "focal")
     with pytest.raises(ValueError, match="epochs must be >= 1"):
         plan_for_run(get_settings(), form, {"epochs": 0})
 

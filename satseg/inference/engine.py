@@ -166,6 +166,7 @@ def as_predictor(model: Any, tile: int, precision: str = "auto") -> Predictor:
 
 def configure_tf() -> None:
     """Quiet TF and make segmentation-models use tf.keras (before any TF import)."""
-    os.environ.setdefault("SM_FRAMEWORK", "tf.keras")
-    os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+    from satseg.models import use_tf_keras
+
+    use_tf_keras()
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")

@@ -1,7 +1,7 @@
 """What the DAG tasks and the CLI call: pick scenes, resolve the model, predict, file inputs.
 
-Kept free of Airflow so it runs (and is tested) on its own; the DAG passes the exception
-type it wants raised for bad input (Airflow's no-retry failure) as ``fail``.
+Kept free of Airflow so it runs (and is tested) on its own: bad input raises satseg's
+``BadInput`` and up-to-date outputs ``NothingToDo``, which ``satseg.dagkit`` maps to Airflow's.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from satseg.config import Settings
+from satseg.errors import BadInput, NothingToDo
 from satseg.inference import inbox
 from satseg.inference.params import PredictParams, error_path, scene_name
 from satseg.inference.predict import predict_scene, relocate_source
@@ -125,15 +126,13 @@ def run_scene(
     scene: str,
     version: str,
     overrides: dict[str, Any] | None = None,
-    fail: type[Exception] = RuntimeError,
-    skip: type[Exception] | None = None,
 ) -> dict[str, Any]:
     """One mapped DAG task: predict ``scene`` with registry ``version``; file the input.
 
     Returns the Asset event extra. Bad input is quarantined (when it came from the inbox),
-    its error file written, and ``fail`` raised; model or disk trouble propagates as is
+    its error file written, and ``BadInput`` raised; model or disk trouble propagates as is
     (the input stays in the inbox for the next poll or retry). Outputs already up to date
-    raise ``skip`` when given (no new prediction, no Asset event).
+    raise ``NothingToDo`` (no new prediction, no Asset event).
     """
     path = Path(scene)
     params = predict_params(settings, **(overrides or {}))
@@ -146,13 +145,15 @@ def run_scene(
         if from_inbox and path.exists():
             moved = inbox.quarantine(settings, path, str(err), err.check)
             log.error("%s quarantined to %s", path.name, moved)
-        raise fail(f"{path.name}: {err} [{err.check}]") from err
+        raise BadInput(f"{path.name}: {err} [{err.check}]") from err
     if from_inbox:
         moved = inbox.archive_done(settings, path)
         relocate_source(out, moved)
         log.info("%s archived to %s", path.name, moved)
-    if summary["status"] == "skipped" and skip is not None:
-        raise skip(f"{path.name}: outputs of model version {info['version']} already in {out}")
+    if summary["status"] == "skipped":
+        raise NothingToDo(
+            f"{path.name}: outputs of model version {info['version']} already in {out}"
+        )
     return {
         "scene": summary["scene"],
         "status": summary["status"],

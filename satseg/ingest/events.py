@@ -1,21 +1,15 @@
-"""Asset events for new dataset versions (called by the DAG's ``publish`` task).
+"""Asset extras for new dataset versions (called by the DAG's ``publish`` task).
 
-Each new version emits one event on ``PROCESSED`` (``satseg://processed``) and one on its
-dataset's Asset (``satseg://processed/<dataset>``), both with extra {dataset, tag, md5,
-counts}. They go through an ``AssetAlias`` because the per-dataset Assets are only known at
-run time, and because a statically declared outlet would emit an event on every successful
-run — retraining must not be triggered every five minutes when nothing changed.
+Each new version gets one extra {dataset, tag, md5, counts}; ``satseg.dagkit.emit_versions``
+turns each into an event on ``satseg://processed`` and one on ``satseg://processed/<dataset>``.
+No new version means nothing to publish: the task is skipped and emits no event.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from airflow.sdk import AssetAlias
-
-from satseg.dagkit import PROCESSED, dataset_asset
-
-VERSIONS_ALIAS = AssetAlias(name="satseg_dataset_versions", group="satseg")
+from satseg.errors import NothingToDo
 
 
 def version_extra(version: dict[str, Any]) -> dict[str, Any]:
@@ -27,15 +21,9 @@ def version_extra(version: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def publish_versions(versions: list[dict[str, Any]], outlet_events: Any) -> list[dict[str, Any]]:
-    """Add the events of every new version; skip the task (no events) when there is none."""
-    from airflow.sdk.exceptions import AirflowSkipException
-
+def publish_versions(versions: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The Asset extras of every new version; ``NothingToDo`` when there is none."""
     new = [version_extra(v) for v in versions or [] if v.get("new")]
     if not new:
-        raise AirflowSkipException("no new dataset version: nothing to publish")
-    accessor = outlet_events[VERSIONS_ALIAS]
-    for extra in new:
-        accessor.add(PROCESSED, extra=extra)
-        accessor.add(dataset_asset(extra["dataset"]), extra=extra)
+        raise NothingToDo("no new dataset version: nothing to publish")
     return new

@@ -8,6 +8,7 @@ import json
 import os
 import shutil
 import tempfile
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -71,6 +72,23 @@ def move(src: Path | str, dst: Path | str) -> Path:
                 os.fsync(fh.fileno())
         src.unlink()
     return dst
+
+
+def replace_dir(new: Path, dst: Path) -> None:
+    """Replace directory ``dst`` by ``new`` with two renames (readers see the old or the new tree).
+
+    ``new`` must be on ``dst``'s filesystem; the old tree is parked in ``<parent>/.work/``
+    and removed after the swap.
+    """
+    if dst.exists():
+        old = dst.parent / ".work" / f"old-{dst.name}-{uuid.uuid4().hex[:8]}"
+        old.parent.mkdir(parents=True, exist_ok=True)
+        dst.rename(old)
+        new.rename(dst)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        new.rename(dst)
 
 
 def sha256_file(path: Path | str, chunk: int = 1 << 20) -> str:

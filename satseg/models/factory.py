@@ -9,12 +9,8 @@ from __future__ import annotations
 
 import contextlib
 import io
-import os
 from pathlib import Path
 from typing import Any
-
-os.environ.setdefault("SM_FRAMEWORK", "tf.keras")
-os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 
 with contextlib.redirect_stdout(io.StringIO()):  # it prints its framework on import
     import segmentation_models as sm
@@ -37,6 +33,13 @@ def custom_objects() -> dict[str, Any]:
         "PositionAttention": PositionAttention,
         "ChannelAttention": ChannelAttention,
     }
+
+
+def uncompiled_copy(model: tf.keras.Model) -> tf.keras.Model:
+    """Same architecture and weights, no optimizer/loss: what gets saved and logged."""
+    clone = tf.keras.models.clone_model(model)
+    clone.set_weights(model.get_weights())
+    return clone
 
 
 def _check_weights(encoder_weights: str | Path | None) -> Path | None:

@@ -16,12 +16,8 @@ The custom layers implement ``get_config`` and are registered, so a saved model 
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from typing import Any
-
-os.environ.setdefault("SM_FRAMEWORK", "tf.keras")
-os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 
 import tensorflow as tf
 

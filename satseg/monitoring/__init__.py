@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from satseg.errors import BadInput
 
-class MonitorError(ValueError):
+
+class MonitorError(BadInput):
     """Input the monitor cannot use (unknown tag, unreadable imagery); says what and why."""

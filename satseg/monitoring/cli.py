@@ -22,7 +22,7 @@ def drift(
     """Compare current imagery with a dataset version (exit 0 whether or not drift is found)."""
     from satseg.config import get_settings
     from satseg.monitoring import MonitorError
-    from satseg.monitoring.monitor import run_drift
+    from satseg.monitoring.checks import run_drift
 
     try:
         doc = run_drift(get_settings(), reference, [*current, *(more or [])], log_mlflow=mlflow)

@@ -1,72 +1,24 @@
 """One monitoring pass, in the steps the ``satseg_monitor`` DAG runs (each works without Airflow).
 
-plan -> data drift (KS + Evidently + MLflow) and champion performance -> decide -> announce
-drift -> commit. Imagery counts as "current" until a run that checked it commits, so a failed
-or inconclusive run never makes the monitor forget new scenes.
+plan -> data drift (``checks.run_drift``: KS + Evidently + MLflow) and champion performance
+-> decide -> announce drift -> commit (``monitoring.state``). Imagery counts as "current"
+until a run that checked it commits, so a failed or inconclusive run never makes the monitor
+forget new scenes. Bad input raises ``MonitorError`` (a ``satseg.errors.BadInput``).
 """
 
 from __future__ import annotations
 
-import functools
-import hashlib
-import json
 import logging
-from collections.abc import Callable, Sequence
-from datetime import UTC, datetime
-from pathlib import Path
-from typing import Any, ParamSpec, TypeVar
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
 
 from satseg.config import Settings
-from satseg.io.atomic import write_json, write_text
-from satseg.monitoring import MonitorError
+from satseg.monitoring import MonitorError, state
+from satseg.monitoring.checks import InsufficientData, day_dir, monitor_params, run_drift
 from satseg.monitoring.features import feature_names
 
 log = logging.getLogger(__name__)
-P = ParamSpec("P")
-R = TypeVar("R")
-
-
-class InsufficientData(MonitorError):
-    """Too few feature windows for a meaningful test."""
-
-
-def _no_retry(fn: Callable[P, R]) -> Callable[P, R]:
-    """For DAG tasks: bad input fails the task at once (retrying cannot fix a wrong tag)."""
-
-    @functools.wraps(fn)
-    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
-        try:
-            return fn(*args, **kwargs)
-        except MonitorError as e:
-            from airflow.sdk.exceptions import AirflowFailException
-
-            raise AirflowFailException(f"{type(e).__name__}: {e}") from e
-
-    return wrapper
-
-
-def _params(settings: Settings) -> dict[str, Any]:
-    p = settings.params()
-    return {
-        **p.monitor.model_dump(),
-        "patch_size": p.preprocess.patch_size,
-        "nodata_max": p.preprocess.nodata_max,
-        "bands": p.ingest.bands,
-        "scale": p.ingest.scale,
-    }
-
-
-def state_path(settings: Settings) -> Path:
-    return settings.state / "monitor.json"
-
-
-def _load_state(settings: Settings) -> dict[str, Any]:
-    p = state_path(settings)
-    return json.loads(p.read_text()) if p.is_file() else {"runs": {}}
-
-
-def day_dir(settings: Settings, when: datetime | None) -> Path:
-    return settings.reports / (when or datetime.now(UTC)).astimezone(UTC).strftime("%Y-%m-%d")
 
 
 # --- plan -------------------------------------------------------------------------------
@@ -92,9 +44,7 @@ def plan(
         if not files:
             raise MonitorError(f"no imagery found in {', '.join(current or [])}")
     else:
-        seen = {
-            f for k, r in _load_state(settings)["runs"].items() if k != label for f in r["files"]
-        }
+        seen = state.seen_fingerprints(settings, except_label=label)
         files = [
             p for p in imagery.available_imagery(settings) if imagery.fingerprint(p) not in seen
         ]
@@ -113,114 +63,7 @@ def plan(
     }
 
 
-plan_task = _no_retry(plan)
-
-
 # --- data drift ---------------------------------------------------------------------------
-
-
-def run_drift(
-    settings: Settings,
-    reference: str,
-    current: Sequence[str | Path],
-    *,
-    label: str | None = None,
-    when: datetime | None = None,
-    log_mlflow: bool = True,
-    skip_unreadable: bool = False,
-) -> dict[str, Any]:
-    """KS drift of current imagery against a reference; Evidently HTML + JSON; MLflow copy.
-
-    ``skip_unreadable`` (automatic runs): a scene that cannot be read is listed in the
-    result instead of failing the whole check; explicitly named scenes must all be readable.
-    """
-    from satseg.monitoring import drift, imagery, report
-    from satseg.monitoring import reference as ref_mod
-
-    prm = _params(settings)
-    files = imagery.expand_paths(current)
-    if not files:
-        raise MonitorError("no current imagery given")
-    ref_df, ref_csv = ref_mod.load_reference(settings, reference)
-    skipped: list[str] | None = [] if skip_unreadable else None
-    cur_df = imagery.features_frame(
-        files,
-        size=prm["patch_size"],
-        total=int(prm["sample_patches"]),
-        seed=int(prm["seed"]),
-        bands=prm["bands"],
-        scale=prm["scale"],
-        nodata_max=prm["nodata_max"],
-        skipped=skipped,
-    )
-    if len(cur_df) < int(prm["min_samples"]):
-        raise InsufficientData(
-            f"only {len(cur_df)} feature windows from {len(files)} scene(s) of current imagery; "
-            f"at least {prm['min_samples']} are needed (monitor.min_samples)"
-        )
-    names = feature_names()
-    res = drift.ks_drift(
-        ref_df,
-        cur_df,
-        alpha=float(prm["ks_alpha"]),
-        drift_share=float(prm["drift_share"]),
-        correction=prm["correction"],
-        features=names,
-    )
-    if label is None:
-        h = hashlib.sha256(reference.encode())
-        for f in files:
-            h.update(imagery.fingerprint(f).encode())
-        label = f"cli-{h.hexdigest()[:10]}"
-    label = report.safe_label(label)
-    day = day_dir(settings, when)
-    html, summary_json = day / f"drift-{label}.html", day / f"drift-{label}.json"
-    cur_csv = day / f"drift-{label}-current.csv"
-    day.mkdir(parents=True, exist_ok=True)
-    write_text(cur_csv, cur_df.to_csv(index=False))
-    ev = report.evidently_html(
-        ref_df,
-        cur_df,
-        names,
-        html,
-        threshold=float(prm["ks_alpha"]) / len(names),
-        drift_share=float(prm["drift_share"]),
-    )
-    doc: dict[str, Any] = {
-        **res.to_dict(),
-        "report": str(html),
-        "summary": str(summary_json),
-        "current_features": str(cur_csv),
-        "reference": reference,
-        "reference_features": str(ref_csv),
-        "current": [str(f) for f in files],
-        "skipped": skipped or [],
-        "label": label,
-        "time": (when or datetime.now(UTC)).astimezone(UTC).isoformat(timespec="seconds"),
-        "evidently": ev,
-        "mlflow_run_id": None,
-    }
-    if log_mlflow:
-        metrics: dict[str, float] = {
-            "share_drifted": res.share_drifted,
-            "n_drifted": res.n_drifted,
-            "drift_detected": float(res.drift_detected),
-            "n_current": res.n_current,
-            "n_reference": res.n_reference,
-        }
-        metrics.update({f"ks_{n}": t.statistic for n, t in res.features.items()})
-        doc["mlflow_run_id"] = report.log_to_mlflow(
-            settings,
-            label,
-            metrics=metrics,
-            tags={"satseg.kind": "monitoring", "reference": reference},
-            artifacts=[html, cur_csv],
-        )
-    write_json(summary_json, doc)
-    if log_mlflow:
-        report.log_to_mlflow(settings, label, metrics={}, tags={}, artifacts=[summary_json])
-    report.write_day_index(day)
-    return doc
 
 
 def check_data_drift(
@@ -254,9 +97,6 @@ def check_data_drift(
         "skipped",
     )
     return {"status": "checked", **{k: doc[k] for k in keep}, "reference": planned["reference"]}
-
-
-data_drift_task = _no_retry(check_data_drift)
 
 
 # --- model performance ----------------------------------------------------------------------
@@ -312,7 +152,7 @@ def _baseline_iou(metrics: dict[str, Any]) -> float | None:
 
 
 def _iou_drop(settings: Settings) -> float:
-    return float(_params(settings)["iou_drop"])
+    return float(monitor_params(settings)["iou_drop"])
 
 
 def summarize_performance(
@@ -388,12 +228,11 @@ def commit(settings: Settings, planned: dict[str, Any], data: dict[str, Any]) ->
     """Remember which imagery this run checked (only when it was actually checked)."""
     if data.get("status") != "checked" or planned["explicit"]:
         return {"committed": 0}
-    state = _load_state(settings)
-    state["runs"][planned["label"]] = {
-        "time": datetime.now(UTC).isoformat(timespec="seconds"),
-        "files": planned["fingerprints"],
-        "drift_detected": bool(data.get("drift_detected")),
-        "report": data.get("report"),
-    }
-    write_json(state_path(settings), state)
+    state.record_run(
+        settings,
+        planned["label"],
+        planned["fingerprints"],
+        drift_detected=bool(data.get("drift_detected")),
+        report=data.get("report"),
+    )
     return {"committed": len(planned["fingerprints"])}

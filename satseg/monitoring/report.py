@@ -9,7 +9,6 @@ from __future__ import annotations
 import contextlib
 import html
 import logging
-import os
 import re
 import sys
 import time
@@ -101,23 +100,13 @@ def log_to_mlflow(
     artifact_path: str = "monitoring",
 ) -> str:
     """Log one monitoring run; the same ``label`` re-uses its MLflow run (idempotent re-runs)."""
-    uri = settings.tracking_uri
-    if uri.startswith("file:"):  # MLflow 3 keeps the file store behind an opt-in
-        os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")
     with quiet_stdout():
         from mlflow.entities import Metric, RunTag
-        from mlflow.tracking import MlflowClient
 
-        client = MlflowClient(tracking_uri=uri)
-        name = f"{settings.mlflow_experiment}-monitoring"
-        exp = client.get_experiment_by_name(name)
-        if exp is None:
-            try:
-                exp_id = client.create_experiment(name)
-            except Exception:  # created concurrently by another run
-                exp_id = client.get_experiment_by_name(name).experiment_id  # type: ignore[union-attr]
-        else:
-            exp_id = exp.experiment_id
+        from satseg.registry import tracking
+
+        client = tracking.client(settings)
+        exp_id = tracking.experiment_id(client, f"{settings.mlflow_experiment}-monitoring")
         label = safe_label(label)
         runs = client.search_runs([exp_id], filter_string=f"tags.`satseg.label` = '{label}'")
         if runs:

@@ -24,7 +24,7 @@ import numpy as np
 
 from satseg import __version__
 from satseg.config import Settings
-from satseg.io.atomic import write_bytes, write_json
+from satseg.io.atomic import replace_dir, write_bytes, write_json
 from satseg.manifest import ManifestError, read_manifest
 from satseg.preprocess import augment
 from satseg.preprocess.patches import hist_stats
@@ -164,7 +164,7 @@ def build_dataset(settings: Settings, dataset: str, tag: str) -> tuple[Path, dic
             software=_software(),
         )
         write_json(tmp / "manifest.json", manifest)
-        _swap(tmp, out)
+        replace_dir(tmp, out)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -239,21 +239,3 @@ def _read_manifest(out: Path) -> dict[str, Any] | None:
         return read_manifest(out).doc
     except ManifestError:
         return None
-
-
-def _swap(new: Path, dst: Path) -> None:
-    """Replace ``dst`` by ``new`` with two renames (readers see the old or the new tree)."""
-    if dst.exists():
-        old = dst.parent / ".work" / f"old-{dst.name}-{uuid.uuid4().hex[:8]}"
-        old.parent.mkdir(parents=True, exist_ok=True)
-        dst.rename(old)
-        new.rename(dst)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        dst.parent.mkdir(parents=True, exist_ok=True)
-        new.rename(dst)
-
-
-def replace_dir(new: Path, dst: Path) -> None:
-    """Public alias of the swap, used by checkout."""
-    _swap(new, dst)

@@ -28,18 +28,35 @@ MODEL_ARTIFACT = "model"
 KERAS_KWARGS = {"save_format": "h5"}
 
 
-def setup(settings: Settings) -> MlflowClient:
-    """Point MLflow at this deployment's store and experiment (every call: tests switch homes).
+def client(settings: Settings) -> MlflowClient:
+    """A client of this deployment's tracking store and registry (no global MLflow state).
 
     MLflow 3.17 refuses the file store unless ``MLFLOW_ALLOW_FILE_STORE`` is set; the file
     store under ``SATSEG_HOME`` is the documented default here (no server to run).
     """
     if settings.tracking_uri.startswith("file:"):
         os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")
+    return MlflowClient(tracking_uri=settings.tracking_uri, registry_uri=settings.tracking_uri)
+
+
+def setup(settings: Settings) -> MlflowClient:
+    """Point MLflow at this deployment's store and experiment (every call: tests switch homes)."""
+    mlflow_client = client(settings)
     mlflow.set_tracking_uri(settings.tracking_uri)
     mlflow.set_registry_uri(settings.tracking_uri)
     mlflow.set_experiment(settings.mlflow_experiment)
-    return MlflowClient(tracking_uri=settings.tracking_uri, registry_uri=settings.tracking_uri)
+    return mlflow_client
+
+
+def experiment_id(mlflow_client: MlflowClient, name: str) -> str:
+    """Id of experiment ``name``, created when missing (also when another run races us)."""
+    exp = mlflow_client.get_experiment_by_name(name)
+    if exp is not None:
+        return str(exp.experiment_id)
+    try:
+        return str(mlflow_client.create_experiment(name))
+    except Exception:  # created concurrently by another run
+        return str(mlflow_client.get_experiment_by_name(name).experiment_id)  # type: ignore[union-attr]
 
 
 @functools.cache
@@ -103,8 +120,7 @@ def log_keras_model(model: Any, sample_hw: tuple[int, int] = (64, 64)) -> str:
     from mlflow.models import ModelSignature
     from mlflow.types.schema import Schema, TensorSpec
 
-    from satseg.models import custom_objects
-    from satseg.training.fit import uncompiled_copy
+    from satseg.models import custom_objects, uncompiled_copy
 
     classes = int(model.output_shape[-1])
     signature = ModelSignature(

@@ -36,7 +36,7 @@ def train(
 ) -> None:
     """Train, log to MLflow, register a challenger and promote it if it beats the champion."""
     from satseg.training.data import DatasetError
-    from satseg.training.retrain import run_pipeline
+    from satseg.training.runner import run_pipeline
 
     overrides = {
         "arch": arch,

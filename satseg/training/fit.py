@@ -7,20 +7,18 @@ logged model both describe the checkpoint that early stopping chose.
 from __future__ import annotations
 
 import logging
-import os
 import time
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-os.environ.setdefault("SM_FRAMEWORK", "tf.keras")
-os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+from satseg.models import build_model, uncompiled_copy  # first: selects tf.keras
 
+# isort: split
 import tensorflow as tf
 
 from satseg.io.atomic import atomic_path
-from satseg.models import build_model
 from satseg.training.config import TrainConfig
 from satseg.training.data import list_split, make_dataset
 from satseg.training.losses import get_loss, metrics
@@ -28,13 +26,6 @@ from satseg.training.losses import get_loss, metrics
 log = logging.getLogger(__name__)
 
 BN_MOMENTUM = 0.9
-
-
-def uncompiled_copy(model: tf.keras.Model) -> tf.keras.Model:
-    """Same architecture and weights, no optimizer/loss: what gets saved and logged."""
-    clone = tf.keras.models.clone_model(model)
-    clone.set_weights(model.get_weights())
-    return clone
 
 
 def save_model(model: tf.keras.Model, path: Path) -> Path:

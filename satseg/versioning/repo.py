@@ -10,7 +10,6 @@ DVC links its cache by hardlink, so a version costs no extra disk beyond the rem
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import logging
 import os
 import subprocess
@@ -19,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from satseg.config import Settings
+from satseg.io.locks import file_lock
 
 os.environ.setdefault("DVC_NO_ANALYTICS", "1")
 
@@ -28,18 +28,6 @@ GIT_USER = ("satseg", "satseg@localhost")
 
 class VersioningError(RuntimeError):
     """git/DVC failed or a version does not exist."""
-
-
-@contextlib.contextmanager
-def file_lock(path: Path) -> Iterator[None]:
-    """Exclusive advisory lock (``fcntl.flock``) held for the ``with`` block."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
 
 
 def repo_lock(settings: Settings) -> contextlib.AbstractContextManager[None]:

@@ -23,6 +23,7 @@ import yaml
 
 from satseg import vocab
 from satseg.config import Settings
+from satseg.io.atomic import replace_dir
 from satseg.manifest import ManifestError, read_manifest
 from satseg.versioning.paths import dataset_dir
 from satseg.versioning.repo import (
@@ -214,8 +215,6 @@ def _export(settings: Settings, tag: str, dest: Path) -> None:
 
 def checkout(settings: Settings, tag: str) -> Path:
     """Restore ``processed/<dataset>`` to version ``tag`` exactly (md5-checked); return it."""
-    from satseg.preprocess.dataset import replace_dir
-
     dataset = _dataset_of(tag)
     out = dataset_dir(settings, dataset)
     # the dataset lock first (as ingest's finalize takes it), so a checkout never swaps the

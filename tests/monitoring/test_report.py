@@ -8,8 +8,8 @@ from pathlib import Path
 
 from monitor_synth import make_scenes
 
+from satseg.monitoring.checks import run_drift
 from satseg.monitoring.features import feature_names
-from satseg.monitoring.monitor import run_drift
 from satseg.synthetic import SceneStyle
 
 WHEN = datetime(2026, 4, 2, 6, 0, tzinfo=UTC)

@@ -12,9 +12,9 @@ import pytest
 from registry_models import constant_model
 
 from satseg.registry import champion, list_models, load_model, promote, rollback
-from satseg.registry.promotion import compare_and_promote, decide
 from satseg.registry.store import RegistryError, history
 from satseg.training.data import list_split
+from satseg.training.promotion import compare_and_promote, decide
 
 
 def _foreground_share(dataset: Path) -> float:

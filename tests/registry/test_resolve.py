@@ -10,9 +10,10 @@ from typing import Any
 import pytest
 from registry_models import constant_model
 
+from satseg.dagkit import event_extras
 from satseg.synthetic import SceneStyle
 from satseg.training.data import DatasetError
-from satseg.training.retrain import event_extras, resolve_data
+from satseg.training.retrain import resolve_data
 from satseg.training.sample import write_sample_dataset
 
 
