@@ -10,6 +10,9 @@ from airflow.sdk import Param, dag, task
 from satseg.config import get_settings
 from satseg.dagkit import PREDICTIONS, boundary, default_args
 
+# the run params that are prediction options (None: the worker's params.yaml `predict:`)
+PREDICT_OVERRIDES = ("threshold", "tile", "overlap")
+
 DOC = """
 ### satseg_predict
 Segments scenes with the registry's **champion** (or the `model_version` you name).
@@ -70,7 +73,8 @@ def satseg_predict() -> None:
     def predict(scene: str, version: str, params: Any = None, outlet_events: Any = None) -> dict:
         from satseg.inference.jobs import run_scene
 
-        extra = run_scene(get_settings(), scene, version, dict(params))
+        overrides = {k: params[k] for k in PREDICT_OVERRIDES}
+        extra = run_scene(get_settings(), scene, version, overrides)
         outlet_events[PREDICTIONS].extra = extra
         return extra
 
