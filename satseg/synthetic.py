@@ -198,14 +198,11 @@ def make_scene(
     ``bands``/``dtype`` make the 1/4-band and uint16 variants ingest and predict must accept;
     ``nodata_border`` px of nodata along the left edge exercise nodata handling.
     """
-    import rasterio
     from rasterio.transform import from_origin
-    from rasterio.windows import Window
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     polys = building_polygons(width, height, seed, style.building_density)
-    index = _index(polys)
     transform = from_origin(origin[0], origin[1], pixel_size, pixel_size)
     img_path = out / f"{name}.tif"
     profile: dict[str, Any] = {
@@ -224,33 +221,16 @@ def make_scene(
     }
     if nodata is not None:
         profile["nodata"] = nodata
-    mask_path = out / f"{name}_mask.tif"
-    wins = list(_windows(width, height))
-    with atomic_path(img_path) as tmp:
-        mask_ctx = atomic_path(mask_path) if mask_tif else None
-        mtmp = mask_ctx.__enter__() if mask_ctx else None
-        try:
-            mdst = (
-                rasterio.open(
-                    mtmp, "w", **{**profile, "count": 1, "dtype": "uint8", "nodata": None}
-                )
-                if mtmp
-                else None
-            )
-            with rasterio.open(tmp, "w", **profile) as dst:
-                for r, c, h, w in progress(wins, desc=f"synth {name}", enabled=show_progress):
-                    rgb, mask = render_window(r, c, h, w, polys, index, seed, style)
-                    data = _to_bands(rgb, bands, dtype)
-                    if nodata is not None and nodata_border and c < nodata_border:
-                        data[:, :, : max(0, nodata_border - c)] = nodata
-                    dst.write(data, window=Window(c, r, w, h))
-                    if mdst is not None:
-                        mdst.write(mask[None], window=Window(c, r, w, h))
-            if mdst is not None:
-                mdst.close()
-        finally:
-            if mask_ctx:
-                mask_ctx.__exit__(None, None, None)
+    _write_rasters(
+        img_path,
+        out / f"{name}_mask.tif" if mask_tif else None,
+        profile,
+        polys,
+        seed,
+        style,
+        nodata_border if nodata is not None else 0,
+        show_progress,
+    )
     lm = (
         write_labelme(out / f"{name}.json", polys, img_path.name, width, height)
         if labelme
@@ -260,6 +240,43 @@ def make_scene(
     if geojson:
         gj = write_geojson(out / f"{name}.geojson", polys, transform, crs, geojson_crs)
     return Scene(img_path, lm, gj, polys, crs, tuple(transform)[:6], width, height)
+
+
+def _write_rasters(
+    img_path: Path,
+    mask_path: Path | None,
+    profile: dict[str, Any],
+    polys: list[Any],
+    seed: int,
+    style: SceneStyle,
+    nodata_border: int,
+    show_progress: bool | None,
+) -> None:
+    """Render the scene window by window into ``img_path`` (and the label raster, if asked)."""
+    import contextlib
+
+    import rasterio
+    from rasterio.windows import Window
+
+    index = _index(polys)
+    bands, dtype, nodata = profile["count"], profile["dtype"], profile.get("nodata")
+    mask_profile = {**profile, "count": 1, "dtype": "uint8", "nodata": None}
+    wins = list(_windows(profile["width"], profile["height"]))
+    with contextlib.ExitStack() as stack:
+        tmp = stack.enter_context(atomic_path(img_path))
+        mdst = None
+        if mask_path is not None:
+            mtmp = stack.enter_context(atomic_path(mask_path))
+            mdst = stack.enter_context(rasterio.open(mtmp, "w", **mask_profile))
+        dst = stack.enter_context(rasterio.open(tmp, "w", **profile))
+        for r, c, h, w in progress(wins, desc=f"synth {img_path.stem}", enabled=show_progress):
+            rgb, mask = render_window(r, c, h, w, polys, index, seed, style)
+            data = _to_bands(rgb, bands, dtype)
+            if nodata_border and c < nodata_border:
+                data[:, :, : max(0, nodata_border - c)] = nodata
+            dst.write(data, window=Window(c, r, w, h))
+            if mdst is not None:
+                mdst.write(mask[None], window=Window(c, r, w, h))
 
 
 def _to_bands(rgb: np.ndarray, bands: int, dtype: str) -> np.ndarray:

@@ -106,40 +106,33 @@ def stac_item(
             **properties,
         },
         "links": [],
-        "assets": {
-            "probability": {
-                "href": outputs["probability"].name,
-                "type": COG_TYPE,
-                "title": "Building probability (uint8, 0-255 = 0-1)",
-                "roles": ["data"],
-            },
-            "mask": {
-                "href": outputs["mask"].name,
-                "type": COG_TYPE,
-                "title": "Building mask (1 building, 0 background, 255 nodata)",
-                "roles": ["data"],
-            },
-            "vectors": {
-                "href": outputs["vectors"].name,
-                "type": "application/geo+json",
-                "title": "Building polygons (EPSG:4326, area_m2)",
-                "roles": ["data"],
-            },
-            "quicklook": {
-                "href": outputs["quicklook"].name,
-                "type": "image/png",
-                "title": "Quicklook with mask overlay",
-                "roles": ["overview", "visual"],
-            },
-            "source": {
-                "href": source.resolve().as_uri(),
-                "title": "Input scene",
-                "roles": ["source"],
-            },
-        },
+        "assets": _assets(outputs, source),
     }
     if bbox is not None:
         item["bbox"] = bbox
     if item["properties"]["proj:wkt2"] is None:
         del item["properties"]["proj:wkt2"]
     return item
+
+
+# (title, media type, roles) of each prediction asset in the STAC Item
+_ASSETS: dict[str, tuple[str, str, list[str]]] = {
+    "probability": ("Building probability (uint8, 0-255 = 0-1)", COG_TYPE, ["data"]),
+    "mask": ("Building mask (1 building, 0 background, 255 nodata)", COG_TYPE, ["data"]),
+    "vectors": ("Building polygons (EPSG:4326, area_m2)", "application/geo+json", ["data"]),
+    "quicklook": ("Quicklook with mask overlay", "image/png", ["overview", "visual"]),
+}
+
+
+def _assets(outputs: dict[str, Path], source: Path) -> dict[str, dict[str, Any]]:
+    """The STAC assets: outputs by relative href, the input scene by absolute URI."""
+    assets: dict[str, dict[str, Any]] = {
+        key: {"href": outputs[key].name, "type": media, "title": title, "roles": roles}
+        for key, (title, media, roles) in _ASSETS.items()
+    }
+    assets["source"] = {
+        "href": source.resolve().as_uri(),
+        "title": "Input scene",
+        "roles": ["source"],
+    }
+    return assets
