@@ -31,11 +31,12 @@ from satseg.vocab import (
     IMAGE_SUFFIXES,
     LABELME_SUFFIX,
     MASK_STEM_SUFFIX,
+    MAX_NAME_LEN,
     TIFF_SUFFIXES,
     dataset_of,
     is_in_progress,
-    is_safe_dataset,
     is_record_name,
+    is_safe_dataset,
     is_safe_name,
 )
 
@@ -211,6 +212,8 @@ def _name_problem(e: Entry) -> str | None:
                 f"name {part!r} (in {e.rel!r}) ends in {ERROR_RECORD_SUFFIX!r}, which is "
                 "reserved for satseg's quarantine records: rename the file"
             )
+        if len(part) > MAX_NAME_LEN:
+            return f"name {part[:40]!r}... (in {e.dataset}) is longer than {MAX_NAME_LEN} characters: shorten it"
         if not is_safe_name(part):
             return (
                 f"name {part!r} (in {e.rel!r}) has unsafe characters or path traversal: "
