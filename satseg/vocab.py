@@ -24,6 +24,8 @@ MASK_STEM_SUFFIX = "_mask"  # <stem>_mask.tif beside <stem>.<image>: a label ras
 DONE_SUFFIX = ".done"  # <file>.done or <stem>.done: the sender says the upload is complete
 IN_PROGRESS_SUFFIXES = (".part", ".partial", ".tmp", ".crdownload", ".filepart", ".uploading")
 ERROR_RECORD_SUFFIX = ".error.json"  # quarantine/<date>/<name>.error.json
+NEUTRAL_SUFFIX = ".user"  # appended to a user file whose name would read as a satseg record
+RECORDS_DIR = ".satseg"  # raw/.satseg/: satseg's own records (provenance), never a user name
 NOT_IMAGERY_STEMS = ("_mask", "_prob", "quicklook")  # labels and model outputs, not inputs
 
 
@@ -39,6 +41,11 @@ def is_tiff_name(name: str) -> bool:
     return _suffix(name) in TIFF_SUFFIXES
 
 
+def is_record_name(name: str) -> bool:
+    """Names ending in ``.error.json`` are satseg's quarantine records, never user files."""
+    return name.lower().endswith(ERROR_RECORD_SUFFIX)
+
+
 def is_in_progress(name: str) -> bool:
     """Hidden files and ``*.part``-style temporaries are uploads still being written."""
     return name.startswith(".") or name.lower().endswith(IN_PROGRESS_SUFFIXES)
@@ -50,15 +57,18 @@ def _suffix(name: str) -> str:
 
 
 # --- names ---------------------------------------------------------------------------------
+MAX_NAME_LEN = 128
+MAX_EXT_LEN = 32  # a longer "extension" is part of the name
 SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 SAFE_DATASET = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
 DEFAULT_DATASET = "default"
 DATASET_SEP = "__"  # <dataset>__<scene>.<ext> at the top of the inbox
-RESERVED_DATASETS = frozenset({"predict"})  # inbox/predict/ feeds satseg_predict, not ingest
+# inbox/predict/ feeds satseg_predict, not ingest; raw/predict-done/ archives what it predicted
+RESERVED_DATASETS = frozenset({"predict", "predict-done"})
 
 
 def is_safe_name(name: str) -> bool:
-    return bool(SAFE_NAME.match(name)) and ".." not in name
+    return bool(SAFE_NAME.match(name)) and ".." not in name and not is_record_name(name)
 
 
 def is_safe_dataset(name: str) -> bool:
@@ -75,11 +85,41 @@ def check_dataset_name(dataset: str) -> str:
     return dataset
 
 
-def sanitize(name: str) -> str:
-    """A harmless stand-in for an unsafe name (the original is kept in the error record)."""
+def split_ext(name: str) -> tuple[str, str]:
+    """(stem, extension): from the first dot (``a.tar.gz`` -> ``a``, ``.tar.gz``), or the
+    last one when that would be longer than ``MAX_EXT_LEN``; none when both are."""
+    for dot in (name.find(".", 1), name.rfind(".")):
+        if dot > 0 and len(name) - dot <= MAX_EXT_LEN:
+            return name[:dot], name[dot:]
+    return name, ""
+
+
+def sanitize(name: str, number: int = 0) -> str:
+    """A harmless stand-in for an unsafe name (the original is kept in the error record).
+
+    At most ``MAX_NAME_LEN`` characters, cut in the stem so the extension survives; a
+    ``number`` > 0 goes before the extension (``a.tif`` -> ``a.1.tif``); never a name that
+    reads as a satseg record (``x.error.json`` -> ``x.error.json.user``).
+    """
     s = re.sub(r"[^A-Za-z0-9._-]", "_", name).replace("..", "__")
     s = s.lstrip(".-") or "unnamed"
-    return s[:128]
+    if is_record_name(s):
+        s += NEUTRAL_SUFFIX
+    stem, ext = split_ext(s)
+    tag = f".{number}" if number else ""
+    out = stem[: max(1, MAX_NAME_LEN - len(tag) - len(ext))] + tag + ext
+    if is_record_name(out):  # a cut that happened to end in the record suffix
+        out = out[: MAX_NAME_LEN - len(NEUTRAL_SUFFIX)] + NEUTRAL_SUFFIX
+    return out
+
+
+_UNPRINTABLE = re.compile("[\x00-\x1f\x7f-\x9f\u200e\u200f\u2028-\u202e\u2066-\u2069]")
+
+
+def printable(text: str) -> str:
+    """``text`` on one line: control characters, ANSI escapes, line separators and bidi
+    overrides become visible escapes (``a\\nb``), so a file name cannot forge a log line."""
+    return _UNPRINTABLE.sub(lambda m: repr(m.group())[1:-1], text)
 
 
 def dataset_of(parts: tuple[str, ...]) -> tuple[str, str]:

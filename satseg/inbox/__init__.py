@@ -15,7 +15,7 @@ use these three pieces, so "is this upload finished?", "is another task already 
 
 from satseg.inbox.claims import STALE_CLAIM_S, Ledger
 from satseg.inbox.completeness import Observed, ScanState, Seen, complete
-from satseg.inbox.quarantine import QuarantineRecord, free_target, read_record
+from satseg.inbox.quarantine import QuarantineRecord, free_target, is_record, read_record
 
 __all__ = [
     "STALE_CLAIM_S",
@@ -26,5 +26,6 @@ __all__ = [
     "Seen",
     "complete",
     "free_target",
+    "is_record",
     "read_record",
 ]

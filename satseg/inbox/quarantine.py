@@ -65,22 +65,34 @@ def free_target(folder: Path, name: str) -> Path:
     """A name in ``folder`` no file or record has used, reserved by creating its record.
 
     The record is created with ``O_EXCL``, so two tasks quarantining ``a.tif`` in the same
-    second get ``a.tif`` and ``a.1.tif``; ``name`` is sanitised first.
+    second get ``a.tif`` and ``a.1.tif``; ``name`` is sanitised first (``vocab.sanitize``: at
+    most 128 characters with its extension kept, never ending in ``.error.json``, so a user
+    file can never pass for a record).
     """
     folder.mkdir(parents=True, exist_ok=True)
-    safe = sanitize(name)
-    stem, dot, ext = safe.partition(".")
     n = 0
     while True:
-        target = folder / (safe if n == 0 else f"{stem}.{n}{dot}{ext}")
+        target = folder / sanitize(name, n)
         n += 1
         if target.exists() or target.is_symlink():
             continue
         try:
-            os.close(os.open(record_path(target), os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644))
+            os.close(os.open(record_path(target), os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666))
         except FileExistsError:
             continue
         return target
+
+
+def is_record(path: Path) -> bool:
+    """Whether ``path`` is a genuine quarantine record: ``<name>.error.json`` holding a record
+    whose ``file`` is ``<name>`` (user files never carry that suffix in quarantine)."""
+    if not path.name.endswith(ERROR_RECORD_SUFFIX) or path.is_symlink() or not path.is_file():
+        return False
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return False
+    return isinstance(data, dict) and data.get("file") == path.name[: -len(ERROR_RECORD_SUFFIX)]
 
 
 def quarantine(

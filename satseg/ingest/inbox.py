@@ -26,13 +26,16 @@ from satseg.inbox.completeness import Observed, ScanState, Seen, complete, is_ma
 from satseg.inbox.quarantine import quarantine
 from satseg.ingest.state import scan_state_path
 from satseg.vocab import (
+    ERROR_RECORD_SUFFIX,
     GEOJSON_SUFFIX,
     IMAGE_SUFFIXES,
     LABELME_SUFFIX,
     MASK_STEM_SUFFIX,
+    MAX_NAME_LEN,
     TIFF_SUFFIXES,
     dataset_of,
     is_in_progress,
+    is_record_name,
     is_safe_dataset,
     is_safe_name,
 )
@@ -204,6 +207,13 @@ def _name_problem(e: Entry) -> str | None:
             "'_' and '-' (no path traversal, no 'predict')"
         )
     for part in [*parts[1:-1], e.name]:
+        if is_record_name(part):
+            return (
+                f"name {part!r} (in {e.rel!r}) ends in {ERROR_RECORD_SUFFIX!r}, which is "
+                "reserved for satseg's quarantine records: rename the file"
+            )
+        if len(part) > MAX_NAME_LEN:
+            return f"name {part[:40]!r}... (in {e.dataset}) is longer than {MAX_NAME_LEN} characters: shorten it"
         if not is_safe_name(part):
             return (
                 f"name {part!r} (in {e.rel!r}) has unsafe characters or path traversal: "

@@ -22,7 +22,7 @@ from satseg.inbox.quarantine import quarantine
 from satseg.ingest.errors import IngestError
 from satseg.ingest.inbox import scan_inbox
 from satseg.ingest.scene import build_scene, scene_params
-from satseg.ingest.state import ledger_path, pending_dir, read_state, results_dir
+from satseg.ingest.state import ledger_path, pending_dir, provenance_path, read_state, results_dir
 from satseg.io.atomic import move, sha256_file, write_json
 from satseg.preprocess.dataset import build_dataset, load_scenes, scene_dir
 from satseg.vocab import DATASET_SEP
@@ -204,7 +204,7 @@ def _accept(
         "labels": index["labels"],
         "patches": index["summary"],
     }
-    write_json(settings.raw / ds / f"{claim.scene}.ingest.json", sidecar)
+    write_json(provenance_path(settings, ds, claim.scene), sidecar)
     entry = {
         "pair_id": spec["pair_id"],
         "dataset": ds,

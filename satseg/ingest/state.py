@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from satseg.config import Settings
+from satseg.vocab import RECORDS_DIR
 
 
 def read_state(path: Path, default: Any) -> Any:
@@ -39,3 +40,12 @@ def results_dir(settings: Settings) -> Path:
 def pending_dir(settings: Settings) -> Path:
     """A marker per dataset with accepted scenes not yet versioned."""
     return settings.state / "ingest_pending"
+
+
+def provenance_path(settings: Settings, dataset: str, scene: str) -> Path:
+    """``raw/.satseg/<dataset>/<scene>.ingest.json``: where an accepted scene came from.
+
+    Kept apart from the originals in ``raw/<dataset>/``: a dot-name is never accepted from the
+    inbox, so no user file (``alpha.ingest.json``) can collide with satseg's own record.
+    """
+    return settings.raw / RECORDS_DIR / dataset / f"{scene}.ingest.json"

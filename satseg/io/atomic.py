@@ -1,4 +1,9 @@
-"""Atomic file writes: a reader never sees a half-written file, a crash leaves the old one."""
+"""Atomic file writes: a reader never sees a half-written file, a crash leaves the old one.
+
+Files are published with the mode any other tool would give them (``0666`` less the umask:
+``0644`` by default), not the ``0600`` of the temp file, so a GIS user or a service in another
+account can read the outputs.
+"""
 
 from __future__ import annotations
 
@@ -14,18 +19,49 @@ from pathlib import Path
 from typing import Any
 
 
+def _umask_at_import() -> int:
+    """Read once, while importing is single-threaded (``os.umask`` can only be read by setting it)."""
+    old = os.umask(0o022)
+    os.umask(old)
+    return old
+
+
+_IMPORT_UMASK = _umask_at_import()
+
+
+def current_umask() -> int:
+    """The process umask, read without changing it (Linux ``/proc``), else as at import."""
+    try:
+        with open("/proc/self/status", "rb") as fh:
+            for line in fh:
+                if line.startswith(b"Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    return _IMPORT_UMASK
+
+
+def file_mode() -> int:
+    """The mode a new file gets from ``open()``: ``0666`` less the umask."""
+    return 0o666 & ~current_umask()
+
+
 @contextlib.contextmanager
 def atomic_path(target: Path | str, suffix: str | None = None) -> Iterator[Path]:
     """Yield a temp path beside ``target``; rename it over ``target`` only on success.
 
-    The temp file lives in the same directory so the final ``os.replace`` is atomic on POSIX.
+    The temp file lives in the same directory so the final ``os.replace`` is atomic on POSIX;
+    it is created with the umask's mode (``file_mode``), which a copy (``move``) may override.
     """
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(
         prefix=f".{target.name}.", suffix=suffix or target.suffix or ".tmp", dir=target.parent
     )
-    os.close(fd)
+    try:
+        os.fchmod(fd, file_mode())  # mkstemp's 0600 would survive the rename
+    finally:
+        os.close(fd)
     tmp_path = Path(tmp)
     try:
         yield tmp_path

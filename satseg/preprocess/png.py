@@ -98,7 +98,7 @@ def write_png(path: Path, pixels: np.ndarray, mode: str = "deflate", *, bgr: boo
     """
     parts = encode_parts(pixels, mode, bgr=bgr)
     total = sum(len(p) for p in parts)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o666)  # less the umask
     try:
         done = os.writev(fd, parts)
         if done < total:  # short write (rare: signals, some network filesystems)

@@ -88,7 +88,7 @@ def test_labelme_preferred_and_extra_annotation_kept(settings) -> None:
     out = run_once(settings, poll_interval=0.05)
     (res,) = out["results"]
     assert res["status"] == "accepted"
-    sidecar = json.loads((settings.raw / "demo" / "both.ingest.json").read_text())
+    sidecar = json.loads((settings.raw / ".satseg" / "demo" / "both.ingest.json").read_text())
     assert sidecar["annotation"]["kind"] == "labelme" and sidecar["labels"]["kind"] == "labelme"
     assert {f["original"] for f in sidecar["files"]} == {
         "demo/both.tif",

@@ -59,7 +59,9 @@ def test_spacenet_geotiff_geojson_matches_reference(settings, real_data: Path) -
     assert covered.mean() > 0.9
     iou = _iou(mask & covered, ref & covered)
     assert iou >= 0.9, iou
-    sidecar = json.loads((settings.raw / "spacenet" / "atlanta.ingest.json").read_text())
+    sidecar = json.loads(
+        (settings.raw / ".satseg" / "spacenet" / "atlanta.ingest.json").read_text()
+    )
     assert sidecar["source"]["scaler"]["dtype"] == "uint16" and sidecar["labels"]["polygons"] == 43
 
 
