@@ -375,7 +375,8 @@ def start(settings: Settings, wait_s: float = 180.0, follow: bool = True) -> int
         return 1
     url = f"http://localhost:{settings.api_port}"
     print(f"Airflow UI:   {url}  (listening on {settings.api_host})")
-    print(f"Login:        admin / {admin_password(settings) or '(see standalone.log)'}")
+    saved = settings.home / "airflow" / PASSWORDS_FILE
+    print(f"Login:        admin / {admin_password(settings) or f'(see {saved})'}")
     print(f"Health:       curl {url}{HEALTH}")
     print(f"MLflow store: {settings.tracking_uri}  (mlflow ui --backend-store-uri <that>)")
     print(f"Predictions:  {settings.predictions}")
