@@ -63,6 +63,14 @@ class Settings(BaseSettings):
     )
     airflow_ui_url: str = Field(default="http://localhost:8080", description="Links in alerts")
     api_port: int = Field(default=8080, description="Port of the embedded Airflow API server/UI")
+    api_host: str = Field(
+        default="127.0.0.1",
+        description="Address the embedded API server/UI listens on (0.0.0.0: every interface)",
+    )
+    airflow_log_servers: bool = Field(
+        default=False,
+        description="Start the embedded Airflow's log servers (:8793/:8794, every interface)",
+    )
     log_progress: bool | None = Field(
         default=None, description="Force progress bars on/off (default: only on a terminal)"
     )

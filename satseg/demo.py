@@ -3,12 +3,20 @@
 ``python -m satseg.demo start`` is what ``make demo`` runs; ``stop`` ends every process it
 started. Airflow's standalone only shuts down cleanly on SIGINT, so it is started in its own
 session (process group) and stopped with SIGINT, then the group is reaped.
+
+Nothing of it is open to other accounts or hosts by default (``prepare_home``): AIRFLOW_HOME
+is 0700; the metadata DB, the admin password, the secrets and every log are created 0600;
+the API server/UI listens on ``SATSEG_API_HOST`` (127.0.0.1). Airflow 3.3's log servers
+(:8793 scheduler, :8794 triggerer) always bind every interface (no host option), and on one
+machine the API server reads the task logs from disk anyway, so they are not started unless
+``SATSEG_AIRFLOW_LOG_SERVERS=true``.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import shlex
 import signal
 import subprocess
 import sys
@@ -35,14 +43,25 @@ def airflow_env(settings: Settings, base: dict[str, str] | None = None) -> dict[
             "AIRFLOW__CORE__PLUGINS_FOLDER": str(REPO_ROOT / "plugins"),
             "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
             "AIRFLOW__LOGGING__BASE_LOG_FOLDER": str(home / "logs"),
+            "AIRFLOW__API__HOST": settings.api_host,
             "AIRFLOW__API__PORT": str(settings.api_port),
+            # task logs: only this account (Airflow's default is 0o664 / 0o775)
+            "AIRFLOW__LOGGING__FILE_TASK_HANDLER_NEW_FILE_PERMISSIONS": "0o600",
+            "AIRFLOW__LOGGING__FILE_TASK_HANDLER_NEW_FOLDER_PERMISSIONS": "0o700",
             "SATSEG_PARAMS_FILE": str(settings.params_file),
             "AIRFLOW__API__BASE_URL": f"http://localhost:{settings.api_port}",
             "SM_FRAMEWORK": "tf.keras",
             "TF_USE_LEGACY_KERAS": "1",
             "TF_CPP_MIN_LOG_LEVEL": "2",
-            # standalone spawns `airflow` from PATH: make it this environment's
-            "PATH": os.pathsep.join((str(Path(sys.executable).parent), env.get("PATH", ""))),
+            # standalone spawns `airflow` from PATH: make it this environment's (through
+            # the shim that skips the log servers, unless they are asked for)
+            "PATH": os.pathsep.join(
+                (
+                    *(() if settings.airflow_log_servers else (str(home / "bin"),)),
+                    str(Path(sys.executable).parent),
+                    env.get("PATH", ""),
+                )
+            ),
             "PYTHONPATH": os.pathsep.join(
                 p for p in (str(REPO_ROOT), env.get("PYTHONPATH", "")) if p
             ),
@@ -50,6 +69,54 @@ def airflow_env(settings: Settings, base: dict[str, str] | None = None) -> dict[
     )
     env.update(_secrets(home))
     return env
+
+
+PASSWORDS_FILE = "simple_auth_manager_passwords.json.generated"  # Airflow's default name
+# standalone runs `airflow scheduler` and `airflow triggerer` with no way to pass flags
+_SHIM = """#!/bin/sh
+# written by satseg.demo: Airflow's log servers bind every interface (no host option)
+case "$1" in
+  scheduler|triggerer) exec {airflow} "$@" --skip-serve-logs ;;
+esac
+exec {airflow} "$@"
+"""
+
+
+def _create_private(path: Path, text: str = "", mode: int = 0o600) -> bool:
+    """Create ``path`` with ``mode`` from the start (never readable by others in between)."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+    except FileExistsError:
+        return False
+    with os.fdopen(fd, "w") as fh:
+        fh.write(text)
+    return True
+
+
+def prepare_home(settings: Settings) -> Path:
+    """Create the demo's AIRFLOW_HOME so that only this account can read anything in it.
+
+    Files Airflow would create world-readable are made first, 0600: the SQLite DB (SQLite
+    gives its journal the DB's mode) and the admin password, generated here so that Airflow
+    never prints it into ``standalone.log``. A home from an older demo is tightened.
+    """
+    import secrets
+
+    home = settings.home / "airflow"
+    for d in (home, home / "logs", home / "bin"):
+        d.mkdir(mode=0o700, parents=True, exist_ok=True)
+        d.chmod(0o700)
+    _create_private(home / "airflow.db")
+    _create_private(home / PASSWORDS_FILE, json.dumps({"admin": secrets.token_urlsafe(16)}))
+    for f in (home / "airflow.db", home / PASSWORDS_FILE, home / "standalone.log"):
+        if f.exists():
+            f.chmod(0o600)
+    shim = home / "bin" / "airflow"
+    text = _SHIM.format(airflow=shlex.quote(str(Path(sys.executable).parent / "airflow")))
+    if not shim.exists() or shim.read_text() != text:
+        shim.unlink(missing_ok=True)
+        _create_private(shim, text, mode=0o700)
+    return home
 
 
 def _secrets(home: Path) -> dict[str, str]:
@@ -108,7 +175,7 @@ def status(settings: Settings) -> dict[str, Any]:
 
 
 def admin_password(settings: Settings) -> str | None:
-    f = settings.home / "airflow" / "simple_auth_manager_passwords.json.generated"
+    f = settings.home / "airflow" / PASSWORDS_FILE
     if f.exists():
         return json.loads(f.read_text()).get("admin")
     return None
@@ -275,13 +342,14 @@ def start(settings: Settings, wait_s: float = 180.0, follow: bool = True) -> int
     if pf.exists() and _alive(int(pf.read_text())):
         print(f"already running (pid {pf.read_text()}); `make stop` first")
         return 1
+    prepare_home(settings)
     env = airflow_env(settings)
-    Path(env["AIRFLOW_HOME"]).mkdir(parents=True, exist_ok=True)
     made = seed_inbox(settings)
     print(f"inbox seeded: {len(made)} new file(s) under {settings.inbox}")
     log = settings.home / "airflow" / "standalone.log"
     airflow = str(Path(sys.executable).parent / "airflow")
-    with open(log, "ab") as fh:
+    fd = os.open(log, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+    with os.fdopen(fd, "ab") as fh:
         proc = subprocess.Popen(
             [airflow, "standalone"],
             env=env,
@@ -306,8 +374,9 @@ def start(settings: Settings, wait_s: float = 180.0, follow: bool = True) -> int
         stop(settings)
         return 1
     url = f"http://localhost:{settings.api_port}"
-    print(f"Airflow UI:   {url}")
-    print(f"Login:        admin / {admin_password(settings) or '(see standalone.log)'}")
+    print(f"Airflow UI:   {url}  (listening on {settings.api_host})")
+    saved = settings.home / "airflow" / PASSWORDS_FILE
+    print(f"Login:        admin / {admin_password(settings) or f'(see {saved})'}")
     print(f"Health:       curl {url}{HEALTH}")
     print(f"MLflow store: {settings.tracking_uri}  (mlflow ui --backend-store-uri <that>)")
     print(f"Predictions:  {settings.predictions}")

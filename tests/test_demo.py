@@ -1,4 +1,4 @@
-"""The embedded deployment starts healthy and `stop` leaves no process behind."""
+"""The embedded deployment starts healthy, private and on localhost; `stop` leaves nothing."""
 
 from __future__ import annotations
 
@@ -12,6 +12,8 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+
+from tests.hostile.test_deployment import listening_sockets, mode, world_readable_files
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -28,6 +30,39 @@ def _group_alive(pgid: int) -> bool:
     except ProcessLookupError:
         return False
     return True
+
+
+def _assert_private_and_local(home: Path, pgid: int, port: int) -> None:
+    """Issue 15 class 4: nothing of the running demo is open to other accounts or hosts."""
+    af = home / "airflow"
+    assert mode(af) == 0o700
+    for name in ("airflow.db", "simple_auth_manager_passwords.json.generated", "standalone.log"):
+        assert mode(af / name) == 0o600, name
+    password = json.loads((af / "simple_auth_manager_passwords.json.generated").read_text())
+    assert password["admin"] not in (af / "standalone.log").read_text()
+    for f in world_readable_files(home):
+        assert password["admin"].encode() not in f.read_bytes(), f
+    deadline = time.time() + 30  # the triggerer starts after the API server answers
+    while time.time() < deadline and "airflow triggerer" not in _cmdlines(pgid):
+        time.sleep(1)
+    procs = _cmdlines(pgid)
+    for component in ("scheduler", "triggerer"):  # running, without their log servers
+        assert f"airflow {component} --skip-serve-logs" in procs, procs
+    time.sleep(3)
+    sockets = listening_sockets(pgid)
+    assert ("127.0.0.1", port) in sockets, sockets
+    assert {host for host, _ in sockets} == {"127.0.0.1"}, sockets  # no log server, no 0.0.0.0
+
+
+def _cmdlines(pgid: int) -> str:
+    out = []
+    for proc in Path("/proc").iterdir():
+        try:
+            if proc.name.isdigit() and os.getpgid(int(proc.name)) == pgid:
+                out.append((proc / "cmdline").read_bytes().replace(b"\0", b" ").decode())
+        except OSError:
+            continue
+    return "\n".join(out)
 
 
 @pytest.mark.slow
@@ -55,6 +90,7 @@ def test_demo_start_health_stop(tmp_path: Path) -> None:
         assert h["scheduler"]["status"] == "healthy"
         assert list((tmp_path / "home" / "inbox" / "demo").glob("*.tif"))
         pgid = int(pid_file.read_text())
+        _assert_private_and_local(tmp_path / "home", pgid, port)
     finally:
         stop = subprocess.run(
             [sys.executable, "-m", "satseg.demo", "stop"],

@@ -21,7 +21,7 @@ from satseg.api.deps import (
     MAY_RUN_RETRAIN,
     current_user,
 )
-from satseg.api.routes import datasets, health, models, training, uploads
+from satseg.api.routes import datasets, docs, health, models, training, uploads
 from satseg.config import get_settings
 
 __all__ = [
@@ -33,7 +33,14 @@ __all__ = [
     "current_user",
     "openapi_json",
 ]
-ROUTERS = (health.router, datasets.router, uploads.router, models.router, training.router)
+ROUTERS = (
+    health.router,
+    datasets.router,
+    uploads.router,
+    models.router,
+    training.router,
+    docs.router,
+)
 ERROR_STATUS: dict[type[Exception], int] = {catalog.BadRequest: 400, catalog.NotFound: 404}
 
 
@@ -51,6 +58,10 @@ def create_app() -> FastAPI:
             '`{"username": ..., "password": ...}`, then send `Authorization: Bearer <token>`.'
         ),
         dependencies=[Depends(AUTHENTICATED)],
+        # served by satseg.api.routes.docs, behind the login and without a CDN
+        openapi_url=None,
+        docs_url=None,
+        redoc_url=None,
     )
     app.add_middleware(
         uploads.UploadSizeLimit, limit=lambda: get_settings().max_upload_mb * 1024 * 1024

@@ -92,10 +92,19 @@ def test_authenticated_user_gets_data(server) -> None:
     assert status == 200, body
     assert body["checks"]["metadata_db"] == {**body["checks"]["metadata_db"], "status": "ok"}
     assert body["checks"]["metadata_db"]["dialect"] == "sqlite"
-    # the docs are served under the plugin's prefix
-    status, spec = http("GET", base + "/satseg/openapi.json")
+    # the docs are served under the plugin's prefix, behind the login (issue 15 class 6)
+    for page in ("/satseg/openapi.json", "/satseg/docs", "/satseg/redoc"):
+        assert http("GET", base + page)[0] == 401, page
+    status, spec = http("GET", base + "/satseg/openapi.json", token=token)
     assert status == 200 and "/data/upload" in spec["paths"]
-    assert http("GET", base + "/satseg/docs")[0] == 200
+    status, page = http("GET", base + "/satseg/docs", token=token)
+    assert status == 200 and "https://" not in page and "http://" not in page
+    js = "/satseg/docs/assets/swagger-ui-bundle.js"
+    assert js in page and "'/satseg/openapi.json'" in page
+    # a browser logged in to the Airflow UI sends its session cookie
+    assert http("GET", base + "/satseg/docs", headers={"Cookie": f"_token={token}"})[0] == 200
+    assert http("GET", base + js)[0] == 401
+    assert http("GET", base + js, token=token)[0] == 200
 
 
 def test_upload_through_the_server_and_roles(server) -> None:
