@@ -39,3 +39,8 @@ def results_dir(settings: Settings) -> Path:
 def pending_dir(settings: Settings) -> Path:
     """A marker per dataset with accepted scenes not yet versioned."""
     return settings.state / "ingest_pending"
+
+
+def stuck_path(settings: Settings) -> Path:
+    """Inbox files that could not be moved out (read-only folder), reported once."""
+    return settings.state / "inbox_stuck.json"
