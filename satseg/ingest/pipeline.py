@@ -260,6 +260,8 @@ def _move_all(pair: _Pair, targets: dict[str, Path]) -> None:
             try:
                 move(pair.paths[rel], targets[rel])
             except OSError as e:
+                if not os.path.lexists(pair.paths[rel]):
+                    raise Changed(f"{rel} vanished while its pair was moved") from e
                 raise Stuck(rel, e) from e
             moved.append(rel)
             if not is_same(targets[rel], v.ident):
@@ -302,6 +304,15 @@ def _open_pair(settings: Settings, spec: dict[str, Any]) -> tuple[_Pair, dict[st
             target = refuse(settings, path, str(e), e.check, dataset=spec["dataset"])
             refused.append(str(target) if target else rel)
     pair.hashes = {rel: v.sha256 for rel, v in pair.opened.items()}
+    sizes = spec.get("sizes", {})
+    grown = [r for r, v in pair.opened.items() if sizes.get(r, v.ident.size) != v.ident.size]
+    if grown:  # still being written: the scan saw other bytes
+        log.warning("pair %s: %s changed since the scan; left for the next", spec["pair_id"], grown)
+        return pair, {
+            **pair.base,
+            "status": "changed",
+            "reason": f"changed since the scan: {grown}",
+        }
     if not missing and not refused:
         return pair, None
     log.warning("pair %s: missing %s, refused %s", spec["pair_id"], missing, refused)
@@ -484,4 +495,5 @@ def run_once(
     pairs = scan_inbox(settings, poll_interval=poll_interval, dataset=dataset)
     results = [process_pair(settings, p) for p in pairs]
     versions = finalize(settings, results)
-    return {"pairs": len(pairs), "results": results, "versions": versions}
+    stuck = sorted(StuckFiles(stuck_path(settings)).load())
+    return {"pairs": len(pairs), "results": results, "versions": versions, "stuck": stuck}
