@@ -47,7 +47,8 @@ class StuckFiles:
             log.debug("%s (still)", message)
         return first
 
-    def clear(self, key: str) -> None:
+    def clear(self, *keys: str) -> None:
+        """Forget ``keys`` (moved at last)."""
         entries = self.load()
-        if entries.pop(key, None) is not None:
+        if any([entries.pop(k, None) is not None for k in keys]):
             write_json(self.path, entries)

@@ -366,8 +366,11 @@ def _process_opened(settings: Settings, pair: _Pair, workers: int | None) -> dic
     claim = _claim(settings, spec, pair.members, pair.hashes)
     try:
         if claim.owner is not None:
-            return _duplicate(settings, pair, claim.owner)
-        return _build_and_file(settings, pair, claim, workers)
+            result = _duplicate(settings, pair, claim.owner)
+        else:
+            result = _build_and_file(settings, pair, claim, workers)
+        StuckFiles(stuck_path(settings)).clear(*pair.members)
+        return result
     except Changed as e:
         log.warning("pair %s left in the inbox: %s", spec["pair_id"], e)
         swapped = _refuse_swapped(settings, pair, claim.raw)
