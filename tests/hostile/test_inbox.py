@@ -437,3 +437,81 @@ def test_stale_scene_temp_folders_are_removed_at_the_next_pass(settings) -> None
 
     assert not killed.exists() and not legacy.exists()
     assert live.exists() and fresh_legacy.exists()
+
+
+# -- the predict inbox: the same rules -----------------------------------------------------
+
+
+def _predict_spy(monkeypatch: pytest.MonkeyPatch, then=None) -> list[bytes]:
+    """``run_scene`` with a stand-in model: records the bytes the predictor was given."""
+    from satseg.inference import jobs
+
+    read: list[bytes] = []
+
+    def predict_scene(model, path, out, **kw):
+        read.append(Path(path).read_bytes())
+        if then is not None:
+            then()
+        return {"scene": Path(path).stem, "status": "ok", "out_dir": str(out), "polygons": 0,
+                "warnings": []}  # fmt: skip
+
+    info = {"name": "m", "version": "1"}
+    monkeypatch.setattr(jobs, "load_registered_model", lambda s, v: (None, info))
+    monkeypatch.setattr(jobs, "predict_scene", predict_scene)
+    monkeypatch.setattr(jobs, "relocate_source", lambda out, moved: None)
+    return read
+
+
+def test_predict_scene_swapped_for_a_link_is_not_followed(settings, canary, monkeypatch) -> None:
+    from satseg.errors import BadInput
+    from satseg.inference import inbox, jobs
+
+    scene = make_scene(settings.predict_inbox, "s", 64, 64, 1, labelme=False, geojson=False)
+    (ready,) = inbox.ready_scenes(settings)
+    scene.image.unlink()
+    scene.image.symlink_to(canary.path)  # swapped after the poll
+    read = _predict_spy(monkeypatch)
+
+    with pytest.raises(BadInput, match="symbolic link"):
+        jobs.run_scene(settings, str(ready), "1")
+
+    assert read == []
+    (rec,) = error_records(settings.quarantine).values()
+    assert rec["check"] == "symlink" and rec["source"] == "predict"
+    assert not os.path.lexists(scene.image)
+    canary.assert_absent(settings.home)
+
+
+def test_predict_reads_the_verified_scene_and_archives_only_it(
+    settings, canary, monkeypatch, tmp_path
+) -> None:
+    from satseg.inference import inbox, jobs
+
+    scene = make_scene(settings.predict_inbox, "s", 64, 64, 1, labelme=False, geojson=False)
+    original = scene.image.read_bytes()
+    (ready,) = inbox.ready_scenes(settings)
+
+    def swap() -> None:  # while the model runs, the name becomes a link
+        os.rename(scene.image, tmp_path / "outside" / "s.orig")
+        scene.image.symlink_to(canary.path)
+
+    read = _predict_spy(monkeypatch, swap)
+    jobs.run_scene(settings, str(ready), "1")
+
+    assert read == [original]  # what was verified, not what the name says now
+    assert _links(settings.raw) == [] and _user_files(settings.raw) == []
+    assert inbox.ready_scenes(settings) == []  # the next poll quarantines the link
+    (rec,) = error_records(settings.quarantine).values()
+    assert rec["check"] == "symlink" and rec["symlink_to"] == str(canary.path)
+    canary.assert_absent(settings.home)
+
+
+def test_predict_inbox_fifo_is_quarantined_without_being_opened(settings) -> None:
+    from satseg.inference import inbox
+
+    settings.predict_inbox.mkdir(parents=True, exist_ok=True)
+    os.mkfifo(settings.predict_inbox / "pipe.tif")
+    assert inbox.ready_scenes(settings) == []
+    (rec,) = error_records(settings.quarantine).values()
+    assert rec["check"] == "not_regular" and rec["original"] == "predict/pipe.tif"
+    assert inbox.ready_scenes(settings) == [] and len(error_records(settings.quarantine)) == 1
