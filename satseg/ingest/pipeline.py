@@ -25,7 +25,6 @@ from satseg.inbox.quarantine import quarantine
 from satseg.inbox.stuck import StuckFiles
 from satseg.inbox.verified import (
     Changed,
-    Identity,
     NotVerified,
     Verified,
     is_same,
@@ -264,25 +263,39 @@ def _move_all(pair: _Pair, targets: dict[str, Path]) -> None:
                     raise Changed(f"{rel} vanished while its pair was moved") from e
                 raise Stuck(rel, e) from e
             moved.append(rel)
-            if not is_same(targets[rel], v.ident):
+            if not _arrived(targets[rel], v):
                 raise Changed(f"{rel} was replaced while it was moved")
     except BaseException:
         for rel in reversed(moved):
-            _move_back(targets[rel], pair.paths[rel], pair.opened[rel].ident)
+            _move_back(targets[rel], pair.paths[rel])
         raise
 
 
-def _move_back(moved: Path, original: Path, ident: Identity) -> None:
-    """Undo one move of ``_move_all``: the file returns to the inbox (under a fresh name if
-    its name was taken meanwhile); what is not the verified file is left where it arrived,
-    for ``_refuse_swapped``."""
-    if not is_same(moved, ident):
-        return  # not ours: nothing to put back
-    back = original
-    n = 1
+def _move_back(moved: Path, original: Path) -> None:
+    """Undo one move of ``_move_all``: what was moved returns to the inbox (under a fresh
+    name if its name was taken meanwhile); a link that arrived instead of the verified file
+    goes back too, for ``_refuse_swapped``."""
+    back, n = original, 1
     while os.path.lexists(back):
         back, n = original.with_name(f"{original.stem}.{n}{original.suffix}"), n + 1
     move(moved, back)
+
+
+def _arrived(target: Path, v: Verified) -> bool:
+    """Is ``target`` the verified file (the same inode unchanged; a copy: the same bytes)?"""
+    try:
+        st = os.lstat(target)
+    except FileNotFoundError:
+        return False
+    if not stat.S_ISREG(st.st_mode):
+        return False
+    if (st.st_dev, st.st_ino) == (v.ident.dev, v.ident.ino):
+        return is_same(target, v.ident)
+    try:  # a copy (cross-device move): it must hold the verified bytes
+        with open_verified(target) as copy:
+            return copy.sha256 == v.sha256
+    except NotVerified:
+        return False
 
 
 def _open_pair(settings: Settings, spec: dict[str, Any]) -> tuple[_Pair, dict[str, Any] | None]:

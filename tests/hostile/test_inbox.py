@@ -406,6 +406,29 @@ def test_read_only_folder_is_never_copied_and_reported_once(
     assert_accounted(settings, dropped)
 
 
+def test_cross_device_inbox_is_moved_once_and_verified(settings, monkeypatch) -> None:
+    """raw/ on another filesystem: copy + unlink, checked by content, one copy in the end."""
+    folder = settings.inbox / "demo"
+    _drop(settings)
+    (folder / "notes.txt").write_text("not an image")
+    dropped = inventory(settings.inbox)
+    real_replace = os.replace
+
+    def replace(src, dst, **kw):
+        if Path(src).parent == folder:
+            raise OSError(errno.EXDEV, os.strerror(errno.EXDEV), str(src))
+        return real_replace(src, dst, **kw)
+
+    monkeypatch.setattr(os, "replace", replace)
+    out = run_once(settings)
+    monkeypatch.undo()
+
+    assert [r["status"] for r in out["results"]] == ["accepted"]
+    where = assert_accounted(settings, dropped)
+    assert sorted(where.values()) == ["quarantine", "raw", "raw"]
+    assert list(folder.iterdir()) == []
+
+
 # -- class 10: temp folders of a killed pass ----------------------------------------------
 
 
