@@ -20,7 +20,14 @@ from pathlib import Path
 from typing import Any, Literal
 
 from satseg.config import Settings
-from satseg.inbox.verified import Changed, Identity, NotVerified, is_same, open_verified
+from satseg.inbox.verified import (
+    Changed,
+    Identity,
+    NotVerified,
+    is_same,
+    lstat_under,
+    open_verified,
+)
 from satseg.io.atomic import move, write_json
 from satseg.vocab import ERROR_RECORD_SUFFIX, sanitize
 
@@ -115,7 +122,10 @@ def quarantine(
         folder = folder / "predict"
     if expect is not None and not is_same(path, expect):
         raise Changed(f"{path.name} changed since it was verified; left in the inbox")
-    described = _describe(path, sha256, expect)
+    try:
+        described = _describe(path, sha256, expect, settings.inbox)
+    except NotVerified as e:  # a folder on its path became a link: the scan refuses that
+        raise Changed(str(e)) from e
     target = free_target(folder, path.name)
     record = QuarantineRecord(
         file=target.name,
@@ -145,9 +155,14 @@ def quarantine(
 Described = tuple[dict[str, Any], Identity | None]
 
 
-def _describe(path: Path, sha256: str | None, expect: Identity | None) -> Described:
-    """Record fields of what ``path`` names (never followed, never blocking), and its identity."""
-    st = os.lstat(path)
+def _describe(
+    path: Path, sha256: str | None, expect: Identity | None, root: Path | None = None
+) -> Described:
+    """Record fields of what ``path`` names (never followed, never blocking), and its identity.
+
+    With ``root``, no folder between it and ``path`` is followed (``NotVerified`` if one is a
+    link)."""
+    st = lstat_under(path, root)
     if stat.S_ISLNK(st.st_mode):
         return {"sha256": None, "size": 0, "symlink_to": os.readlink(path)}, None
     if not stat.S_ISREG(st.st_mode):
@@ -155,9 +170,11 @@ def _describe(path: Path, sha256: str | None, expect: Identity | None) -> Descri
     if sha256 is not None and expect is not None:
         return {"sha256": sha256, "size": expect.size, "symlink_to": None}, expect
     try:
-        with open_verified(path) as v:
+        with open_verified(path, root) as v:
             return {"sha256": v.sha256, "size": v.ident.size, "symlink_to": None}, v.ident
-    except NotVerified:  # swapped since the lstat: described again after the move
+    except NotVerified as e:  # swapped since the lstat: described again after the move
+        if e.check == "symlink_parent":
+            raise
         return {"sha256": None, "size": 0, "symlink_to": None}, None
 
 

@@ -15,6 +15,7 @@ checks the destination. A mismatch means: move nothing that is not the verified 
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 import shutil
@@ -123,32 +124,20 @@ class Verified:
         self.close()
 
 
-def open_verified(path: Path, chunk: int = 1 << 20) -> Verified:
+def open_verified(path: Path, root: Path | None = None, chunk: int = 1 << 20) -> Verified:
     """Open ``path`` without following links, check it is a regular file, hash it from the fd.
 
-    Raises ``NotVerified`` (check ``symlink`` or ``not_regular``) for anything else and
-    ``FileNotFoundError`` once the name is gone.
+    With ``root`` (the inbox), no folder between ``root`` and the file is followed either
+    (each is opened with ``O_NOFOLLOW``). Raises ``NotVerified`` (check ``symlink``,
+    ``symlink_parent`` or ``not_regular``) for anything else and ``FileNotFoundError`` once
+    the name is gone.
     """
-    try:
-        fd = os.open(path, OPEN_FLAGS)
-    except OSError as e:
-        if os.path.islink(path):
-            raise NotVerified(
-                f"{path.name} is a symbolic link; links are never followed", "symlink"
-            ) from e
-        if not os.path.lexists(path):
-            raise
-        mode = os.lstat(path).st_mode
-        if stat.S_ISREG(mode):
-            raise
-        raise NotVerified(
-            f"{path.name} is {kind_of(mode)}, not a regular file", "not_regular"
-        ) from e
+    fd = _open_under(Path(path), root)
     try:
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode):
             raise NotVerified(
-                f"{path.name} is {kind_of(st.st_mode)}, not a regular file", "not_regular"
+                f"{Path(path).name} is {kind_of(st.st_mode)}, not a regular file", "not_regular"
             )
         os.set_blocking(fd, True)
         h = hashlib.sha256()
@@ -160,6 +149,64 @@ def open_verified(path: Path, chunk: int = 1 << 20) -> Verified:
         os.close(fd)
         raise
     return Verified(Path(path), fd, Identity.of(st), h.hexdigest())
+
+
+def lstat_under(path: Path, root: Path | None = None) -> os.stat_result:
+    """``os.lstat(path)``, but (with ``root``) through folders opened without following links."""
+    dirfd, name = _parent_fd(Path(path), root)
+    try:
+        return os.stat(name, dir_fd=dirfd, follow_symlinks=False)
+    finally:
+        os.close(dirfd)
+
+
+def _parent_fd(path: Path, root: Path | None) -> tuple[int, str]:
+    """An fd of ``path``'s folder, reached from ``root`` without following any link."""
+    dir_flags = os.O_RDONLY | os.O_DIRECTORY | getattr(os, "O_CLOEXEC", 0)
+    try:
+        parts = path.relative_to(root).parts if root is not None else ()
+    except ValueError:
+        parts = ()
+    if not parts:
+        return os.open(path.parent, dir_flags), path.name
+    dirfd = os.open(root, dir_flags)  # type: ignore[arg-type]
+    for part in parts[:-1]:
+        try:
+            nxt = os.open(part, dir_flags | os.O_NOFOLLOW, dir_fd=dirfd)
+        except OSError as e:
+            os.close(dirfd)
+            if e.errno in (errno.ELOOP, errno.ENOTDIR):
+                raise NotVerified(
+                    f"{path.name}: the folder {part!r} on its path is not a plain folder "
+                    "(a symbolic link?); nothing in it is followed",
+                    "symlink_parent",
+                ) from e
+            raise
+        os.close(dirfd)
+        dirfd = nxt
+    return dirfd, parts[-1]
+
+
+def _open_under(path: Path, root: Path | None) -> int:
+    dirfd, name = _parent_fd(path, root)
+    try:
+        try:
+            return os.open(name, OPEN_FLAGS, dir_fd=dirfd)
+        except FileNotFoundError:
+            raise
+        except OSError as e:  # a link (ELOOP), a socket or device that cannot be opened, ...
+            mode = os.stat(name, dir_fd=dirfd, follow_symlinks=False).st_mode
+            if stat.S_ISLNK(mode):
+                raise NotVerified(
+                    f"{path.name} is a symbolic link; links are never followed", "symlink"
+                ) from e
+            if not stat.S_ISREG(mode):
+                raise NotVerified(
+                    f"{path.name} is {kind_of(mode)}, not a regular file", "not_regular"
+                ) from e
+            raise
+    finally:
+        os.close(dirfd)
 
 
 class Changed(Exception):

@@ -99,7 +99,7 @@ def verify(settings: Settings, path: Path) -> Verified:
     it is (never opened) and ``BadInput`` raised.
     """
     try:
-        return open_verified(path)
+        return open_verified(path, settings.predict_inbox)
     except NotVerified as e:
         quarantine(settings, path, str(e), e.check)
         raise BadInput(f"{path.name}: {e} [{e.check}]") from e

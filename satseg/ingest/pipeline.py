@@ -310,10 +310,13 @@ def _open_pair(settings: Settings, spec: dict[str, Any]) -> tuple[_Pair, dict[st
     missing, refused = [], []
     for rel, path in pair.paths.items():
         try:
-            pair.opened[rel] = open_verified(path)
+            pair.opened[rel] = open_verified(path, settings.inbox)
         except FileNotFoundError:
             missing.append(rel)
         except NotVerified as e:
+            if e.check == "symlink_parent":  # the scan refuses the folder link itself
+                missing.append(rel)
+                continue
             target = refuse(settings, path, str(e), e.check, dataset=spec["dataset"])
             refused.append(str(target) if target else rel)
     pair.hashes = {rel: v.sha256 for rel, v in pair.opened.items()}

@@ -120,6 +120,27 @@ def test_swap_for_link_during_processing_moves_only_the_verified_file(
     assert _processing(settings) == []
 
 
+def test_folder_swapped_for_a_link_is_not_followed(settings, canary, tmp_path) -> None:
+    _, ann = _drop(settings)
+    (pair,) = scan_inbox(settings)
+    evil = tmp_path / "evil"
+    evil.mkdir()
+    (evil / "alpha.tif").write_bytes(canary.path.read_bytes())  # outside bytes, same names
+    (evil / "alpha.json").write_bytes(ann.read_bytes())
+    os.rename(settings.inbox / "demo", tmp_path / "moved-away")
+    (settings.inbox / "demo").symlink_to(evil)  # the dataset folder is now a link
+
+    assert process_pair(settings, pair)["status"] == "gone"
+    run_once(settings)  # the next scan refuses the folder link itself
+
+    rec = error_records(settings.quarantine)["demo"]
+    assert rec["check"] == "symlink" and rec["symlink_to"] == str(evil)
+    assert sorted(p.name for p in evil.iterdir()) == ["alpha.json", "alpha.tif"]  # untouched
+    assert _user_files(settings.raw) == []
+    canary.assert_absent(settings.home)
+    assert _processing(settings) == []
+
+
 def test_readers_read_the_verified_file_not_the_name(settings, monkeypatch) -> None:
     """What was hashed is what is patched: the readers get the opened file's fd path."""
     image, _ = _drop(settings)
