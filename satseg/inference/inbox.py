@@ -31,6 +31,7 @@ from satseg.inbox.completeness import (
 )
 from satseg.inbox.quarantine import original_name
 from satseg.inbox.quarantine import quarantine as quarantine_file
+from satseg.inbox.stuck import StuckFiles
 from satseg.inbox.verified import (
     Changed,
     Identity,
@@ -63,12 +64,12 @@ def _candidates(settings: Settings) -> list[Observed]:
         if stat.S_ISLNK(mode):
             if is_image_name(name):
                 target = os.readlink(p)
-                quarantine(settings, p, f"symbolic link to {target}; never followed", "symlink")
+                refuse(settings, p, f"symbolic link to {target}; never followed", "symlink")
             continue
         if not stat.S_ISREG(mode) and not stat.S_ISDIR(mode):
             if is_image_name(name):  # a FIFO or device: moved as it is, never opened
                 what = f"{name} is {kind_of(mode)}, not a regular file; it was never opened"
-                quarantine(settings, p, what, "not_regular")
+                refuse(settings, p, what, "not_regular")
             continue
         group = marker_stem(name) if is_marker(name) else p.stem
         seen = observe(p, name, group) if p.is_file() else None
@@ -101,7 +102,7 @@ def verify(settings: Settings, path: Path) -> Verified:
     try:
         return open_verified(path, settings.predict_inbox)
     except NotVerified as e:
-        quarantine(settings, path, str(e), e.check)
+        refuse(settings, path, str(e), e.check)
         raise BadInput(f"{path.name}: {e} [{e.check}]") from e
 
 
@@ -125,6 +126,26 @@ def archive_done(settings: Settings, path: Path, expect: Identity | None = None)
         own = m.name == path.name + DONE_SUFFIX
         move(m, dst.with_name((dst.name if own else dst.stem) + DONE_SUFFIX))
     return dst
+
+
+def refuse(settings: Settings, path: Path, reason: str, check: str) -> Path | None:
+    """``quarantine``, but a file that cannot be moved (read-only inbox) stays: reported once."""
+    try:
+        return quarantine(settings, path, reason, check)
+    except Changed as e:
+        log.warning("%s", e)
+    except FileNotFoundError:
+        pass
+    except OSError as e:
+        report_stuck(settings, path, "quarantine", e)
+    return None
+
+
+def report_stuck(settings: Settings, path: Path, action: str, error: OSError) -> None:
+    """A predict-inbox file that cannot be moved out: logged once (``satseg.inbox.stuck``)."""
+    StuckFiles(settings.state / "predict_inbox_stuck.json").report(
+        original_name(settings, path), action, error
+    )
 
 
 def quarantine(settings: Settings, path: Path, reason: str, check: str) -> Path:

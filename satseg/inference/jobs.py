@@ -148,7 +148,7 @@ def run_scene(
             summary = predict_scene(model, source, out, params=params, model_info=info)
         except RasterError as err:
             if verified is not None and verified.unchanged():
-                moved = inbox.quarantine(settings, path, str(err), err.check)
+                moved = inbox.refuse(settings, path, str(err), err.check)
                 log.error("%s quarantined to %s", path.name, moved)
             raise BadInput(f"{path.name}: {err} [{err.check}]") from err
         if verified is not None:
@@ -156,6 +156,8 @@ def run_scene(
                 moved = inbox.archive_done(settings, path, verified.ident)
             except Changed as e:  # the next poll looks at whatever the name is now
                 log.warning("%s", e)
+            except OSError as e:  # a read-only inbox: predicted, left there, reported once
+                inbox.report_stuck(settings, path, "archive", e)
             else:
                 relocate_source(out, moved)
                 log.info("%s archived to %s", path.name, moved)

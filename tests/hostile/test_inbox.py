@@ -559,3 +559,30 @@ def test_predict_inbox_fifo_is_quarantined_without_being_opened(settings) -> Non
     (rec,) = error_records(settings.quarantine).values()
     assert rec["check"] == "not_regular" and rec["original"] == "predict/pipe.tif"
     assert inbox.ready_scenes(settings) == [] and len(error_records(settings.quarantine)) == 1
+
+
+def test_predict_inbox_read_only_is_reported_once_and_never_copied(
+    settings, monkeypatch, caplog
+) -> None:
+    from satseg.inference import inbox
+
+    box = settings.predict_inbox
+    box.mkdir(parents=True, exist_ok=True)
+    os.mkfifo(box / "pipe.tif")
+    (box / "link.tif").symlink_to("/etc/hostname")
+    _read_only(box, monkeypatch)
+    try:
+        with caplog.at_level(logging.ERROR):
+            for _ in range(3):
+                assert inbox.ready_scenes(settings) == []
+    finally:
+        monkeypatch.undo()
+        box.chmod(0o755)
+    assert _user_files(settings.quarantine) == []
+    assert list(settings.quarantine.rglob("*.error.json")) == []
+    errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+    assert sum("predict/pipe.tif" in m for m in errors) == 1
+    assert sum("predict/link.tif" in m for m in errors) == 1
+    inbox.ready_scenes(settings)  # fixed: both are quarantined as what they are
+    checks = sorted(r["check"] for r in error_records(settings.quarantine).values())
+    assert checks == ["not_regular", "symlink"]
