@@ -1,8 +1,11 @@
 """The ingest steps, one function per DAG task: scan, process one pair, finalize.
 
 ``process_pair`` never raises for bad input: the pair is quarantined and the result says why, so
-one bad file does not stop the others. Anything else (a bug, a full disk) raises: the task fails
-and the files stay in the inbox for the retry. Every step is idempotent: a processed pair's
+one bad file does not stop the others. Anything else (a bug, a full disk, a parser's
+``RecursionError``) raises: the task fails, its ledger claim is released and the files stay in
+the inbox for the retry. Each file is opened once without following links and read only through
+that descriptor (``satseg.inbox.verified``); it moves only while its name still refers to that
+unchanged file, and a pair moves into raw/ whole or not at all. Every step is idempotent: a processed pair's
 result is stored under ``state/ingest_results/`` and returned again on a re-run, a content hash
 already in the ledger is a duplicate, and an unchanged dataset gives no new version.
 """
