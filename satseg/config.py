@@ -49,7 +49,11 @@ class Settings(BaseSettings):
         default=24 * 3600, description="How long an image waits for its annotation"
     )
     stable_polls_s: float = Field(
-        default=2.0, description="Seconds between the two size checks of a file"
+        default=2.0,
+        description=(
+            "Quiet period of both inboxes: seconds a new file's size and mtime must stay "
+            "unchanged before it is taken (30-120 for network copies, or use .done markers)"
+        ),
     )
     max_upload_mb: int = Field(default=2048, description="Upload size limit of the REST API")
     encoder_weights: Path | None = Field(

@@ -4,7 +4,10 @@ Parallel tasks (Airflow maps one per pair) claim an input before working on it. 
 entry ``{<owner_field>: <owner>, "status": "processing", "claimed": <time>, ...}``; the owner
 later replaces it with its final entry (``"status": "done"``) or releases it. A key held by
 another owner means "already taken" (for content hashes: a duplicate), unless the claim is
-still ``processing`` and older than ``STALE_CLAIM_S``: then its run crashed and the key is free.
+still ``processing`` and its run is known to have ended: older than ``STALE_CLAIM_S``, or made
+by a process of this host that no longer runs (a killed task: ``pid`` and ``host`` are in every
+claim). An owner that fails releases its claim (``release``), so a corrected re-drop of the
+same content is never taken for a duplicate of a pass that died.
 Every read-modify-write happens under one ``fcntl`` lock, so two tasks never both win.
 """
 
@@ -12,6 +15,8 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
+import socket
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -52,9 +57,13 @@ class Ledger:
         return None if self.is_stale(entry) else entry
 
     def is_stale(self, entry: Entry, now: float | None = None) -> bool:
+        if entry.get("status") != PROCESSING:
+            return False
         now = time.time() if now is None else now
-        age = now - float(entry.get("claimed", 0))
-        return entry.get("status") == PROCESSING and age > self.stale_s
+        if now - float(entry.get("claimed", 0)) > self.stale_s:
+            return True
+        pid = entry.get("pid")
+        return entry.get("host") == socket.gethostname() and isinstance(pid, int) and not alive(pid)
 
     def claim(self, entries: dict[str, Entry], key: str, owner: str, **fields: Any) -> Entry:
         """Record ``owner``'s processing claim on ``key`` (call inside ``edit``)."""
@@ -63,8 +72,19 @@ class Ledger:
             self.owner_field: owner,
             "status": PROCESSING,
             "claimed": time.time(),
+            "pid": os.getpid(),
+            "host": socket.gethostname(),
         }
         return entries[key]
+
+    def release(self, key: str, owner: str) -> bool:
+        """Drop ``owner``'s processing claim on ``key`` (a failed run); True if it was there."""
+        with self.edit() as entries:
+            entry = entries.get(key)
+            if entry and entry.get(self.owner_field) == owner and entry.get("status") == PROCESSING:
+                del entries[key]
+                return True
+        return False
 
     def put(self, key: str, entry: Entry | None) -> None:
         """Replace ``key``'s entry (its final record), or release it (None)."""
@@ -80,3 +100,18 @@ class Ledger:
         except FileNotFoundError:
             return {}
         return data
+
+
+def alive(pid: int) -> bool:
+    """Does process ``pid`` run on this host (a zombie does not count)?"""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as fh:
+            return fh.read().rsplit(b")", 1)[-1].split()[0] != b"Z"
+    except OSError:
+        return True

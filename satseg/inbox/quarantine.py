@@ -9,16 +9,26 @@ reason, fix the file and drop it again. Predict-inbox input goes to ``quarantine
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
+import stat
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
 from satseg.config import Settings
-from satseg.io.atomic import move, sha256_file, write_json
+from satseg.inbox.verified import (
+    Changed,
+    Identity,
+    NotVerified,
+    is_same,
+    lstat_under,
+    open_verified,
+)
+from satseg.io.atomic import move, write_json
 from satseg.vocab import ERROR_RECORD_SUFFIX, sanitize
 
 log = logging.getLogger(__name__)
@@ -106,19 +116,28 @@ def quarantine(
     sha256: str | None = None,
     related: list[str] | None = None,
     now: datetime | None = None,
+    expect: Identity | None = None,
 ) -> Path:
-    """Move ``path`` (a symbolic link is moved as a link) into quarantine; its new path.
+    """Move ``path`` into quarantine; its new path. Links and FIFOs move as they are.
 
-    The record is written (atomically) before the move: a crash in between leaves the file in
-    the inbox, to be quarantined again, never a quarantined file without its reason.
+    Nothing is followed or opened for reading but a regular file (``O_NOFOLLOW``): its hash
+    comes from that descriptor, or is ``sha256`` when the caller verified the file
+    (``expect``, its identity: if the name no longer refers to it, ``Changed`` is raised and
+    nothing moves). The record is written (atomically) before the move: a crash in between
+    leaves the file in the inbox, to be quarantined again. A move that fails (a read-only
+    inbox folder) removes the record again and raises: no record without its file, no copy.
+    After the move the record is checked against what actually arrived.
     """
     now = now or datetime.now(UTC)
     folder = settings.quarantine / now.strftime("%Y-%m-%d")
     if source == "predict":
         folder = folder / "predict"
-    is_link = path.is_symlink()
-    if sha256 is None and not is_link and path.is_file():
-        sha256 = sha256_file(path)
+    if expect is not None and not is_same(path, expect):
+        raise Changed(f"{path.name} changed since it was verified; left in the inbox")
+    try:
+        described = _describe(path, sha256, expect, settings.inbox)
+    except NotVerified as e:  # a folder on its path became a link: the scan refuses that
+        raise Changed(str(e)) from e
     target = free_target(folder, path.name)
     record = QuarantineRecord(
         file=target.name,
@@ -126,17 +145,62 @@ def quarantine(
         source=source,
         reason=reason,
         check=check,
-        sha256=sha256,
-        size=0 if is_link else path.stat().st_size,
-        time=now.isoformat(),
         dataset=dataset,
-        symlink_to=os.readlink(path) if is_link else None,
         related=list(related or []),
+        time=now.isoformat(),
+        **described[0],
     )
     write_json(record_path(target), record.to_dict())
-    move(path, target)
+    try:
+        move(path, target)
+    except OSError:
+        record_path(target).unlink(missing_ok=True)
+        raise
+    arrived = _arrived(target, described)
+    if arrived is not None:  # swapped between the check and the move: describe what came
+        record = dataclasses.replace(record, **arrived)
+        write_json(record_path(target), record.to_dict())
     log.warning("quarantined %s -> %s: [%s] %s", record.original, target, check, reason)
     return target
+
+
+Described = tuple[dict[str, Any], Identity | None]
+
+
+def _describe(
+    path: Path, sha256: str | None, expect: Identity | None, root: Path | None = None
+) -> Described:
+    """Record fields of what ``path`` names (never followed, never blocking), and its identity.
+
+    With ``root``, no folder between it and ``path`` is followed (``NotVerified`` if one is a
+    link)."""
+    st = lstat_under(path, root)
+    if stat.S_ISLNK(st.st_mode):
+        return {"sha256": None, "size": 0, "symlink_to": os.readlink(path)}, None
+    if not stat.S_ISREG(st.st_mode):
+        return {"sha256": None, "size": 0, "symlink_to": None}, None
+    if sha256 is not None and expect is not None:
+        return {"sha256": sha256, "size": expect.size, "symlink_to": None}, expect
+    try:
+        with open_verified(path, root) as v:
+            return {"sha256": v.sha256, "size": v.ident.size, "symlink_to": None}, v.ident
+    except NotVerified as e:  # swapped since the lstat: described again after the move
+        if e.check == "symlink_parent":
+            raise
+        return {"sha256": None, "size": 0, "symlink_to": None}, None
+
+
+def _arrived(target: Path, described: Described) -> dict[str, Any] | None:
+    """What arrived at ``target``, if it is not what the record says (else None)."""
+    fields, ident = described
+    st = os.lstat(target)
+    if ident is not None and stat.S_ISREG(st.st_mode) and Identity.of(st) == ident:
+        return None
+    if ident is None and not stat.S_ISREG(st.st_mode):
+        link = os.readlink(target) if stat.S_ISLNK(st.st_mode) else None
+        if link == fields["symlink_to"]:
+            return None
+    return _describe(target, None, None)[0]
 
 
 def original_name(settings: Settings, path: Path) -> str:

@@ -14,6 +14,7 @@ from typing import Any
 
 from satseg.config import Settings
 from satseg.errors import BadInput, NothingToDo
+from satseg.inbox.verified import Changed
 from satseg.inference import inbox
 from satseg.inference.params import PredictParams, error_path, scene_name
 from satseg.inference.predict import predict_scene, relocate_source
@@ -139,17 +140,30 @@ def run_scene(
     out = settings.predictions / scene_name(path)
     model, info = load_registered_model(settings, version)
     from_inbox = inbox.in_inbox(settings, path)
+    # an inbox scene is opened once, never through a link, and read only through that fd
+    verified = inbox.verify(settings, path) if from_inbox else None
     try:
-        summary = predict_scene(model, path, out, params=params, model_info=info)
-    except RasterError as err:
-        if from_inbox and path.exists():
-            moved = inbox.quarantine(settings, path, str(err), err.check)
-            log.error("%s quarantined to %s", path.name, moved)
-        raise BadInput(f"{path.name}: {err} [{err.check}]") from err
-    if from_inbox:
-        moved = inbox.archive_done(settings, path)
-        relocate_source(out, moved)
-        log.info("%s archived to %s", path.name, moved)
+        source = verified.view if verified else path
+        try:
+            summary = predict_scene(model, source, out, params=params, model_info=info)
+        except RasterError as err:
+            if verified is not None and verified.unchanged():
+                moved = inbox.refuse(settings, path, str(err), err.check)
+                log.error("%s quarantined to %s", path.name, moved)
+            raise BadInput(f"{path.name}: {err} [{err.check}]") from err
+        if verified is not None:
+            try:
+                moved = inbox.archive_done(settings, path, verified.ident)
+            except Changed as e:  # the next poll looks at whatever the name is now
+                log.warning("%s", e)
+            except OSError as e:  # a read-only inbox: predicted, left there, reported once
+                inbox.report_stuck(settings, path, "archive", e)
+            else:
+                relocate_source(out, moved)
+                log.info("%s archived to %s", path.name, moved)
+    finally:
+        if verified is not None:
+            verified.close()
     if summary["status"] == "skipped":
         raise NothingToDo(
             f"{path.name}: outputs of model version {info['version']} already in {out}"

@@ -35,6 +35,8 @@ def register(app: typer.Typer) -> None:
             typer.echo(
                 f"{v['tag']} ({state}): train {v['counts'].get('train', 0)}, val {v['counts'].get('val', 0)}"
             )
+        for stuck in out.get("stuck", []):
+            typer.echo(f"stuck in the inbox (cannot be moved out, see the log): {stuck}")
         if not out["pairs"]:
             typer.echo("inbox: nothing ready")
 

@@ -15,6 +15,7 @@ import hashlib
 import json
 import logging
 import os
+import stat
 import time
 from collections import defaultdict
 from dataclasses import dataclass
@@ -23,8 +24,11 @@ from typing import Any
 
 from satseg.config import Settings
 from satseg.inbox.completeness import Observed, ScanState, Seen, complete, is_marker, marker_stem
-from satseg.inbox.quarantine import quarantine
-from satseg.ingest.state import scan_state_path
+from satseg.inbox.quarantine import original_name, quarantine
+from satseg.inbox.stuck import StuckFiles
+from satseg.inbox.verified import Changed, kind_of
+from satseg.ingest.leftovers import clean_stale_tmp
+from satseg.ingest.state import scan_state_path, stuck_path
 from satseg.vocab import (
     ERROR_RECORD_SUFFIX,
     GEOJSON_SUFFIX,
@@ -61,10 +65,12 @@ class Entry:
         return Observed(self.rel, self.path, self.size, self.mtime_ns, _group_key(self))
 
 
-def _walk(inbox: Path) -> tuple[list[Entry], list[Path]]:
-    """Regular files under the inbox (not inbox/predict/), and symlinks (never followed)."""
+def _walk(inbox: Path) -> tuple[list[Entry], list[Path], list[Path]]:
+    """Regular files under the inbox (not inbox/predict/), symlinks (never followed), and
+    FIFOs, devices and sockets (never opened)."""
     entries: list[Entry] = []
     links: list[Path] = []
+    specials: list[Path] = []
     for root, dirs, files in os.walk(inbox):
         rootp = Path(root)
         rel_root = rootp.relative_to(inbox)
@@ -80,17 +86,20 @@ def _walk(inbox: Path) -> tuple[list[Entry], list[Path]]:
             p = rootp / f
             if is_in_progress(f):
                 continue
-            if p.is_symlink():
+            try:
+                st = p.lstat()
+            except FileNotFoundError:
+                continue
+            if stat.S_ISLNK(st.st_mode):
                 links.append(p)
                 continue
-            try:
-                st = p.stat()
-            except FileNotFoundError:
+            if not stat.S_ISREG(st.st_mode):
+                specials.append(p)
                 continue
             parts = p.relative_to(inbox).parts
             ds, name = dataset_of(parts)
             entries.append(Entry("/".join(parts), p, st.st_size, st.st_mtime_ns, ds, name))
-    return entries, links
+    return entries, links, specials
 
 
 def _classify(entries: list[Entry]) -> None:
@@ -151,17 +160,20 @@ def scan_inbox(
     now = time.time() if now is None else now
     scans = ScanState(scan_state_path(settings))
     previous = scans.load()
-    entries, links = _walk(settings.inbox)
+    clean_stale_tmp(settings)
+    entries, links, specials = _walk(settings.inbox)
     _classify(entries)
     _mark_complete(entries, previous, interval)
 
     for link in links:
-        quarantine(
+        refuse(
             settings,
             link,
-            f"{link.name} is a symbolic link (to {os.readlink(link)}); links are never followed",
+            f"{link.name} is a symbolic link (to {_readlink(link)}); links are never followed",
             "symlink",
         )
+    for special in specials:
+        refuse(settings, special, *_special_reason(special))
     state = ScanState.remember((e.observed() for e in entries), previous, now)
     ready = [e for e in entries if e.complete and dataset in (None, e.dataset)]
 
@@ -170,10 +182,10 @@ def scan_inbox(
     for e in ready:
         bad = _name_problem(e)
         if bad:
-            quarantine(settings, e.path, bad, "unsafe_name", dataset=e.dataset)
+            refuse(settings, e.path, bad, "unsafe_name", dataset=e.dataset)
             state.pop(e.rel, None)
         elif e.kind == "unknown":
-            quarantine(
+            refuse(
                 settings,
                 e.path,
                 f"{e.name}: unsupported file type (expected GeoTIFF/PNG/JPEG + LabelMe JSON, "
@@ -197,6 +209,41 @@ def scan_inbox(
     scans.save(state)
     log.info("inbox: %d ready pair(s), %d file(s) waiting", len(pairs), len(state))
     return pairs
+
+
+def refuse(settings: Settings, path: Path, reason: str, check: str, **kw: Any) -> Path | None:
+    """Quarantine an inbox file; one that cannot be moved stays, reported once (None)."""
+    try:
+        target = quarantine(settings, path, reason, check, **kw)
+    except FileNotFoundError:
+        return None  # gone since the scan: nothing to refuse
+    except Changed:
+        log.info("%s changed since the scan; left for the next pass", path)
+        return None
+    except OSError as e:
+        StuckFiles(stuck_path(settings)).report(original_name(settings, path), "quarantine", e)
+        return None
+    StuckFiles(stuck_path(settings)).clear(original_name(settings, path))
+    return target
+
+
+def _readlink(path: Path) -> str:
+    try:
+        return os.readlink(path)
+    except OSError:
+        return "?"
+
+
+def _special_reason(path: Path) -> tuple[str, str]:
+    try:
+        what = kind_of(path.lstat().st_mode)
+    except OSError:
+        what = "not a regular file"
+    return (
+        f"{path.name} is {what}, not a regular file; only regular files are read "
+        "(it was moved without being opened)",
+        "not_regular",
+    )
 
 
 def _name_problem(e: Entry) -> str | None:
@@ -236,7 +283,7 @@ def _make_pair(
     def reject(reason: str, check: str) -> None:
         rels = [f.rel for f in files]
         for f in files:
-            quarantine(settings, f.path, reason, check, dataset=ds, related=rels)
+            refuse(settings, f.path, reason, check, dataset=ds, related=rels)
             state.pop(f.rel, None)
 
     if len(images) > 1:

@@ -1,8 +1,11 @@
 """The ingest steps, one function per DAG task: scan, process one pair, finalize.
 
 ``process_pair`` never raises for bad input: the pair is quarantined and the result says why, so
-one bad file does not stop the others. Anything else (a bug, a full disk) raises: the task fails
-and the files stay in the inbox for the retry. Every step is idempotent: a processed pair's
+one bad file does not stop the others. Anything else (a bug, a full disk, a parser's
+``RecursionError``) raises: the task fails, its ledger claim is released and the files stay in
+the inbox for the retry. Each file is opened once without following links and read only through
+that descriptor (``satseg.inbox.verified``); it moves only while its name still refers to that
+unchanged file, and a pair moves into raw/ whole or not at all. Every step is idempotent: a processed pair's
 result is stored under ``state/ingest_results/`` and returned again on a re-run, a content hash
 already in the ledger is a duplicate, and an unchanged dataset gives no new version.
 """
@@ -11,6 +14,9 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import shutil
+import stat
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -19,11 +25,27 @@ from typing import Any
 from satseg.config import Settings
 from satseg.inbox.claims import Ledger
 from satseg.inbox.quarantine import quarantine
+from satseg.inbox.stuck import StuckFiles
+from satseg.inbox.verified import (
+    Changed,
+    NotVerified,
+    Verified,
+    is_same,
+    kind_of,
+    open_verified,
+)
 from satseg.ingest.errors import IngestError
-from satseg.ingest.inbox import scan_inbox
+from satseg.ingest.inbox import refuse, scan_inbox
 from satseg.ingest.scene import build_scene, scene_params
-from satseg.ingest.state import ledger_path, pending_dir, provenance_path, read_state, results_dir
-from satseg.io.atomic import move, sha256_file, write_json
+from satseg.ingest.state import (
+    ledger_path,
+    pending_dir,
+    provenance_path,
+    read_state,
+    results_dir,
+    stuck_path,
+)
+from satseg.io.atomic import move, write_json
 from satseg.preprocess.dataset import build_dataset, load_scenes, scene_dir
 from satseg.vocab import DATASET_SEP
 
@@ -141,6 +163,14 @@ def _finish(settings: Settings, result: dict[str, Any]) -> dict[str, Any]:
     return result
 
 
+class Stuck(Exception):
+    """A member of a pair could not be moved out of the inbox (read-only folder, ...)."""
+
+    def __init__(self, rel: str, error: OSError) -> None:
+        super().__init__(f"{rel}: cannot move it out of the inbox: {error.strerror or error}")
+        self.rel, self.error = rel, error
+
+
 @dataclass
 class _Pair:
     """One pair's files in the inbox with their hashes (what every step below needs)."""
@@ -149,6 +179,7 @@ class _Pair:
     members: list[str]
     paths: dict[str, Path]
     hashes: dict[str, str]
+    opened: dict[str, Verified] = field(default_factory=dict)
 
     @property
     def base(self) -> dict[str, Any]:
@@ -163,15 +194,19 @@ def _reject(
     for rel in pair.members:
         own = culprit is None or rel == culprit
         partner = f"its partner {Path(culprit or '').name} was rejected: {reason}"
-        target = quarantine(
-            settings,
-            pair.paths[rel],
-            reason if own else partner,
-            check if own else "partner_rejected",
-            dataset=pair.spec["dataset"],
-            sha256=pair.hashes[rel],
-            related=pair.members,
-        )
+        try:
+            target = quarantine(
+                settings,
+                pair.paths[rel],
+                reason if own else partner,
+                check if own else "partner_rejected",
+                dataset=pair.spec["dataset"],
+                sha256=pair.hashes[rel],
+                related=pair.members,
+                expect=pair.opened[rel].ident,
+            )
+        except OSError as e:
+            raise Stuck(rel, e) from e
         quarantined.append(str(target))
     result = {**pair.base, "status": status, "check": check, "reason": reason}
     return _finish(settings, {**result, "quarantined": quarantined})
@@ -182,8 +217,7 @@ def _accept(
 ) -> dict[str, Any]:
     """Move the originals to raw/ with a provenance sidecar; mark the dataset for versioning."""
     ds, spec = pair.spec["dataset"], pair.spec
-    for rel in pair.members:
-        move(pair.paths[rel], claim.raw[rel])
+    _move_all(pair, claim.raw)
     files = {rel: str(claim.raw[rel].relative_to(settings.home)) for rel in pair.members}
     now = _now()
     sidecar = {
@@ -222,36 +256,174 @@ def _accept(
     return _finish(settings, {**result, "raw": [str(p) for p in claim.raw.values()]})
 
 
+def _move_all(pair: _Pair, targets: dict[str, Path]) -> None:
+    """Move every member to its target, or none: each is checked to be the verified file
+    (same inode, size and mtime) before and after its move; on any failure the members
+    already moved go back to the inbox and the error is raised (``Changed``, ``OSError``)."""
+    moved: list[str] = []
+    try:
+        for rel in pair.members:
+            v = pair.opened[rel]
+            if not v.unchanged():
+                raise Changed(f"{rel} changed or was replaced since it was verified")
+            try:
+                move(pair.paths[rel], targets[rel])
+            except OSError as e:
+                if not os.path.lexists(pair.paths[rel]):
+                    raise Changed(f"{rel} vanished while its pair was moved") from e
+                raise Stuck(rel, e) from e
+            moved.append(rel)
+            if not _arrived(targets[rel], v):
+                raise Changed(f"{rel} was replaced while it was moved")
+    except BaseException:
+        for rel in reversed(moved):
+            _move_back(targets[rel], pair.paths[rel])
+        raise
+
+
+def _move_back(moved: Path, original: Path) -> None:
+    """Undo one move of ``_move_all``: what was moved returns to the inbox (under a fresh
+    name if its name was taken meanwhile); a link that arrived instead of the verified file
+    goes back too, for ``_refuse_swapped``."""
+    back, n = original, 1
+    while os.path.lexists(back):
+        back, n = original.with_name(f"{original.stem}.{n}{original.suffix}"), n + 1
+    move(moved, back)
+
+
+def _arrived(target: Path, v: Verified) -> bool:
+    """Is ``target`` the verified file (the same inode unchanged; a copy: the same bytes)?"""
+    try:
+        st = os.lstat(target)
+    except FileNotFoundError:
+        return False
+    if not stat.S_ISREG(st.st_mode):
+        return False
+    if (st.st_dev, st.st_ino) == (v.ident.dev, v.ident.ino):
+        return is_same(target, v.ident)
+    try:  # a copy (cross-device move): it must hold the verified bytes
+        with open_verified(target) as copy:
+            return copy.sha256 == v.sha256
+    except NotVerified:
+        return False
+
+
+def _open_pair(settings: Settings, spec: dict[str, Any]) -> tuple[_Pair, dict[str, Any] | None]:
+    """Open every member once (``open_verified``); a result instead if one is not usable.
+
+    A member that is gone makes the pair ``gone`` (the rest waits for the next scan); one
+    that became a link, FIFO or device is quarantined as what it is, and its partners stay
+    in the inbox to wait for a proper partner (like a missing one).
+    """
+    members = [spec["image"], spec["annotation"], *spec.get("extras", []), *spec.get("markers", [])]
+    pair = _Pair(spec, members, {rel: settings.inbox / rel for rel in members}, {})
+    missing, refused = [], []
+    for rel, path in pair.paths.items():
+        try:
+            pair.opened[rel] = open_verified(path, settings.inbox)
+        except FileNotFoundError:
+            missing.append(rel)
+        except NotVerified as e:
+            if e.check == "symlink_parent":  # the scan refuses the folder link itself
+                missing.append(rel)
+                continue
+            target = refuse(settings, path, str(e), e.check, dataset=spec["dataset"])
+            refused.append(str(target) if target else rel)
+    pair.hashes = {rel: v.sha256 for rel, v in pair.opened.items()}
+    sizes = spec.get("sizes", {})
+    grown = [r for r, v in pair.opened.items() if sizes.get(r, v.ident.size) != v.ident.size]
+    if grown:  # still being written: the scan saw other bytes
+        log.warning("pair %s: %s changed since the scan; left for the next", spec["pair_id"], grown)
+        return pair, {
+            **pair.base,
+            "status": "changed",
+            "reason": f"changed since the scan: {grown}",
+        }
+    if not missing and not refused:
+        return pair, None
+    log.warning("pair %s: missing %s, refused %s", spec["pair_id"], missing, refused)
+    status = "refused" if refused else "gone"
+    return pair, {**pair.base, "status": status, "missing": missing, "quarantined": refused}
+
+
+def _refuse_swapped(settings: Settings, pair: _Pair, targets: dict[str, Path]) -> list[str]:
+    """After a ``Changed``: quarantine what replaced a member (a link, a FIFO) wherever it
+    is now, never what is still the member growing in the inbox."""
+    out = []
+    for rel in pair.members:
+        for where in (pair.paths[rel], targets.get(rel)):
+            if where is None or not os.path.lexists(where):
+                continue
+            st = os.lstat(where)
+            if stat.S_ISREG(st.st_mode):
+                continue
+            reason = f"{rel} was replaced by {kind_of(st.st_mode)} while it was processed"
+            check = "symlink" if stat.S_ISLNK(st.st_mode) else "not_regular"
+            target = refuse(settings, where, reason, check, dataset=pair.spec["dataset"])
+            out.extend([str(target)] if target else [])
+    return out
+
+
 def process_pair(
     settings: Settings, spec: dict[str, Any], *, workers: int | None = None
 ) -> dict[str, Any]:
-    """Validate, patch and file one pair: accepted into raw/ or quarantined, never lost."""
+    """Validate, patch and file one pair: accepted into raw/ or quarantined, never lost.
+
+    Every member is opened once without following links and read only through that
+    descriptor; it moves only while its name still refers to that unchanged file. A pair
+    whose file changed (a writer that paused, a swap) is left in the inbox (``changed``); a
+    file that cannot be moved (read-only folder) stays too, reported once (``stuck``). The
+    ledger claim is released whenever the pair is not filed, whatever went wrong.
+    """
     done = read_state(results_dir(settings) / f"{spec['pair_id']}.json", None)
     if done is not None:
         return dict(done)
-    members = [spec["image"], spec["annotation"], *spec.get("extras", []), *spec.get("markers", [])]
-    paths = {rel: settings.inbox / rel for rel in members}
-    missing = [rel for rel, p in paths.items() if not p.is_file()]
-    if missing:
-        log.warning("pair %s: files vanished from the inbox: %s", spec["pair_id"], missing)
-        return {k: spec[k] for k in ("pair_id", "dataset", "scene")} | {
-            "status": "gone",
-            "missing": missing,
-        }
-    pair = _Pair(spec, members, paths, {rel: sha256_file(p) for rel, p in paths.items()})
+    pair, early = _open_pair(settings, spec)
+    try:
+        return early if early is not None else _process_opened(settings, pair, workers)
+    finally:
+        for v in pair.opened.values():
+            v.close()
+
+
+def _process_opened(settings: Settings, pair: _Pair, workers: int | None) -> dict[str, Any]:
+    spec = pair.spec
     sha = pair.hashes[spec["image"]]
+    claim = _claim(settings, spec, pair.members, pair.hashes)
+    try:
+        if claim.owner is not None:
+            result = _duplicate(settings, pair, claim.owner)
+        else:
+            result = _build_and_file(settings, pair, claim, workers)
+        StuckFiles(stuck_path(settings)).clear(*pair.members)
+        return result
+    except Changed as e:
+        log.warning("pair %s left in the inbox: %s", spec["pair_id"], e)
+        swapped = _refuse_swapped(settings, pair, claim.raw)
+        return {**pair.base, "status": "changed", "reason": str(e), "quarantined": swapped}
+    except Stuck as e:
+        StuckFiles(stuck_path(settings)).report(e.rel, "move it out of the inbox", e.error)
+        return {**pair.base, "status": "stuck", "reason": str(e)}
+    finally:
+        if _ledger(settings).release(sha, spec["pair_id"]) and claim.owner is None:
+            shutil.rmtree(scene_dir(settings, spec["dataset"], claim.scene), ignore_errors=True)
 
-    claim = _claim(settings, spec, members, pair.hashes)
-    if claim.owner is not None:
-        owner = claim.owner
-        where = owner.get("raw", {}).get("image") or owner.get("original")
-        reason = (
-            f"duplicate: the same image content (sha256 {sha[:12]}...) was already ingested as "
-            f"{where} (dataset {owner.get('dataset')}, scene {owner.get('scene', '?')}); "
-            "not reprocessed"
-        )
-        return _reject(settings, pair, "duplicate", reason, "duplicate", None)
 
+def _duplicate(settings: Settings, pair: _Pair, owner: dict[str, Any]) -> dict[str, Any]:
+    sha = pair.hashes[pair.spec["image"]]
+    where = owner.get("raw", {}).get("image") or owner.get("original")
+    reason = (
+        f"duplicate: the same image content (sha256 {sha[:12]}...) was already ingested as "
+        f"{where} (dataset {owner.get('dataset')}, scene {owner.get('scene', '?')}); "
+        "not reprocessed"
+    )
+    return _reject(settings, pair, "duplicate", reason, "duplicate", None)
+
+
+def _build_and_file(
+    settings: Settings, pair: _Pair, claim: Claim, workers: int | None
+) -> dict[str, Any]:
+    spec, sha = pair.spec, pair.hashes[pair.spec["image"]]
     record = {
         "pair_id": spec["pair_id"],
         "sha256": sha,
@@ -266,7 +438,8 @@ def process_pair(
             for role in ("image", "annotation")
         },
     }
-    image, annotation = paths[spec["image"]], paths[spec["annotation"]]
+    # the readers see the verified files, under their own names (suffix-aware readers)
+    image, annotation = pair.opened[spec["image"]].view, pair.opened[spec["annotation"]].view
     try:
         try:
             index = build_scene(
@@ -284,7 +457,6 @@ def process_pair(
         except _DATA_ERRORS as e:  # malformed input that no specific check anticipated
             raise IngestError(f"unreadable input: {type(e).__name__}: {e}", "unreadable") from e
     except IngestError as e:
-        _ledger_update(settings, sha, None)
         culprit = {"image": spec["image"], "annotation": spec["annotation"]}.get(e.role)
         return _reject(settings, pair, "quarantined", str(e), e.check, culprit)
     return _accept(settings, pair, claim, record, index)
@@ -352,4 +524,5 @@ def run_once(
     pairs = scan_inbox(settings, poll_interval=poll_interval, dataset=dataset)
     results = [process_pair(settings, p) for p in pairs]
     versions = finalize(settings, results)
-    return {"pairs": len(pairs), "results": results, "versions": versions}
+    stuck = sorted(StuckFiles(stuck_path(settings)).load())
+    return {"pairs": len(pairs), "results": results, "versions": versions, "stuck": stuck}

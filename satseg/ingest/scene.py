@@ -9,7 +9,6 @@ The cache appears by one directory rename: a crash mid-scene leaves only a temp 
 from __future__ import annotations
 
 import shutil
-import uuid
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -17,6 +16,7 @@ from typing import Any
 from satseg.config import Settings
 from satseg.ingest.errors import IngestError
 from satseg.ingest.labels import load_labels
+from satseg.ingest.leftovers import tmp_scene_dir
 from satseg.io.atomic import write_json
 from satseg.io.mask import LabelRasterError, MaskReader
 from satseg.io.raster import RasterError
@@ -77,7 +77,7 @@ def build_scene(
     except RasterError as e:
         raise IngestError(str(e), e.check, "image") from e
     root = scenes_root(settings, dataset)
-    tmp = root / f".tmp-{scene}-{uuid.uuid4().hex[:8]}"
+    tmp = tmp_scene_dir(root, scene)
     try:
         described = source.describe()
         labels, label_info = _open_labels(annotation, kind, source, p)

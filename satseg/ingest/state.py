@@ -49,3 +49,8 @@ def provenance_path(settings: Settings, dataset: str, scene: str) -> Path:
     inbox, so no user file (``alpha.ingest.json``) can collide with satseg's own record.
     """
     return settings.raw / RECORDS_DIR / dataset / f"{scene}.ingest.json"
+
+
+def stuck_path(settings: Settings) -> Path:
+    """Inbox files that could not be moved out (read-only folder), reported once."""
+    return settings.state / "inbox_stuck.json"

@@ -8,10 +8,12 @@ account can read the outputs.
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import json
 import os
 import shutil
+import stat
 import tempfile
 import uuid
 from collections.abc import Iterator
@@ -92,22 +94,55 @@ def write_json(target: Path | str, obj: Any, *, compact: bool = False) -> Path:
 
 
 def move(src: Path | str, dst: Path | str) -> Path:
-    """Move a file without ever leaving it half-present at ``dst``.
+    """Move a file (a symbolic link as a link, never followed) without ever copying it twice.
 
-    Same filesystem: one ``os.replace``. Otherwise copy to a temp beside ``dst``, fsync,
-    rename, then remove the source — the original is deleted only once the copy is whole.
+    Same filesystem: one ``os.replace``; any error but a cross-device one (``EXDEV``) is
+    raised as it is (a read-only inbox folder: ``PermissionError``), with nothing copied.
+    Across filesystems: copy to a temp beside ``dst``, fsync, rename, then remove the source;
+    if the source cannot be removed, the copy is removed again and the error raised, so
+    there is never a second copy of anything.
     """
     src, dst = Path(src), Path(dst)
     dst.parent.mkdir(parents=True, exist_ok=True)
     try:
         os.replace(src, dst)
-    except OSError:
-        with atomic_path(dst) as tmp:
-            shutil.copy2(src, tmp)
-            with open(tmp, "rb") as fh:
-                os.fsync(fh.fileno())
+        return dst
+    except OSError as e:
+        if e.errno != errno.EXDEV:
+            raise
+    tmp = dst.with_name(f".{dst.name}.{uuid.uuid4().hex[:8]}.tmp")
+    try:
+        if src.is_symlink():
+            os.symlink(os.readlink(src), tmp)
+        else:
+            _copy_regular(src, tmp)
+        os.replace(tmp, dst)
+    finally:
+        if os.path.lexists(tmp):
+            tmp.unlink()
+    try:
         src.unlink()
+    except OSError:
+        dst.unlink(missing_ok=True)  # the original stays the only copy
+        raise
     return dst
+
+
+def _copy_regular(src: Path, tmp: Path) -> None:
+    """Copy a regular file (opened without following links) with its times, fsynced."""
+    fd = os.open(src, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise OSError(errno.EINVAL, "not a regular file; not copied across devices", str(src))
+        os.set_blocking(fd, True)
+        with open(fd, "rb", closefd=False) as fin, open(tmp, "xb") as fout:
+            shutil.copyfileobj(fin, fout, 1 << 20)
+            fout.flush()
+            os.fsync(fout.fileno())
+        os.utime(tmp, ns=(st.st_atime_ns, st.st_mtime_ns))
+    finally:
+        os.close(fd)
 
 
 def replace_dir(new: Path, dst: Path) -> None:
