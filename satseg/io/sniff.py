@@ -114,8 +114,8 @@ def check_name(fmt: Format, name: str) -> None:
         raise RasterError(f"{name}: unsupported file type {suffix}", "format")
     if suffix not in SUFFIXES[fmt]:
         raise RasterError(
-            f"{name}: the name says {suffix} but the content is {_NAMES[fmt]}: rename it to "
-            f"{'/'.join(sorted(SUFFIXES[fmt]))}",
+            f"{name}: content is {_NAMES[fmt]}, not a {suffix[1:].upper()} file as the name "
+            f"says: rename it to {'/'.join(sorted(SUFFIXES[fmt]))}",
             "format",
         )
 
