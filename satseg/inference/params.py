@@ -57,7 +57,9 @@ class PredictParams(params.PredictParams):
         """
         vals = all_params.resolved_predict().model_dump()
         ing = all_params.ingest
-        vals.update(max_megapixels=ing.max_megapixels, max_plain_megapixels=ing.max_plain_megapixels)
+        vals.update(
+            max_megapixels=ing.max_megapixels, max_plain_megapixels=ing.max_plain_megapixels
+        )
         vals.update({k: v for k, v in over.items() if v is not None})
         return params.build(cls, vals, "predict options")
 

@@ -58,14 +58,17 @@ def _open_labels(
 
 def _no_patches(source: SceneReader, pp: PatchParams, patched: Any) -> str:
     """Why a scene gave no patch: too small for one, or every patch over the nodata limit."""
-    size = f"{source.width}x{source.height}"
-    if patched.dropped_nodata:
+    size, P = f"{source.width}x{source.height}", pp.patch_size
+    if source.width < P or source.height < P:
+        why = (
+            f"smaller than one {P}x{P} patch (preprocess.patch_size) in "
+            f"{'width' if source.width < P else 'height'}: each patch would be mostly padding"
+        )
+    else:
         why = (
             f"all {patched.dropped_nodata} patches have more than {pp.nodata_max:.0%} nodata "
             "(preprocess.nodata_max)"
         )
-    else:
-        why = f"smaller than one {pp.patch_size}x{pp.patch_size} patch (preprocess.patch_size)"
     return f"scene yields no usable patch: {size} px, {why}"
 
 
