@@ -42,10 +42,15 @@ def scene_params(settings: Settings) -> dict[str, Any]:
 
 
 def _open_labels(
-    annotation: Path, kind: str, source: SceneReader, p: dict[str, Any], limits: PixelLimits
+    annotation: Path,
+    kind: str,
+    source: SceneReader,
+    p: dict[str, Any],
+    limits: PixelLimits,
+    name: str | None,
 ) -> tuple[PolygonSet | MaskReader, dict[str, Any]]:
     if kind == "mask":
-        mask = MaskReader(annotation, limits=limits)
+        mask = MaskReader(annotation, limits=limits, name=name)
         try:
             mask.check_grid(source)
         except LabelRasterError:
@@ -82,20 +87,27 @@ def build_scene(
     *,
     record: dict[str, Any],
     workers: int | None = None,
+    image_name: str | None = None,
+    annotation_name: str | None = None,
 ) -> dict[str, Any]:
-    """Validate and patch one pair into its scene cache; raises IngestError on bad input."""
+    """Validate and patch one pair into its scene cache; raises IngestError on bad input.
+
+    ``image_name``/``annotation_name`` are the files' names when the paths do not carry them
+    (``/proc/self/fd/<n>`` of a file opened once): the format's suffix check and the messages
+    use them.
+    """
     p = scene_params(settings)
     pre = settings.params().preprocess
     limits = PixelLimits.from_params(settings.params().ingest)
     try:
-        source = open_scene(image, p["bands"], p["scale"], limits=limits)
+        source = open_scene(image, p["bands"], p["scale"], limits=limits, name=image_name)
     except RasterError as e:
         raise IngestError(str(e), e.check, "image") from e
     root = scenes_root(settings, dataset)
     tmp = root / f".tmp-{scene}-{uuid.uuid4().hex[:8]}"
     try:
         described = source.describe()
-        labels, label_info = _open_labels(annotation, kind, source, p, limits)
+        labels, label_info = _open_labels(annotation, kind, source, p, limits, annotation_name)
         patched = patch_scene(
             source,
             labels,

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import sys
 import threading
 from collections.abc import Iterator
 from typing import Any
@@ -45,6 +46,10 @@ NO_NETWORK_OPTIONS: dict[str, Any] = {
     "GDAL_ERROR_ON_LIBJPEG_WARNING": "TRUE",  # corrupt JPEG data is an error, not grey blocks
 }
 os.environ["PROJ_NETWORK"] = "OFF"  # PROJ reads it when a context is made (pyproj's too)
+if "pyproj" in sys.modules:  # already made its context: switch it off there as well
+    from pyproj.network import set_network_enabled
+
+    set_network_enabled(False)
 
 if hasattr(os, "register_at_fork"):
     os.register_at_fork(

@@ -453,3 +453,33 @@ def test_scene_without_usable_patch_is_refused(settings, kind: str, w: int, h: i
     assert f"{w}x{h}" in rec["reason"]
     assert out["versions"] == [] and set(where.values()) == {"quarantine"}
     assert not list((settings.processed / ".scenes").rglob(".tmp-*"))
+
+
+def test_upload_api_refuses_a_vrt_by_the_same_sniff(settings, canary) -> None:
+    from fastapi.testclient import TestClient
+
+    from satseg.api import app as api
+
+    app = api.create_app()
+    for dep in (api.AUTHENTICATED, api.MAY_RUN_INGEST, api.MAY_RUN_RETRAIN, api.MAY_READ_RETRAIN):
+        app.dependency_overrides[dep] = lambda: None
+    app.dependency_overrides[api.current_user] = lambda: "tester"
+    with TestClient(app) as client:
+        r = client.post(
+            "/data/upload", files={"file": ("scene.tif", _vrt_raw(canary.path).encode())}
+        )
+    assert r.status_code == 415 and r.json()["detail"]["check"] == "file_type"
+    assert "VRT" in r.text
+    assert not [p for p in settings.inbox.rglob("*") if p.is_file()]  # nothing published
+    canary.assert_absent(settings.home)
+
+
+def test_proj_network_is_off_for_every_reader() -> None:
+    import os
+
+    import pyproj
+
+    from satseg.io.gdal import gdal_options
+
+    assert os.environ["PROJ_NETWORK"] == "OFF" and gdal_options()["PROJ_NETWORK"] == "OFF"
+    assert not pyproj.network.is_network_enabled()
