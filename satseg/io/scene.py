@@ -325,6 +325,7 @@ def read_plain(path: Path, limits: PixelLimits, name: str) -> np.ndarray:
     size are checked before decoding; a JPEG whose entropy-coded data libjpeg finds corrupt
     is refused (``decode_strict``) instead of decoded into grey or garbled blocks.
     """
+    limits.check_file_size(path.stat().st_size, name)  # read whole: bound it first
     data = path.read_bytes()
     fmt = sniff_bytes(data[:16])
     if fmt not in ("PNG", "JPEG"):

@@ -231,3 +231,17 @@ class PixelLimits:
                 f"{limit:,.0f} Mpx ({key}){hint}",
                 "too_large",
             )
+
+    def check_file_size(self, size: int, name: str) -> None:
+        """RasterError ``too_large`` for a PNG/JPEG file bigger than its pixels could be.
+
+        A plain image is read into memory whole; even uncompressed RGBA of the largest
+        allowed size (plus 16 MiB of other chunks) is smaller than this.
+        """
+        most = int(self.max_plain_megapixels * 1e6 * 4) + (16 << 20)
+        if size > most:
+            raise RasterError(
+                f"{name} is {size / 2**20:,.0f} MiB: larger than any PNG/JPEG within "
+                f"{self.max_plain_megapixels:,.0f} Mpx (ingest.max_plain_megapixels)",
+                "too_large",
+            )

@@ -483,3 +483,13 @@ def test_proj_network_is_off_for_every_reader() -> None:
 
     assert os.environ["PROJ_NETWORK"] == "OFF" and gdal_options()["PROJ_NETWORK"] == "OFF"
     assert not pyproj.network.is_network_enabled()
+
+
+def test_oversized_plain_file_is_refused_before_reading(tmp_path) -> None:
+    """A small-looking PNG padded with a huge chunk is not read into memory."""
+    p = _png_declaring(tmp_path / "padded.png", 10, 10)
+    with open(p, "r+b") as fh:
+        fh.truncate(40 * 2**20)  # sparse: 40 MiB on paper
+    with pytest.raises(RasterError, match="larger than any PNG/JPEG") as info:
+        open_scene(p, limits=PixelLimits(max_plain_megapixels=0.5))
+    assert info.value.check == "too_large"
