@@ -12,6 +12,11 @@ overlap of consecutive tile rows) are handed back from the previous strip, not r
 scaled twice. uint8 bands are interleaved with ``cv2.merge`` (same numbers as the scaler,
 ~50x faster); uint16 is stretched a block of columns at a time (bounded float temporaries).
 Arrays handed out are shared with that cache: callers must not modify them.
+
+Only GeoTIFF, PNG and JPEG are opened, decided by content (``satseg.io.sniff``) and, for
+GeoTIFF, by GDAL's GTiff driver alone; the declared size is checked against ``PixelLimits``
+before anything is decoded. PNG/JPEG are decoded as displayed (EXIF orientation applied, as
+LabelMe does) and a JPEG libjpeg finds corrupt is refused, not decoded into grey blocks.
 """
 
 from __future__ import annotations
