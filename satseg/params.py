@@ -67,6 +67,18 @@ class IngestParams(Section):
         ge=0,
         description="LabelMe points may lie this far outside the image (edge clicks)",
     )
+    max_megapixels: float = Field(
+        default=2500,
+        gt=0,
+        description="Largest GeoTIFF opened (declared width x height, Mpx; also predict and "
+        "monitoring), checked before decoding",
+    )
+    max_plain_megapixels: float = Field(
+        default=100,
+        gt=0,
+        description="Largest PNG/JPEG opened (Mpx): decoded whole, so larger scenes must be "
+        "tiled GeoTIFFs",
+    )
 
 
 class PreprocessParams(Section):

@@ -18,16 +18,11 @@ from typing import BinaryIO
 
 from satseg.config import Settings
 from satseg.io.atomic import move
+from satseg.io.raster import RasterError
+from satseg.io.sniff import sniff
 from satseg.vocab import ANNOTATION_SUFFIXES, IMAGE_SUFFIXES, SAFE_DATASET, is_safe_name
 
 ALLOWED_EXTENSIONS = tuple(sorted(IMAGE_SUFFIXES | ANNOTATION_SUFFIXES))
-_MAGIC: dict[str, tuple[bytes, ...]] = {
-    ".tif": (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+"),  # classic and BigTIFF
-    ".png": (b"\x89PNG\r\n\x1a\n",),
-    ".jpg": (b"\xff\xd8\xff",),
-}
-_MAGIC[".tiff"] = _MAGIC[".tif"]
-_MAGIC[".jpeg"] = _MAGIC[".jpg"]
 CHUNK = 1 << 20
 STAGING = ".uploads"
 
@@ -95,10 +90,10 @@ def check_content(path: Path, ext: str, name: str) -> None:
         except (ValueError, UnicodeDecodeError) as e:
             raise UploadError(415, "file_type", f"{name!r} is not valid JSON: {e}") from e
         return
-    with open(path, "rb") as fh:
-        head = fh.read(8)
-    if not head.startswith(_MAGIC[ext]):
-        raise UploadError(415, "file_type", f"{name!r}: content is not a {ext[1:].upper()} file")
+    try:
+        sniff(path, name)  # the readers' own check: content is GeoTIFF/PNG/JPEG, suffix agrees
+    except RasterError as e:
+        raise UploadError(415, "file_type", str(e)) from e
 
 
 def destination(settings: Settings, name: str, dataset: str | None) -> Path:

@@ -31,6 +31,9 @@ class PredictParams(params.PredictParams):
 
     bands: tuple[int, ...] | None = default_of(params.IngestParams, "bands")
     scale: params.Scale = default_of(params.IngestParams, "scale")
+    # the reader's pixel limits are ingest's: one limit for what satseg opens (not in key())
+    max_megapixels: float = default_of(params.IngestParams, "max_megapixels")
+    max_plain_megapixels: float = default_of(params.IngestParams, "max_plain_megapixels")
 
     def validate(self) -> None:  # type: ignore[override]
         """Re-check the ranges (construction already did; kept for callers)."""
@@ -53,6 +56,10 @@ class PredictParams(params.PredictParams):
         ignored, the others validated (a :class:`satseg.params.ParamsError` names the bad one).
         """
         vals = all_params.resolved_predict().model_dump()
+        ing = all_params.ingest
+        vals.update(
+            max_megapixels=ing.max_megapixels, max_plain_megapixels=ing.max_plain_megapixels
+        )
         vals.update({k: v for k, v in over.items() if v is not None})
         return params.build(cls, vals, "predict options")
 

@@ -41,6 +41,7 @@ from satseg.io.atomic import sha256_file, write_json
 from satseg.io.gdal import gdal_env
 from satseg.io.raster import RasterError, to_model_input
 from satseg.io.scene import SceneReader, open_scene
+from satseg.io.sniff import PixelLimits
 
 log = logging.getLogger(__name__)
 
@@ -79,7 +80,10 @@ def predict_scene(
     # scene size (the default is 5 % of RAM); it also bounds make_scaler's sample read.
     with gdal_env():
         try:
-            source = open_scene(src_path, list(p.bands) if p.bands else None, p.scale)
+            limits = PixelLimits(p.max_megapixels, p.max_plain_megapixels)
+            source = open_scene(
+                src_path, list(p.bands) if p.bands else None, p.scale, limits=limits
+            )
         except RasterError as err:
             _write_error(out, scene, src_path, err)
             raise

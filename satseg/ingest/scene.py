@@ -21,6 +21,7 @@ from satseg.io.atomic import write_json
 from satseg.io.mask import LabelRasterError, MaskReader
 from satseg.io.raster import RasterError
 from satseg.io.scene import SceneReader, open_scene
+from satseg.io.sniff import PixelLimits
 from satseg.preprocess.dataset import scene_dir, scenes_root
 from satseg.preprocess.masks import PolygonSet
 from satseg.preprocess.patches import PatchParams, patch_scene
@@ -41,21 +42,39 @@ def scene_params(settings: Settings) -> dict[str, Any]:
 
 
 def _open_labels(
-    annotation: Path, kind: str, source: SceneReader, p: dict[str, Any]
+    annotation: Path,
+    kind: str,
+    source: SceneReader,
+    p: dict[str, Any],
+    limits: PixelLimits,
+    name: str | None,
 ) -> tuple[PolygonSet | MaskReader, dict[str, Any]]:
     if kind == "mask":
-        mask = MaskReader(annotation)
-        if (mask.width, mask.height) != (source.width, source.height):
+        mask = MaskReader(annotation, limits=limits, name=name)
+        try:
+            mask.check_grid(source)
+        except LabelRasterError:
             mask.close()
-            raise IngestError(
-                f"{annotation.name} is {mask.width}x{mask.height}, the image is "
-                f"{source.width}x{source.height}",
-                "size_mismatch",
-                "annotation",
-            )
+            raise
         return mask, {"kind": "mask"}
     labels = load_labels(annotation, source, classes=p["labels"], tolerance_px=p["tolerance_px"])
     return PolygonSet.from_geometries(labels.geometries), labels.summary()
+
+
+def _no_patches(source: SceneReader, pp: PatchParams, patched: Any) -> str:
+    """Why a scene gave no patch: too small for one, or every patch over the nodata limit."""
+    size, P = f"{source.width}x{source.height}", pp.patch_size
+    if source.width < P or source.height < P:
+        why = (
+            f"smaller than one {P}x{P} patch (preprocess.patch_size) in "
+            f"{'width' if source.width < P else 'height'}: each patch would be mostly padding"
+        )
+    else:
+        why = (
+            f"all {patched.dropped_nodata} patches have more than {pp.nodata_max:.0%} nodata "
+            "(preprocess.nodata_max)"
+        )
+    return f"scene yields no usable patch: {size} px, {why}"
 
 
 def build_scene(
@@ -68,19 +87,27 @@ def build_scene(
     *,
     record: dict[str, Any],
     workers: int | None = None,
+    image_name: str | None = None,
+    annotation_name: str | None = None,
 ) -> dict[str, Any]:
-    """Validate and patch one pair into its scene cache; raises IngestError on bad input."""
+    """Validate and patch one pair into its scene cache; raises IngestError on bad input.
+
+    ``image_name``/``annotation_name`` are the files' names when the paths do not carry them
+    (``/proc/self/fd/<n>`` of a file opened once): the format's suffix check and the messages
+    use them.
+    """
     p = scene_params(settings)
     pre = settings.params().preprocess
+    limits = PixelLimits.from_params(settings.params().ingest)
     try:
-        source = open_scene(image, p["bands"], p["scale"])
+        source = open_scene(image, p["bands"], p["scale"], limits=limits, name=image_name)
     except RasterError as e:
         raise IngestError(str(e), e.check, "image") from e
     root = scenes_root(settings, dataset)
     tmp = tmp_scene_dir(root, scene)
     try:
         described = source.describe()
-        labels, label_info = _open_labels(annotation, kind, source, p)
+        labels, label_info = _open_labels(annotation, kind, source, p, limits, annotation_name)
         patched = patch_scene(
             source,
             labels,
@@ -92,6 +119,8 @@ def build_scene(
         )
         if isinstance(labels, MaskReader):
             labels.close()
+        if not patched.patches:
+            raise RasterError(_no_patches(source, PatchParams(**p["patch"]), patched), "no_patches")
     except LabelRasterError as e:
         shutil.rmtree(tmp, ignore_errors=True)
         raise IngestError(str(e), e.check, "annotation") from e

@@ -1,5 +1,11 @@
 """GDAL settings, in one place: the block-cache size, the environment of every read, the lock.
 
+Every read is confined to the one file it was given: no network (``/vsicurl/`` and friends
+cannot fetch, PROJ grids are never downloaded: ``PROJ_NETWORK=OFF`` is also set process-wide
+when this module is imported), no directory listing or sidecar files (``.aux.xml``, world
+files, ``.ovr``) read or written. Which driver may open a file is decided by
+``satseg.io.sniff`` and passed to every ``rasterio.open``.
+
 Every satseg read and write of a raster happens inside ``gdal_env()``: GDAL's block cache
 defaults to 5 % of RAM and would grow with the scene, while satseg reads block-aligned chunks
 and writes windows, so a small cache is plenty (it also bounds ``make_scaler``'s sample read).
@@ -19,6 +25,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import sys
 import threading
 from collections.abc import Iterator
 from typing import Any
@@ -26,6 +33,23 @@ from typing import Any
 GDAL_CACHE_MB = 64  # read at each gdal_env() call (tests lower it to put the cache under pressure)
 
 GDAL_LOCK = threading.Lock()
+
+NO_NETWORK_OPTIONS: dict[str, Any] = {
+    "PROJ_NETWORK": "OFF",  # no grid downloads from cdn.proj.org
+    "GDAL_HTTP_MAX_RETRY": "0",
+    "GDAL_HTTP_TIMEOUT": "1",
+    "GDAL_HTTP_CONNECTTIMEOUT": "1",
+    "GDAL_HTTP_PROXY": "127.0.0.1:9",  # discard port: any HTTP request GDAL tries fails
+    "CPL_VSIL_CURL_ALLOWED_EXTENSIONS": ".satseg-no-network",  # no /vsicurl/ file matches
+    "GDAL_DISABLE_READDIR_ON_OPEN": "EMPTY_DIR",  # no sibling listing: no sidecars found
+    "GDAL_PAM_ENABLED": "NO",  # no .aux.xml read or written
+    "GDAL_ERROR_ON_LIBJPEG_WARNING": "TRUE",  # corrupt JPEG data is an error, not grey blocks
+}
+os.environ["PROJ_NETWORK"] = "OFF"  # PROJ reads it when a context is made (pyproj's too)
+if "pyproj" in sys.modules:  # already made its context: switch it off there as well
+    from pyproj.network import set_network_enabled
+
+    set_network_enabled(False)
 
 if hasattr(os, "register_at_fork"):
     os.register_at_fork(
@@ -37,7 +61,7 @@ if hasattr(os, "register_at_fork"):
 
 def gdal_options() -> dict[str, Any]:
     """The GDAL configuration options of every satseg raster read and write."""
-    return {"GDAL_CACHEMAX": GDAL_CACHE_MB}
+    return {"GDAL_CACHEMAX": GDAL_CACHE_MB, **NO_NETWORK_OPTIONS}
 
 
 def gdal_env() -> Any:

@@ -7,12 +7,16 @@ Scaling statistics come from a decimated read (bounded memory whatever the scene
 
 from __future__ import annotations
 
+import os
+import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
+T = TypeVar("T")
 SUPPORTED_DTYPES = ("uint8", "uint16")
 MAX_BANDS = 4
 
@@ -121,16 +125,34 @@ def to_model_input(rgb: np.ndarray) -> np.ndarray:
 
 def read_plain_image(path: Path | str) -> np.ndarray:
     """PNG/JPEG -> (h, w, 3) uint8 RGB; raises RasterError on a corrupt file."""
-    import cv2
-
     p = Path(path)
     if p.stat().st_size == 0:
         raise RasterError(f"{p.name} is empty (0 bytes)", "empty_file")
-    img = cv2.imread(str(p), cv2.IMREAD_UNCHANGED)
+    data = p.read_bytes()
+    return decode_plain(data, "JPEG" if data.startswith(b"\xff\xd8") else "PNG", p.name)
+
+
+def decode_plain(data: bytes, fmt: str, name: str) -> np.ndarray:
+    """PNG/JPEG bytes -> (h, w, 3) uint8 RGB as stored; RasterError when they do not decode.
+
+    libjpeg reports corrupt entropy-coded data (overwritten bytes) only as a warning on
+    stderr and decodes grey or garbled blocks; OpenCV passes no warning on. So a JPEG is
+    decoded with stderr captured, and any libjpeg warning refuses it.
+    """
+    import cv2
+
+    buf = np.frombuffer(data, np.uint8)
+    if fmt == "JPEG":
+        img, messages = _with_stderr(lambda: cv2.imdecode(buf, cv2.IMREAD_UNCHANGED))
+        warning = next((m for m in messages if _is_libjpeg_warning(m)), None)
+        if img is not None and warning:
+            raise RasterError(f"{name}: JPEG data is corrupt ({warning})", "decode")
+    else:
+        img = cv2.imdecode(buf, cv2.IMREAD_UNCHANGED)
     if img is None:
-        raise RasterError(f"{p.name} is not a readable image (corrupt or truncated)", "decode")
+        raise RasterError(f"{name} is not a readable image (corrupt or truncated)", "decode")
     if img.dtype != np.uint8:
-        raise RasterError(f"{p.name}: dtype {img.dtype}, expected 8-bit", "dtype")
+        raise RasterError(f"{name}: dtype {img.dtype}, expected 8-bit", "dtype")
     if img.ndim == 2:
         img = np.repeat(img[..., None], 3, axis=2)
     elif img.shape[2] == 4:
@@ -138,5 +160,40 @@ def read_plain_image(path: Path | str) -> np.ndarray:
     elif img.shape[2] == 3:
         img = cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
     else:
-        raise RasterError(f"{p.name}: {img.shape[2]} channels", "band_count")
+        raise RasterError(f"{name}: {img.shape[2]} channels", "band_count")
     return np.ascontiguousarray(img)
+
+
+_STDERR_LOCK = threading.Lock()
+_LIBJPEG_WARNINGS = ("Corrupt JPEG data", "Premature end of JPEG", "Invalid JPEG", "Bogus")
+
+
+def _is_libjpeg_warning(line: str) -> bool:
+    return any(w in line for w in _LIBJPEG_WARNINGS)
+
+
+def _with_stderr(call: Callable[[], T]) -> tuple[T, list[str]]:
+    """``call()`` with file descriptor 2 captured: (its result, the lines written there).
+
+    Whatever was captured is written back to the real stderr afterwards, so another
+    thread's output during the call is delayed, never lost.
+    """
+    import sys
+    import tempfile
+
+    with _STDERR_LOCK, tempfile.TemporaryFile() as tmp:
+        sys.stderr.flush()
+        saved = os.dup(2)
+        try:
+            os.dup2(tmp.fileno(), 2)
+            try:
+                result = call()
+            finally:
+                os.dup2(saved, 2)
+        finally:
+            os.close(saved)
+        tmp.seek(0)
+        captured = tmp.read()
+    if captured:
+        os.write(2, captured)
+    return result, captured.decode("utf-8", "replace").splitlines()

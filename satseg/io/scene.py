@@ -12,6 +12,11 @@ overlap of consecutive tile rows) are handed back from the previous strip, not r
 scaled twice. uint8 bands are interleaved with ``cv2.merge`` (same numbers as the scaler,
 ~50x faster); uint16 is stretched a block of columns at a time (bounded float temporaries).
 Arrays handed out are shared with that cache: callers must not modify them.
+
+Only GeoTIFF, PNG and JPEG are opened, decided by content (``satseg.io.sniff``) and, for
+GeoTIFF, by GDAL's GTiff driver alone; the declared size is checked against ``PixelLimits``
+before anything is decoded. PNG/JPEG are decoded as displayed (EXIF orientation applied, as
+LabelMe does) and a JPEG libjpeg finds corrupt is refused, not decoded into grey blocks.
 """
 
 from __future__ import annotations
@@ -24,8 +29,8 @@ from typing import Any, Protocol
 import numpy as np
 
 from satseg.io.gdal import GDAL_LOCK, gdal_context
-from satseg.io.raster import BandScaler, RasterError, make_scaler, read_plain_image
-from satseg.vocab import PLAIN_SUFFIXES, TIFF_SUFFIXES
+from satseg.io.raster import BandScaler, RasterError, decode_plain, make_scaler
+from satseg.io.sniff import PixelLimits, check_path, plain_header, sniff, sniff_bytes
 
 SCALE_COLS = 2048  # columns stretched at a time (bounds float temporaries on wide scenes)
 MAX_BLOCK_ROWS = 1024  # taller blocks (rare) would make a chunk too big: read per request
@@ -79,20 +84,30 @@ class SceneReader(Protocol):
 
 
 def open_scene(
-    path: Path | str, bands: list[int] | None = None, scale: str = "percentile"
+    path: Path | str,
+    bands: list[int] | None = None,
+    scale: str = "percentile",
+    *,
+    limits: PixelLimits | None = None,
+    name: str | None = None,
 ) -> SceneReader:
-    """Open a GeoTIFF (windowed) or PNG/JPEG (in memory); raise RasterError on bad input."""
+    """Open a GeoTIFF (windowed) or PNG/JPEG (in memory); raise RasterError on bad input.
+
+    The format is decided by content and must agree with the suffix of ``name`` (default:
+    the path's name; ``name`` is for paths like ``/proc/self/fd/<n>``); the declared size is
+    checked against ``limits`` before anything is decoded.
+    """
     p = Path(path)
+    shown = name or p.name
+    check_path(p, shown)
     if not p.exists():
-        raise RasterError(f"{p} does not exist", "missing")
+        raise RasterError(f"{shown} does not exist", "missing")
     if p.stat().st_size == 0:
-        raise RasterError(f"{p.name} is empty (0 bytes)", "empty_file")
-    suffix = p.suffix.lower()
-    if suffix in TIFF_SUFFIXES:
-        return GeoTiffReader(p, bands, scale)
-    if suffix in PLAIN_SUFFIXES:
-        return PlainImageReader(p)
-    raise RasterError(f"{p.name}: unsupported file type {suffix or '(none)'}", "format")
+        raise RasterError(f"{shown} is empty (0 bytes)", "empty_file")
+    fmt = sniff(p, shown)
+    if fmt == "GTiff":
+        return GeoTiffReader(p, bands, scale, limits=limits, name=shown)
+    return PlainImageReader(p, limits=limits, name=shown, fmt=fmt)
 
 
 class _Reader:
@@ -124,11 +139,16 @@ class GeoTiffReader(_Reader):
         scale: str = "percentile",
         *,
         scaler: BandScaler | None = None,
+        limits: PixelLimits | None = None,
+        name: str | None = None,
     ) -> None:
         self.path = Path(path)
-        self._src = _open_dataset(self.path)
+        self.name = name or self.path.name
+        self._limits = limits or PixelLimits()
+        self._src = _open_dataset(self.path, self.name)
         try:
-            self.scaler = scaler or _measure(self._src, self.path, bands, scale)
+            self._limits.check(self._src.width, self._src.height, "GTiff", self.name)
+            self.scaler = scaler or _measure(self._src, self.name, bands, scale)
         except BaseException:
             self._src.close()
             raise
@@ -198,7 +218,7 @@ class GeoTiffReader(_Reader):
                 data: np.ndarray = self._src.read(self.scaler.bands, window=window)
         except _decode_errors() as e:
             raise RasterError(
-                f"{self.path.name}: {what} unreadable, corrupt or truncated ({e})", "decode"
+                f"{self.name}: {what} unreadable, corrupt or truncated ({e})", "decode"
             ) from e
         return data
 
@@ -214,7 +234,7 @@ class GeoTiffReader(_Reader):
         }
 
     def reopen(self) -> GeoTiffReader:
-        return GeoTiffReader(self.path, scaler=self.scaler)
+        return GeoTiffReader(self.path, scaler=self.scaler, limits=self._limits, name=self.name)
 
     def close(self) -> None:
         if self._src.closed:
@@ -261,12 +281,21 @@ class PlainImageReader(_Reader):
     nodata: float | None = None
     block_rows = 1
 
-    def __init__(self, path: Path | str) -> None:
+    def __init__(
+        self,
+        path: Path | str,
+        *,
+        limits: PixelLimits | None = None,
+        name: str | None = None,
+        fmt: str | None = None,
+    ) -> None:
         from affine import Affine
 
         self.path = Path(path)
-        check_plain_structure(self.path)
-        self._rgb = read_plain_image(self.path)
+        self.name = name or self.path.name
+        self._rgb = read_plain(self.path, limits or PixelLimits(), self.name)
+        # as the file is named (JPG or JPEG), else by content
+        self.format = Path(self.name).suffix.lstrip(".").upper() or fmt or "plain"
         self.height, self.width = self._rgb.shape[:2]
         self.transform = Affine.identity()
         self.warnings = [NOT_GEOREFERENCED]
@@ -282,7 +311,7 @@ class PlainImageReader(_Reader):
 
     def describe(self) -> dict[str, Any]:
         return {
-            "format": self.path.suffix.lstrip(".").upper(),
+            "format": self.format,
             "width": self.width,
             "height": self.height,
         }
@@ -294,48 +323,78 @@ class PlainImageReader(_Reader):
         self._rgb = np.zeros((0, 0, 3), np.uint8)
 
 
-def check_plain_structure(path: Path) -> None:
-    """Reject empty, corrupt and truncated PNG/JPEG files before decoding.
+def read_plain(path: Path, limits: PixelLimits, name: str) -> np.ndarray:
+    """A PNG/JPEG as (h, w, 3) uint8 RGB, as displayed (EXIF orientation applied).
+
+    The file is read once (``path`` may be ``/proc/self/fd/<n>``); its structure and declared
+    size are checked before decoding; a JPEG whose entropy-coded data libjpeg finds corrupt
+    is refused (``decode_strict``) instead of decoded into grey or garbled blocks.
+    """
+    limits.check_file_size(path.stat().st_size, name)  # read whole: bound it first
+    data = path.read_bytes()
+    fmt = sniff_bytes(data[:16])
+    if fmt not in ("PNG", "JPEG"):
+        raise RasterError(f"{name} is neither PNG nor JPEG (bad signature)", "decode")
+    check_plain_structure(data, name)
+    header = plain_header(data, fmt, name)
+    limits.check(*header.oriented_size, fmt, name)
+    rgb = decode_plain(data, fmt, name)
+    return orient(rgb, header.orientation)
+
+
+def check_plain_structure(data: bytes, name: str) -> None:
+    """Reject empty, corrupt and truncated PNG/JPEG bytes before decoding.
 
     OpenCV decodes a truncated JPEG into a half-grey image with only a warning, so the
     end-of-image markers are checked explicitly.
     """
-    size = path.stat().st_size
-    if size == 0:
-        raise RasterError(f"{path.name} is empty (0 bytes)", "empty_file")
-    with open(path, "rb") as fh:
-        head = fh.read(16)
-        fh.seek(max(0, size - 64))
-        tail = fh.read()
+    if not data:
+        raise RasterError(f"{name} is empty (0 bytes)", "empty_file")
+    head, tail = data[:16], data[-64:]
     if head.startswith(b"\x89PNG\r\n\x1a\n"):
         if head[12:16] != b"IHDR":
-            raise RasterError(f"{path.name}: PNG header is corrupt (no IHDR chunk)", "decode")
+            raise RasterError(f"{name}: PNG header is corrupt (no IHDR chunk)", "decode")
         if b"IEND" not in tail:
-            raise RasterError(f"{path.name}: PNG is truncated (no IEND chunk)", "truncated")
+            raise RasterError(f"{name}: PNG is truncated (no IEND chunk)", "truncated")
     elif head.startswith(b"\xff\xd8"):
         if b"\xff\xd9" not in tail.rstrip(b"\x00\r\n \t"):
-            raise RasterError(
-                f"{path.name}: JPEG is truncated (no end-of-image marker)", "truncated"
-            )
+            raise RasterError(f"{name}: JPEG is truncated (no end-of-image marker)", "truncated")
     else:
-        raise RasterError(f"{path.name} is neither PNG nor JPEG (bad signature)", "decode")
+        raise RasterError(f"{name} is neither PNG nor JPEG (bad signature)", "decode")
 
 
-def _open_dataset(path: Path) -> Any:
+def orient(rgb: np.ndarray, orientation: int) -> np.ndarray:
+    """Pixels as stored -> as displayed, for EXIF orientation 1-8 (what LabelMe shows)."""
+    ops = {
+        2: lambda a: a[:, ::-1],
+        3: lambda a: a[::-1, ::-1],
+        4: lambda a: a[::-1],
+        5: lambda a: a.transpose(1, 0, 2),
+        6: lambda a: np.rot90(a, -1),
+        7: lambda a: a[::-1, ::-1].transpose(1, 0, 2),
+        8: lambda a: np.rot90(a, 1),
+    }
+    if orientation not in ops:
+        return rgb
+    return np.ascontiguousarray(ops[orientation](rgb))
+
+
+def _open_dataset(path: Path, name: str) -> Any:
+    """``path`` opened by GDAL's GTiff driver only (no other format, whatever the bytes say)."""
     import rasterio
     from rasterio.errors import NotGeoreferencedWarning
 
     try:
         with GDAL_LOCK, gdal_context(), warnings.catch_warnings():
             warnings.simplefilter("ignore", NotGeoreferencedWarning)  # NOT_GEOREFERENCED instead
-            return rasterio.open(path)
+            return rasterio.open(path, driver="GTiff")
     except _decode_errors() as e:
         raise RasterError(
-            f"{path.name} is not a readable raster (corrupt or truncated): {e}", "decode"
+            f"{name} is not a readable GeoTIFF (corrupt or truncated): {e}", "decode"
         ) from e
 
 
-def _measure(src: Any, path: Path, bands: list[int] | None, scale: str) -> BandScaler:
+def _measure(src: Any, name: str, bands: list[int] | None, scale: str) -> BandScaler:
     """Choose the bands and measure the stretch, then check that the first block decodes.
 
     Deliberately not a whole-scene read: damage further in surfaces while reading, and an
@@ -349,7 +408,7 @@ def _measure(src: Any, path: Path, bands: list[int] | None, scale: str) -> BandS
             h, w = src.block_shapes[0] if src.block_shapes else (1, 1)
             src.read(scaler.bands, window=Window(0, 0, min(w, src.width), min(h, src.height)))
     except _decode_errors() as e:
-        raise RasterError(f"{path.name} could not be decoded: {e}", "decode") from e
+        raise RasterError(f"{name} could not be decoded: {e}", "decode") from e
     return scaler
 
 

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from satseg.config import Settings
 from satseg.io.atomic import write_json, write_text
+from satseg.io.sniff import PixelLimits
 from satseg.monitoring import MonitorError
 from satseg.monitoring.features import feature_names
 
@@ -36,6 +37,8 @@ def monitor_params(settings: Settings) -> dict[str, Any]:
         "nodata_max": p.preprocess.nodata_max,
         "bands": p.ingest.bands,
         "scale": p.ingest.scale,
+        "max_megapixels": p.ingest.max_megapixels,
+        "max_plain_megapixels": p.ingest.max_plain_megapixels,
     }
 
 
@@ -116,6 +119,7 @@ def _current_features(
         scale=prm["scale"],
         nodata_max=prm["nodata_max"],
         skipped=skipped,
+        limits=PixelLimits(prm["max_megapixels"], prm["max_plain_megapixels"]),
     )
     if len(cur_df) < int(prm["min_samples"]):
         raise InsufficientData(

@@ -21,6 +21,7 @@ import numpy as np
 
 from satseg.io.raster import RasterError
 from satseg.io.scene import open_scene
+from satseg.io.sniff import PixelLimits
 from satseg.monitoring import MonitorError
 from satseg.monitoring.features import feature_names, image_features
 from satseg.vocab import IMAGE_SUFFIXES, NOT_IMAGERY_STEMS
@@ -56,13 +57,14 @@ def scene_features(
     bands: list[int] | None = None,
     scale: str = "percentile",
     nodata_max: float = 1.0,
+    limits: PixelLimits | None = None,
 ) -> list[dict[str, float]]:
     """Feature rows of up to ``k`` windows of one scene (windows mostly nodata are dropped)."""
     p = Path(path)
     if not p.is_file():
         raise MonitorError(f"{p}: no such file")
     try:
-        with open_scene(p, bands, scale) as scene:
+        with open_scene(p, bands, scale, limits=limits) as scene:
             wins = sample_windows(scene.width, scene.height, size, k, seed, p.name)
             rows = [image_features(*scene.window(*win)) for win in wins]
     except RasterError as e:
@@ -84,6 +86,7 @@ def features_frame(
     scale: str = "percentile",
     nodata_max: float = 1.0,
     skipped: list[str] | None = None,
+    limits: PixelLimits | None = None,
 ) -> pd.DataFrame:
     """One row per sampled window of all ``paths`` (about ``total`` rows, spread evenly).
 
@@ -104,6 +107,7 @@ def features_frame(
                 bands=bands,
                 scale=scale,
                 nodata_max=nodata_max,
+                limits=limits,
             )
         except MonitorError as e:
             if skipped is None:
