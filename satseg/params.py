@@ -67,6 +67,18 @@ class IngestParams(Section):
         ge=0,
         description="LabelMe points may lie this far outside the image (edge clicks)",
     )
+    max_annotation_mb: float = Field(
+        default=64,
+        gt=0,
+        le=1024,
+        description="Largest LabelMe/GeoJSON file read (MB; also the upload API's JSON limit)",
+    )
+    max_json_depth: int = Field(
+        default=64,
+        ge=2,
+        le=1000,
+        description="Deepest bracket nesting of an annotation (checked before parsing)",
+    )
 
 
 class PreprocessParams(Section):
