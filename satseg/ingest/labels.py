@@ -167,13 +167,14 @@ def _labelme_bulk(
         where.append(i)
     if not points:
         return out
-    try:
-        xy = np.array([p for pts in points for p in pts])
+    flat = [p for pts in points for p in pts]
+    try:  # numbers only: numpy would read "50" and true as coordinates
+        kinds = {type(c) for p in flat for c in p}
+        xy = np.array(flat, dtype=np.float64)
     except (TypeError, ValueError):
         return None
-    if xy.dtype.kind not in "iuf":  # strings, booleans, objects: the per-shape path names them
+    if not kinds <= {int, float}:  # the per-shape path names the bad point
         return None
-    xy = xy.astype(np.float64, copy=False)
     if xy.ndim != 2 or xy.shape[1] != 2 or not np.isfinite(xy).all():
         return None
     lo, hi = xy.min(0), xy.max(0)
