@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import codecs
 import json
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -68,7 +69,8 @@ class JsonLimits:
 def read_limited(path: Path, limits: JsonLimits, name: str) -> bytes:
     """The file's bytes, refusing (without reading them) a file over ``max_bytes``."""
     with open(path, "rb") as fh:
-        raw = fh.read(limits.max_bytes + 1)
+        size = os.fstat(fh.fileno()).st_size  # read(n) allocates n bytes up front
+        raw = fh.read(min(size, limits.max_bytes) + 1)
     if len(raw) > limits.max_bytes:
         raise JsonError(
             f"{name} is larger than the JSON limit of {_mb(limits.max_bytes)} "
