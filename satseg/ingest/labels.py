@@ -334,14 +334,14 @@ def _crs_text(crs_name: str | int, name: str) -> str:
     if _WKT.match(text) and len(text) <= MAX_WKT and not _CONTROL.search(text):
         if ref := _WKT_REFS.search(text):
             raise IngestError(
-                f"{name}: the WKT of \"crs\" refers to a grid, file or transformation "
+                f'{name}: the WKT of "crs" refers to a grid, file or transformation '
                 f"({ref.group(0)!r}); give the CRS itself ({ACCEPTED_CRS})",
                 "crs",
                 "annotation",
             )
         return text
     raise IngestError(
-        f"{name}: \"crs\" name {text[:60]!r} is not accepted: use {ACCEPTED_CRS} "
+        f'{name}: "crs" name {text[:60]!r} is not accepted: use {ACCEPTED_CRS} '
         "(PROJ strings and other references are refused)",
         "crs",
         "annotation",

@@ -152,13 +152,14 @@ def _check_utf8(raw: bytes, name: str) -> None:
             decoder.decode(raw[i : i + step], final=False)
         decoder.decode(b"", final=True)
     except UnicodeDecodeError as e:
-        raise JsonError(f"{name} is not valid JSON: not UTF-8 text ({e.reason})", "json_parse")
+        raise JsonError(
+            f"{name} is not valid JSON: not UTF-8 text ({e.reason})", "json_parse"
+        ) from e
 
 
 def _too_deep(limits: JsonLimits, pos: int, name: str) -> JsonError:
     return JsonError(
-        f"{name} nests deeper than {limits.max_depth} levels (offset {pos}; "
-        "ingest.max_json_depth)",
+        f"{name} nests deeper than {limits.max_depth} levels (offset {pos}; ingest.max_json_depth)",
         "json_depth",
     )
 

@@ -18,7 +18,6 @@ from satseg.params import LOSSES, MAX_SWEEP, TrainParams, build
 __all__ = ["LOSSES", "MAX_SWEEP", "TrainConfig", "expand_sweep", "plan_configs"]
 
 
-
 class TrainConfig(TrainParams):
     """Everything that decides a training run (logged as MLflow params)."""
 
