@@ -457,6 +457,10 @@ def geojson_labels(
         if geom is None:
             out.ignored += 1
             continue
+        if not np.isfinite(shapely.get_coordinates(geom)).all():
+            raise IngestError(
+                f"{what}: non-finite coordinates (NaN or Infinity)", "polygon_points", "annotation"
+            )
         px = shapely.transform(geom, to_pixels)
         coords = shapely.get_coordinates(px)
         if coords.size and not np.isfinite(coords).all():

@@ -175,6 +175,20 @@ def test_crs_of_another_kind_is_refused() -> None:
         assert err.value.check == "crs"
 
 
+@pytest.mark.parametrize("bad", [float("nan"), float("inf")])
+def test_geojson_non_finite_coordinates_are_named(bad: float) -> None:
+    from affine import Affine
+
+    ring = [[39.0, 25.3], [bad, 25.3], [39.001, 25.301], [39.0, 25.3]]
+    doc = {
+        "type": "FeatureCollection",
+        "features": [{"type": "Feature", "geometry": {"type": "Polygon", "coordinates": [ring]}}],
+    }
+    with pytest.raises(IngestError, match="non-finite coordinates") as err:
+        geojson_labels(doc, "EPSG:32637", Affine(0.5, 0, 5e5, 0, -0.5, 2.8e6), 256, 256)
+    assert err.value.check == "polygon_points"
+
+
 def _good_labelme(folder: Path, name: str, seed: int) -> Path:
     scene = make_scene(folder, name, 256, 256, seed, geojson=False)
     assert scene.labelme is not None
