@@ -134,8 +134,8 @@ def load_json(path: Path, limits: JsonLimits, name: str | None = None) -> Any:
     check_json(raw, limits, label)
     try:
         return json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:  # what the scanner let through
-        raise JsonError(f"{label} is not valid JSON: {e}", "json_parse") from e
+    except (ValueError, RecursionError) as e:  # what the scanner lets through: 5000-digit ints
+        raise JsonError(f"{label} is not valid JSON: {str(e)[:200]}", "json_parse") from e
 
 
 def _closes_at(raw: bytes, pos: int, bracket: bytes) -> bool:

@@ -330,6 +330,10 @@ def test_load_json_checks_size_before_reading_and_depth_before_parsing(tmp_path:
     assert err.value.check == "json_depth"
     p.write_text("[" * 64 + "]" * 64)
     assert load_json(p, JsonLimits()) == json.loads(p.read_text())
+    p.write_text("[1" + "0" * 5000 + "]")  # valid syntax; Python refuses ints over 4300 digits
+    with pytest.raises(JsonError, match="not valid JSON") as err:
+        load_json(p, JsonLimits())
+    assert err.value.check == "json_parse"
     p.write_text(json.dumps({"x": "y" * 2000}))
     with pytest.raises(JsonError) as err:
         load_json(p, JsonLimits(max_bytes=1000))
