@@ -20,7 +20,17 @@ from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar, get_args
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    create_model,
+    field_validator,
+    model_validator,
+)
+
+from satseg.vocab import SAFE_DATASET, is_tag
 
 DEFAULT_PARAMS = Path(__file__).resolve().parent.parent / "include" / "params.yaml"
 
@@ -34,6 +44,8 @@ ARCHS: tuple[str, ...] = get_args(Arch)  # satseg.models.ARCHS
 LOSSES: tuple[str, ...] = get_args(Loss)
 PRECISIONS: tuple[str, ...] = get_args(Precision)  # satseg.inference.engine.PRECISIONS
 CORRECTIONS: tuple[str, ...] = get_args(Correction)  # satseg.monitoring.drift.CORRECTIONS
+MAX_SWEEP = 8  # mapped training tasks of one retraining run; each is a full training run
+BACKBONE_NAME = r"^[a-z][a-z0-9_]{0,63}$"  # encoder names (satseg.models.factory.backbones())
 
 
 M = TypeVar("M", bound=BaseModel)
@@ -78,6 +90,18 @@ class IngestParams(Section):
         gt=0,
         description="Largest PNG/JPEG opened (Mpx): decoded whole, so larger scenes must be "
         "tiled GeoTIFFs",
+    )
+    max_annotation_mb: float = Field(
+        default=64,
+        gt=0,
+        le=1024,
+        description="Largest LabelMe/GeoJSON file read (MB; also the upload API's JSON limit)",
+    )
+    max_json_depth: int = Field(
+        default=64,
+        ge=2,
+        le=1000,
+        description="Deepest bracket nesting of an annotation (checked before parsing)",
     )
 
 
@@ -142,6 +166,8 @@ class TrainParams(Section):
     backbone: str = Field(
         default="resnet18",
         min_length=1,
+        max_length=64,
+        pattern=BACKBONE_NAME,
         description="Any segmentation-models encoder (satseg.models.factory.backbones())",
     )
     epochs: int = Field(
@@ -150,26 +176,36 @@ class TrainParams(Section):
         le=1000,
         description="Upper bound: early stopping or the time budget usually ends sooner",
     )
-    batch_size: int = Field(default=8, ge=1, description="Patches per training step")
+    batch_size: int = Field(default=8, ge=1, le=1024, description="Patches per training step")
     learning_rate: float = Field(
         default=0.001,
         gt=0,
+        le=1,
         description="Adam; halved after patience//2 epochs without val_loss progress",
     )
     loss: Loss = Field(default="bce_dice", description="bce_dice | bce_jaccard | focal | bce")
     patience: int = Field(
-        default=5, ge=1, description="Early stopping on val IoU (best epoch's weights are kept)"
+        default=5,
+        ge=1,
+        le=1000,
+        description="Early stopping on val IoU (best epoch's weights are kept)",
     )
-    seed: int = Field(default=42, description="Shuffling, augmentation, initial weights")
+    seed: int = Field(
+        default=42, ge=0, le=2**32 - 1, description="Shuffling, augmentation, initial weights"
+    )
     augment: bool = Field(
         default=True, description="Flips, rot90, brightness/contrast on the train split"
     )
     steps_per_epoch: int | None = Field(
-        default=None, ge=1, description="Batches per epoch; null = one pass over the train split"
+        default=None,
+        ge=1,
+        le=1_000_000,
+        description="Batches per epoch; null = one pass over the train split",
     )
     time_budget_min: float | None = Field(
         default=30,
         gt=0,
+        le=10080,
         description="Stop after the epoch that crosses it (minutes; null = no budget)",
     )
 
@@ -293,8 +329,53 @@ class RetrainRun(BaseModel):
     )
     force: bool = Field(default=False, description="Train even without new data")
     sweep: dict[str, Any] | None = Field(
-        default=None, description='Grid of options, e.g. {"arch": ["linknet", "unet"]}'
+        default=None,
+        description='Grid of options, e.g. {"arch": ["linknet", "unet"]} '
+        f"(train options only, at most {MAX_SWEEP} combinations)",
     )
+
+    @field_validator("dataset")
+    @classmethod
+    def _dataset_name(cls, v: str | None) -> str | None:
+        if v and not SAFE_DATASET.match(v):
+            raise ValueError(f"{v[:80]!r} is not a dataset name (letters, digits, '_', '-')")
+        return v
+
+    @field_validator("dataset_version")
+    @classmethod
+    def _version_tag(cls, v: str | None) -> str | None:
+        if v and not is_tag(v):
+            raise ValueError(f"{v[:80]!r} is not a version tag (<dataset>-v<n>)")
+        return v
+
+    @field_validator("sweep")
+    @classmethod
+    def _bounded_sweep(cls, v: dict[str, Any] | None) -> dict[str, Any] | None:
+        return check_sweep(v) if v else v
+
+
+def check_sweep(sweep: dict[str, Any]) -> dict[str, list[Any]]:
+    """``sweep`` with each option's values as a list: ``train:`` options only, each value
+    valid for its option, at most :data:`MAX_SWEEP` combinations (checked before expanding)."""
+    unknown = [str(k)[:40] for k in sweep if k not in TrainParams.model_fields]
+    if unknown:
+        raise ValueError(f"sweep over unknown option(s): {', '.join(unknown)}")
+    over = overrides_model(TrainParams)
+    out: dict[str, list[Any]] = {}
+    runs = 1
+    for key, v in sweep.items():
+        values = v if isinstance(v, list) else [v]
+        runs *= len(values)
+        if not values:
+            raise ValueError(f"sweep option {key!r} has no values")
+        if runs > MAX_SWEEP:
+            raise ValueError(f"the sweep gives more than {MAX_SWEEP} runs (at most {MAX_SWEEP})")
+        for value in values:
+            if value is None:
+                raise ValueError(f"sweep option {key!r}: null is not a value")
+            build(over, {key: value}, f"sweep.{key}")
+        out[key] = values
+    return out
 
 
 def default_of(section: type[BaseModel], name: str) -> Any:
@@ -322,7 +403,7 @@ def _problem(err: Any) -> str:
     if kind == "extra_forbidden":
         return f"{key}: unknown key"
     if kind == "literal_error":
-        return f"{key} {got!r}: choose one of {ctx.get('expected')}"
+        return f"{key} {_short(got)}: choose one of {ctx.get('expected')}"
     bounds = {
         "greater_than_equal": (">=", "ge"),
         "greater_than": (">", "gt"),
@@ -331,8 +412,14 @@ def _problem(err: Any) -> str:
     }
     if kind in bounds:
         op, name = bounds[kind]
-        return f"{key} must be {op} {ctx.get(name)}, got {got!r}"
-    return f"{key}: {err['msg']} (got {got!r})"
+        return f"{key} must be {op} {ctx.get(name)}, got {_short(got)}"
+    return f"{key}: {err['msg']} (got {_short(got)})"
+
+
+def _short(value: Any, limit: int = 120) -> str:
+    """``repr(value)``, cut: a request may carry a 5000-value sweep."""
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def load_params(path: Path | str = DEFAULT_PARAMS) -> Params:

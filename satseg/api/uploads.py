@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import errno
 import hashlib
-import json
 import os
 import tempfile
 from dataclasses import dataclass
@@ -17,7 +16,8 @@ from pathlib import Path
 from typing import BinaryIO
 
 from satseg.config import Settings
-from satseg.io.atomic import move
+from satseg.io.atomic import file_mode, move
+from satseg.io.jsonload import JsonError, JsonLimits, check_json, read_limited
 from satseg.io.raster import RasterError
 from satseg.io.sniff import sniff
 from satseg.vocab import ANNOTATION_SUFFIXES, IMAGE_SUFFIXES, SAFE_DATASET, is_safe_name
@@ -81,14 +81,20 @@ def check_extension(name: str) -> str:
     return ext
 
 
-def check_content(path: Path, ext: str, name: str) -> None:
-    """The bytes must be what the extension says (deeper checks are ingest's job)."""
+def check_content(path: Path, ext: str, name: str, limits: JsonLimits | None = None) -> None:
+    """The bytes must be what the extension says (deeper checks are ingest's job).
+
+    JSON is checked by :func:`satseg.io.jsonload.check_json`, the scanner ingest uses too: it
+    builds no objects (a 10 MB upload parsed whole cost the api-server 254 MiB) and refuses
+    files over ``ingest.max_annotation_mb`` or nested deeper than ``ingest.max_json_depth``.
+    """
     if ext in ANNOTATION_SUFFIXES:
+        limits = limits or JsonLimits()
         try:
-            with open(path, "rb") as fh:
-                json.load(fh)
-        except (ValueError, UnicodeDecodeError) as e:
-            raise UploadError(415, "file_type", f"{name!r} is not valid JSON: {e}") from e
+            check_json(read_limited(path, limits, repr(name)), limits, repr(name))
+        except JsonError as e:
+            status = {"json_size": 413, "json_depth": 400}.get(e.check, 415)
+            raise UploadError(status, "file_type" if status == 415 else e.check, str(e)) from e
         return
     try:
         sniff(path, name)  # the readers' own check: content is GeoTIFF/PNG/JPEG, suffix agrees
@@ -118,12 +124,13 @@ def save_upload(
     staging = settings.home / STAGING
     staging.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(prefix="upload-", suffix=ext, dir=staging)
+    os.fchmod(fd, file_mode())  # mkstemp's 0600 would follow the file into raw/
     tmp = Path(tmp_name)
     try:
         size, digest = _copy_limited(stream, fd, limit, name)
         if size == 0:
             raise UploadError(400, "empty", f"{name!r} is empty (0 bytes)")
-        check_content(tmp, ext, name)
+        check_content(tmp, ext, name, JsonLimits.from_params(settings.params().ingest))
         dest.parent.mkdir(parents=True, exist_ok=True)
         _place(tmp, dest, settings)
     finally:

@@ -10,6 +10,8 @@ valid all-background scene.
 from __future__ import annotations
 
 import json
+import math
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from satseg.ingest.errors import IngestError
+from satseg.io.jsonload import JsonError, JsonLimits, load_json
 
 AREA_SHAPES = {"polygon", "rectangle", "circle"}
 
@@ -39,15 +42,15 @@ class Labels:
         }
 
 
-def read_json(path: Path) -> dict[str, Any]:
-    """Parse an annotation file; empty, non-JSON or non-object content is rejected."""
-    raw = path.read_bytes()
-    if not raw:
+def read_json(path: Path, limits: JsonLimits | None = None) -> dict[str, Any]:
+    """Parse an annotation file; empty, oversized, too deeply nested, non-JSON or non-object
+    content is rejected (:mod:`satseg.io.jsonload`: nothing here can recurse or blow up)."""
+    if path.stat().st_size == 0:
         raise IngestError(f"{path.name} is empty (0 bytes)", "empty_file", "annotation")
     try:
-        doc = json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise IngestError(f"{path.name} is not valid JSON: {e}", "json_parse", "annotation") from e
+        doc = load_json(path, limits or _json_limits())
+    except JsonError as e:
+        raise IngestError(str(e), e.check, "annotation") from e
     if not isinstance(doc, dict):
         raise IngestError(
             f"{path.name}: expected a JSON object, got {type(doc).__name__}",
@@ -55,6 +58,13 @@ def read_json(path: Path) -> dict[str, Any]:
             "annotation",
         )
     return doc
+
+
+def _json_limits() -> JsonLimits:
+    """``ingest.max_annotation_mb`` / ``ingest.max_json_depth`` of the current settings."""
+    from satseg.config import get_settings
+
+    return JsonLimits.from_params(get_settings().params().ingest)
 
 
 def is_geojson(doc: dict[str, Any]) -> bool:
@@ -112,7 +122,7 @@ def labelme_labels(
     shapes = doc["shapes"]
     if not isinstance(shapes, list):
         raise IngestError(f"{name}: 'shapes' must be a list", "labelme_shapes", "annotation")
-    iw, ih = doc.get("imageWidth"), doc.get("imageHeight")
+    iw, ih = _image_size(doc, name)
     if (iw is not None and iw != width) or (ih is not None and ih != height):
         raise IngestError(
             f"{name}: annotation is for a {iw}x{ih} image, the image is {width}x{height}",
@@ -157,9 +167,13 @@ def _labelme_bulk(
         where.append(i)
     if not points:
         return out
-    try:
-        xy = np.array([p for pts in points for p in pts], dtype=np.float64)
+    flat = [p for pts in points for p in pts]
+    try:  # numbers only: numpy would read "50" and true as coordinates
+        kinds = {type(c) for p in flat for c in p}
+        xy = np.array(flat, dtype=np.float64)
     except (TypeError, ValueError):
+        return None
+    if not kinds <= {int, float}:  # the per-shape path names the bad point
         return None
     if xy.ndim != 2 or xy.shape[1] != 2 or not np.isfinite(xy).all():
         return None
@@ -215,14 +229,7 @@ def _labelme_shapes(
         if stype not in AREA_SHAPES or (classes is not None and label not in classes):
             out.ignored += 1
             continue
-        try:
-            pts = np.asarray(s.get("points", []), dtype=np.float64).reshape(-1, 2)
-        except (TypeError, ValueError) as e:
-            raise IngestError(
-                f"{what}: points are not [x, y] numbers", "labelme_points", "annotation"
-            ) from e
-        if not np.isfinite(pts).all():
-            raise IngestError(f"{what}: non-finite coordinates", "labelme_points", "annotation")
+        pts = _points(s.get("points", []), f"{what} ({label!r})")
         need = 3 if stype == "polygon" else 2
         if len(pts) < need:
             raise IngestError(
@@ -254,6 +261,93 @@ def _labelme_shapes(
     return out
 
 
+def _is_number(v: Any) -> bool:
+    return isinstance(v, int | float) and not isinstance(v, bool)
+
+
+def _points(raw: Any, what: str) -> np.ndarray:
+    """LabelMe ``points`` as an (n, 2) array: a list of [x, y] pairs of finite numbers only
+    (``[x, y, z]`` triples or a flat list were silently reshaped into another polygon)."""
+    if not isinstance(raw, list):
+        raise IngestError(
+            f"{what}: 'points' must be a list of [x, y] pairs, got {type(raw).__name__}",
+            "labelme_points",
+            "annotation",
+        )
+    for k, p in enumerate(raw):
+        if not (isinstance(p, list) and len(p) == 2 and all(_is_number(c) for c in p)):
+            raise IngestError(
+                f"{what}: point {k} is {json.dumps(p)[:60]}, not an [x, y] pair of numbers",
+                "labelme_points",
+                "annotation",
+            )
+        if not all(math.isfinite(c) for c in p):
+            raise IngestError(
+                f"{what}: point {k} has a non-finite coordinate {json.dumps(p)[:60]}",
+                "labelme_points",
+                "annotation",
+            )
+    return np.asarray(raw, dtype=np.float64).reshape(-1, 2)
+
+
+def _image_size(doc: dict[str, Any], name: str) -> tuple[Any, Any]:
+    """``imageWidth``/``imageHeight``: absent (None) or integers; anything else is named."""
+    out = []
+    for key in ("imageWidth", "imageHeight"):
+        v = doc.get(key)
+        if v is not None and (isinstance(v, bool) or not isinstance(v, int)):
+            raise IngestError(
+                f"{name}: {key!r} must be an integer number of pixels, got "
+                f"{type(v).__name__} {json.dumps(v)[:40]}",
+                "labelme_schema",
+                "annotation",
+            )
+        out.append(v)
+    return out[0], out[1]
+
+
+_EPSG = re.compile(r"(?i)^(?:EPSG:|urn:ogc:def:crs:EPSG:[0-9.]*:)([0-9]{1,6})$")
+_OGC_URN = re.compile(r"(?i)^urn:ogc:def:crs:OGC:(?:1\.3)?:CRS(?:84|83|27)$")
+_WKT = re.compile(r"(?i)^\s*(?:GEOGCS|PROJCS|GEOCCS|GEOGCRS|GEODCRS|PROJCRS|GEOGRAPHICCRS)\s*\[")
+# WKT parts that make PROJ read a file (grids, parameter files, PROJ strings) or use a
+# transformation it would look up: refused before PROJ sees the string.
+_WKT_REFS = re.compile(
+    r"(?i)PARAMETERFILE|EXTENSION\s*\[|BOUNDCRS|ABRIDGEDTRANSFORMATION|COORDINATEOPERATION"
+    r"|\+proj|nadgrids|geoidgrids|gridshift|\binit\s*=|@"
+)
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+MAX_WKT = 16384
+ACCEPTED_CRS = "EPSG:<code>, urn:ogc:def:crs:EPSG::<code>, urn:ogc:def:crs:OGC:1.3:CRS84 or WKT"
+
+
+def _crs_text(crs_name: str | int, name: str) -> str:
+    """The ``crs`` name as a string PROJ may parse, or IngestError: only EPSG codes, OGC URNs
+    and WKT without file references. Checked before PROJ sees it: a PROJ string such as
+    ``+proj=longlat +nadgrids=/etc/passwd`` makes PROJ open that file while parsing it."""
+    if isinstance(crs_name, int) and not isinstance(crs_name, bool):
+        return f"EPSG:{crs_name}"
+    text = str(crs_name)
+    if m := _EPSG.match(text.strip()):
+        return f"EPSG:{int(m.group(1))}"
+    if _OGC_URN.match(text.strip()):
+        return text.strip()
+    if _WKT.match(text) and len(text) <= MAX_WKT and not _CONTROL.search(text):
+        if ref := _WKT_REFS.search(text):
+            raise IngestError(
+                f'{name}: the WKT of "crs" refers to a grid, file or transformation '
+                f"({ref.group(0)!r}); give the CRS itself ({ACCEPTED_CRS})",
+                "crs",
+                "annotation",
+            )
+        return text
+    raise IngestError(
+        f'{name}: "crs" name {text[:60]!r} is not accepted: use {ACCEPTED_CRS} '
+        "(PROJ strings and other references are refused)",
+        "crs",
+        "annotation",
+    )
+
+
 def _doc_crs(doc: dict[str, Any], name: str) -> Any:
     from pyproj import CRS
     from pyproj.exceptions import CRSError
@@ -261,15 +355,24 @@ def _doc_crs(doc: dict[str, Any], name: str) -> Any:
     crs = doc.get("crs") or {}
     props = (crs.get("properties") or {}) if isinstance(crs, dict) else None
     crs_name = props.get("name") if isinstance(props, dict) else None
-    if not isinstance(props, dict) or not isinstance(crs_name, str | int | None):
+    kind = crs.get("type", "name") if isinstance(crs, dict) else None
+    if (
+        not isinstance(props, dict)
+        or not isinstance(crs_name, str | int | None)
+        or kind != "name"
+        or (crs_name is None and props)
+    ):
         raise IngestError(
             f'{name}: malformed "crs" (expected {{"type": "name", "properties": '
             f'{{"name": "EPSG:..."}}}}), got {json.dumps(crs)[:80]}',
             "crs",
             "annotation",
         )
+    if not crs_name:
+        return CRS.from_epsg(4326)
+    text = _crs_text(crs_name, name)
     try:
-        return CRS.from_user_input(crs_name) if crs_name else CRS.from_epsg(4326)
+        return CRS.from_user_input(text)
     except CRSError as e:
         raise IngestError(f"{name}: unknown CRS {crs_name!r} ({e})", "crs", "annotation") from e
 
@@ -354,6 +457,10 @@ def geojson_labels(
         if geom is None:
             out.ignored += 1
             continue
+        if not np.isfinite(shapely.get_coordinates(geom)).all():
+            raise IngestError(
+                f"{what}: non-finite coordinates (NaN or Infinity)", "polygon_points", "annotation"
+            )
         px = shapely.transform(geom, to_pixels)
         coords = shapely.get_coordinates(px)
         if coords.size and not np.isfinite(coords).all():

@@ -13,11 +13,9 @@ from typing import Any
 from pydantic import Field
 
 from satseg.config import Settings
-from satseg.params import LOSSES, TrainParams, build
+from satseg.params import LOSSES, MAX_SWEEP, TrainParams, build
 
 __all__ = ["LOSSES", "MAX_SWEEP", "TrainConfig", "expand_sweep", "plan_configs"]
-
-MAX_SWEEP = 8  # mapped training tasks; each one is a full training run on 2 cores
 
 
 class TrainConfig(TrainParams):

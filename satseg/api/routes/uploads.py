@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, File, Form, HTTPException, UploadFile
+from fastapi import APIRouter, Depends, File, Form, HTTPException, Request, UploadFile
 from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse
 
@@ -24,13 +24,29 @@ ASGIApp = Callable[
 ]
 
 router = APIRouter()
+SINGLE_PARTS = ("file", "dataset")  # a second one was silently dropped (the last one won)
+
+
+async def one_of_each_part(request: Request) -> None:
+    """Refuse a form with two ``file`` (or ``dataset``) parts instead of keeping the last."""
+    form = await request.form()  # parsed once: FastAPI reads the same cached form
+    twice = [name for name in SINGLE_PARTS if len(form.getlist(name)) > 1]
+    if twice:
+        raise HTTPException(
+            400,
+            {
+                "error": f"one upload per request: the form has {len(form.getlist(twice[0]))} "
+                f"{twice[0]!r} parts (send each file in its own request)",
+                "check": "multiple_parts",
+            },
+        )
 
 
 @router.post(
     "/data/upload",
     status_code=201,
     summary="Upload imagery or labels into the inbox (picked up by satseg_ingest)",
-    dependencies=[Depends(MAY_RUN_INGEST)],
+    dependencies=[Depends(MAY_RUN_INGEST), Depends(one_of_each_part)],
 )
 def post_upload(
     settings: SettingsDep,
