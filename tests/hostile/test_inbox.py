@@ -25,7 +25,7 @@ from satseg.ingest import pipeline
 from satseg.ingest.inbox import scan_inbox
 from satseg.ingest.leftovers import tmp_scene_dir
 from satseg.ingest.pipeline import process_pair, run_once
-from satseg.ingest.state import ledger_path
+from satseg.ingest.state import ledger_path, provenance_path
 from satseg.synthetic import make_scene
 from tests.hostile.conftest import assert_accounted, error_records, inventory, sha256
 
@@ -159,7 +159,7 @@ def test_readers_read_the_verified_file_not_the_name(settings, monkeypatch) -> N
     assert img.name == "alpha.tif" and img != image
     assert target.startswith("/proc/self/fd/")
     assert not img.exists()  # the private view is gone with the descriptor
-    sidecar = json.loads((settings.raw / "demo" / "alpha.ingest.json").read_text())
+    sidecar = json.loads((provenance_path(settings, "demo", "alpha")).read_text())
     assert sidecar["sha256"] == original == sha256(settings.raw / "demo" / "alpha.tif")
 
 
@@ -180,7 +180,7 @@ def test_writer_appending_after_the_scan_leaves_the_pair_for_the_next_pass(setti
 
     out = run_once(settings)  # the next pass sees the finished file
     assert [r["status"] for r in out["results"]] == ["accepted"]
-    sidecar = json.loads((settings.raw / "demo" / "alpha.ingest.json").read_text())
+    sidecar = json.loads((provenance_path(settings, "demo", "alpha")).read_text())
     assert sidecar["sha256"] == sha256(settings.raw / "demo" / "alpha.tif")
     assert_accounted(settings, dropped)
 
