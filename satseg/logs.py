@@ -29,7 +29,8 @@ class _SafeFactory:
 
     def __call__(self, *args: Any, **kwargs: Any) -> logging.LogRecord:
         record: logging.LogRecord = self.inner(*args, **kwargs)
-        if record.name == PREFIX or record.name.startswith(PREFIX + "."):
+        name = record.name if isinstance(record.name, str) else ""  # makeLogRecord: None
+        if name == PREFIX or name.startswith(PREFIX + "."):
             try:
                 message = record.getMessage()
             except Exception:  # a bad format string: logging reports it when it is emitted

@@ -247,3 +247,9 @@ def test_outputs_respect_the_umask(umask, settings, tmp_path) -> None:
     assert not bad, f"files not {oct(want_file)}: {bad}"
     bad = {p: oct(m) for p, m in dirs.items() if m != want_dir}
     assert not bad, f"directories not {oct(want_dir)}: {bad}"
+
+
+def test_records_without_a_logger_name_still_log() -> None:
+    """``logging.makeLogRecord`` (used by aiosmtpd, log shippers) builds records named None."""
+    record = logging.getLogRecordFactory()(None, logging.INFO, __file__, 1, "got %s", ("x",), None)
+    assert record.getMessage() == "got x"
