@@ -415,10 +415,43 @@ def geojson_labels(
     fall partly outside the raster are kept (the mask clips them); a document none of whose
     footprints touch the raster is rejected, since it almost always means the wrong file.
     """
-    import shapely
+    from shapely.geometry import box
+
+    to_pixels, crs_names = _pixel_transform(doc, raster_crs, transform, name)
+    feats = doc.get("features") if doc.get("type") == "FeatureCollection" else [doc]
+    if not isinstance(feats, list):
+        raise IngestError(f"{name}: 'features' must be a list", "geojson_schema", "annotation")
+    out = Labels(kind="geojson")
+    image_box = box(0, 0, width, height)
+    touching = 0
+    for i, f in enumerate(feats):
+        what = f"{name}: feature {i}"
+        geom = _feature_polygons(f, what, classes)
+        if geom is None:
+            out.ignored += 1
+            continue
+        parts, repaired = _feature_pixels(geom, to_pixels, crs_names, what)
+        out.repaired += repaired
+        touching += any(g.intersects(image_box) for g in parts)
+        out.geometries.extend(parts)
+    if out.geometries and not touching:
+        b = np.array([g.bounds for g in out.geometries])
+        raise IngestError(
+            f"{name}: no footprint overlaps the raster: labels span pixels "
+            f"x {b[:, 0].min():.0f}..{b[:, 2].max():.0f}, y {b[:, 1].min():.0f}..{b[:, 3].max():.0f}"
+            f" of a {width}x{height} image (wrong CRS or wrong file?)",
+            "footprint",
+            "annotation",
+        )
+    return out
+
+
+def _pixel_transform(
+    doc: dict[str, Any], raster_crs: Any, transform: Any, name: str
+) -> tuple[Any, tuple[str, str]]:
+    """map CRS -> raster CRS -> pixel, as a function of (n, 2) arrays; and both CRS names."""
     from pyproj import CRS, Transformer
     from pyproj.exceptions import ProjError
-    from shapely.geometry import box
 
     if raster_crs is None:
         raise IngestError(
@@ -445,52 +478,39 @@ def geojson_labels(
         col, row = inverse * (np.asarray(x), np.asarray(y))
         return np.column_stack([col, row])
 
-    feats = doc.get("features") if doc.get("type") == "FeatureCollection" else [doc]
-    if not isinstance(feats, list):
-        raise IngestError(f"{name}: 'features' must be a list", "geojson_schema", "annotation")
-    out = Labels(kind="geojson")
-    image_box = box(0, 0, width, height)
-    touching = 0
-    for i, f in enumerate(feats):
-        what = f"{name}: feature {i}"
-        geom = _feature_polygons(f, what, classes)
-        if geom is None:
-            out.ignored += 1
-            continue
-        if not np.isfinite(shapely.get_coordinates(geom)).all():
-            raise IngestError(
-                f"{what}: non-finite coordinates (NaN or Infinity)", "polygon_points", "annotation"
-            )
-        px = shapely.transform(geom, to_pixels)
-        coords = shapely.get_coordinates(px)
-        if coords.size and not np.isfinite(coords).all():
-            raise IngestError(
-                f"{what}: coordinates cannot be transformed from {src_crs.to_string()} "
-                f"to the raster's {dst_crs.to_string()}",
-                "crs",
-                "annotation",
-            )
-        parts: list[Any] = []
-        for p in getattr(px, "geoms", [px]):
-            if len(p.exterior.coords) < 4:
-                raise IngestError(
-                    f"{what}: a polygon needs at least 3 points", "polygon_points", "annotation"
-                )
-            got, fixed = _repair(p, what)
-            parts.extend(got)
-            out.repaired += int(fixed)
-        touching += any(g.intersects(image_box) for g in parts)
-        out.geometries.extend(parts)
-    if out.geometries and not touching:
-        b = np.array([g.bounds for g in out.geometries])
+    return to_pixels, (src_crs.to_string(), dst_crs.to_string())
+
+
+def _feature_pixels(
+    geom: Any, to_pixels: Any, crs_names: tuple[str, str], what: str
+) -> tuple[list[Any], int]:
+    """One feature's polygons in pixel space, repaired; and how many needed a repair."""
+    import shapely
+
+    if not np.isfinite(shapely.get_coordinates(geom)).all():
         raise IngestError(
-            f"{name}: no footprint overlaps the raster: labels span pixels "
-            f"x {b[:, 0].min():.0f}..{b[:, 2].max():.0f}, y {b[:, 1].min():.0f}..{b[:, 3].max():.0f}"
-            f" of a {width}x{height} image (wrong CRS or wrong file?)",
-            "footprint",
+            f"{what}: non-finite coordinates (NaN or Infinity)", "polygon_points", "annotation"
+        )
+    px = shapely.transform(geom, to_pixels)
+    coords = shapely.get_coordinates(px)
+    if coords.size and not np.isfinite(coords).all():
+        raise IngestError(
+            f"{what}: coordinates cannot be transformed from {crs_names[0]} "
+            f"to the raster's {crs_names[1]}",
+            "crs",
             "annotation",
         )
-    return out
+    parts: list[Any] = []
+    repaired = 0
+    for p in getattr(px, "geoms", [px]):
+        if len(p.exterior.coords) < 4:
+            raise IngestError(
+                f"{what}: a polygon needs at least 3 points", "polygon_points", "annotation"
+            )
+        got, fixed = _repair(p, what)
+        parts.extend(got)
+        repaired += int(fixed)
+    return parts, repaired
 
 
 def load_labels(
