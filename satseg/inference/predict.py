@@ -13,7 +13,7 @@ import contextlib
 import datetime as dt
 import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -67,10 +67,7 @@ def predict_scene(
     parameters as an existing complete output, nothing is recomputed (``status: skipped``).
     """
     configure_tf()
-    p = params or PredictParams()
-    if overrides:
-        p = PredictParams(**{**p.__dict__, **{k: v for k, v in overrides.items() if v is not None}})
-    p.validate()
+    p = _with_overrides(params or PredictParams(), overrides)
     src_path = Path(scene_path)
     out = Path(out_dir)
     scene = scene_name(src_path)
@@ -99,33 +96,47 @@ def predict_scene(
                     "%s: outputs for model %s already present, skipped", scene, info.get("version")
                 )
                 return {**previous, "status": "skipped"}
-            try:
-                summary = _run(model, source, out, scene, p, info, window, pipeline)
-            except RasterError as err:
-                _write_error(out, scene, src_path, err)
-                raise
-            except Exception as err:
-                from rasterio.errors import RasterioError
-
-                if isinstance(err, RasterioError):
-                    bad = RasterError(f"{src_path.name} could not be decoded: {err}", "decode")
-                    _write_error(out, scene, src_path, bad)
-                    raise bad from err
-                raise
+            summary = _run_reporting_bad_input(
+                src_path,
+                out,
+                scene,
+                lambda: _run(model, source, out, scene, p, info, window, pipeline),
+            )
     summary.update(key=key, seconds=round(time.perf_counter() - t0, 2))
     summary["mpx_per_s"] = round(source.width * source.height / 1e6 / summary["seconds"], 3)
     error_path(out, scene).unlink(missing_ok=True)
     write_json(out / SUMMARY, summary)
     log.info(
         "%s: %d polygons, %.1f%% building, %.1f s (%.2f Mpx/s) -> %s",
-        scene,
-        summary["polygons"],
-        100 * summary["positive_fraction"],
-        summary["seconds"],
-        summary["mpx_per_s"],
-        out,
+        *(scene, summary["polygons"], 100 * summary["positive_fraction"]),
+        *(summary["seconds"], summary["mpx_per_s"], out),
     )
     return summary
+
+
+def _with_overrides(p: PredictParams, overrides: dict[str, Any]) -> PredictParams:
+    """``p`` with the non-None ``overrides`` applied, validated."""
+    if overrides:
+        p = PredictParams(**{**p.__dict__, **{k: v for k, v in overrides.items() if v is not None}})
+    p.validate()
+    return p
+
+
+def _run_reporting_bad_input(
+    src_path: Path, out: Path, scene: str, run: Callable[[], dict[str, Any]]
+) -> dict[str, Any]:
+    """``run()``; pixels that fail to decode mid-scene become a RasterError with its error file."""
+    from rasterio.errors import RasterioError
+
+    try:
+        return run()
+    except RasterError as err:
+        _write_error(out, scene, src_path, err)
+        raise
+    except RasterioError as err:
+        bad = RasterError(f"{src_path.name} could not be decoded: {err}", "decode")
+        _write_error(out, scene, src_path, bad)
+        raise bad from err
 
 
 def relocate_source(out_dir: Path, new_source: Path) -> None:

@@ -77,6 +77,27 @@ def _no_patches(source: SceneReader, pp: PatchParams, patched: Any) -> str:
     return f"scene yields no usable patch: {size} px, {why}"
 
 
+def _patch(
+    source: Any,
+    labels: Any,
+    tmp: Path,
+    scene: str,
+    p: dict[str, Any],
+    workers: int | None,
+    settings: Settings,
+) -> Any:
+    """Cut the patches into ``tmp``; RasterError ``no_patches`` when none is usable."""
+    params = PatchParams(**p["patch"])
+    patched = patch_scene(
+        source, labels, tmp, scene, params, workers=workers, show_progress=settings.log_progress
+    )
+    if isinstance(labels, MaskReader):
+        labels.close()
+    if not patched.patches:
+        raise RasterError(_no_patches(source, params, patched), "no_patches")
+    return patched
+
+
 def build_scene(
     settings: Settings,
     dataset: str,
@@ -103,24 +124,11 @@ def build_scene(
         source = open_scene(image, p["bands"], p["scale"], limits=limits, name=image_name)
     except RasterError as e:
         raise IngestError(str(e), e.check, "image") from e
-    root = scenes_root(settings, dataset)
-    tmp = tmp_scene_dir(root, scene)
+    tmp = tmp_scene_dir(scenes_root(settings, dataset), scene)
     try:
         described = source.describe()
         labels, label_info = _open_labels(annotation, kind, source, p, limits, annotation_name)
-        patched = patch_scene(
-            source,
-            labels,
-            tmp,
-            scene,
-            PatchParams(**p["patch"]),
-            workers=workers or pre.workers or None,
-            show_progress=settings.log_progress,
-        )
-        if isinstance(labels, MaskReader):
-            labels.close()
-        if not patched.patches:
-            raise RasterError(_no_patches(source, PatchParams(**p["patch"]), patched), "no_patches")
+        patched = _patch(source, labels, tmp, scene, p, workers or pre.workers or None, settings)
     except LabelRasterError as e:
         shutil.rmtree(tmp, ignore_errors=True)
         raise IngestError(str(e), e.check, "annotation") from e
