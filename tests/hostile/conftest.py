@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import hashlib
 import http.server
-import json
 import os
 import secrets
 import threading
@@ -24,52 +23,30 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-import yaml
 
-SMALL_PARAMS = {
-    "preprocess": {
-        "patch_size": 128,
-        "stride": 128,
-        "oversample": 2,
-        "val_fraction": 0.25,
-        "workers": 1,
-    }
-}
+# the ingest tests' small params (autouse fixture) and their inventory helpers, shared
+from tests.ingest.conftest import TEST_PARAMS as SMALL_PARAMS
+from tests.ingest.conftest import (
+    _small_params,  # noqa: F401 (autouse fixture)
+    inventory,
+)
+from tests.ingest.conftest import error_records as error_records
+
+__all__ = [
+    "SMALL_PARAMS",
+    "Canary",
+    "Listener",
+    "assert_accounted",
+    "error_records",
+    "inventory",
+    "sha256",
+]
+
 RECORD_SUFFIXES = (".error.json",)  # satseg's own records beside quarantined files
-
-
-@pytest.fixture(autouse=True)
-def _small_params(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """128 px patches and a 50 ms completeness poll (set before ``settings`` is built)."""
-    p = tmp_path / "params.yaml"
-    p.write_text(yaml.safe_dump(SMALL_PARAMS))
-    monkeypatch.setenv("SATSEG_PARAMS_FILE", str(p))
-    monkeypatch.setenv("SATSEG_STABLE_POLLS_S", "0.05")
 
 
 def sha256(p: Path) -> str:
     return hashlib.sha256(p.read_bytes()).hexdigest()
-
-
-def inventory(root: Path, skip_suffixes: tuple[str, ...] = ()) -> dict[str, list[str]]:
-    """sha256 -> relative paths of the regular files under ``root`` (links, FIFOs skipped)."""
-    out: dict[str, list[str]] = {}
-    if not root.exists():
-        return out
-    for p in sorted(root.rglob("*")):
-        if p.is_symlink() or not p.is_file() or p.name.endswith(skip_suffixes):
-            continue
-        out.setdefault(sha256(p), []).append(str(p.relative_to(root)))
-    return out
-
-
-def error_records(quarantine: Path) -> dict[str, dict]:
-    """original inbox path -> its quarantine record."""
-    out = {}
-    for p in quarantine.rglob("*.error.json"):
-        rec = json.loads(p.read_text())
-        out[rec["original"]] = rec
-    return out
 
 
 def assert_accounted(settings, dropped: dict[str, list[str]]) -> dict[str, str]:
