@@ -2,7 +2,8 @@
 SHELL := /bin/bash
 PYTHON ?= python3.11
 UV_VERSION := 0.9.5
-LOCK := requirements.lock
+# the dev lock = the runtime lock (requirements.lock, what the image installs) + test tools
+LOCK := requirements-dev.lock
 LOCK_HASH := $(shell sha256sum $(LOCK) | cut -c1-16)
 CACHE_DIR ?= $(HOME)/.cache/satseg
 VENV_DIR := $(CACHE_DIR)/venv-$(LOCK_HASH)
@@ -58,7 +59,8 @@ stop:
 	@if [ -x $(BIN)/python ]; then $(BIN)/python -m satseg.demo stop; fi
 
 lock:
-	$(CACHE_DIR)/uv/bin/uv pip compile --python $(PYTHON) requirements.txt -o $(LOCK)
+	$(CACHE_DIR)/uv/bin/uv pip compile --python $(PYTHON) requirements.txt -o requirements.lock
+	$(CACHE_DIR)/uv/bin/uv pip compile --python $(PYTHON) requirements-dev.txt -c requirements.lock -o requirements-dev.lock
 
 bench: venv
 	$(BIN)/python bench/preprocess.py
