@@ -10,9 +10,11 @@ reason, fix the file and drop it again. Predict-inbox input goes to ``quarantine
 from __future__ import annotations
 
 import dataclasses
+import errno
 import json
 import logging
 import os
+import re
 import stat
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
@@ -29,7 +31,7 @@ from satseg.inbox.verified import (
     open_verified,
 )
 from satseg.io.atomic import move, write_json
-from satseg.vocab import ERROR_RECORD_SUFFIX, sanitize
+from satseg.vocab import ERROR_RECORD_SUFFIX, is_safe_name, sanitize
 
 log = logging.getLogger(__name__)
 
@@ -209,3 +211,186 @@ def original_name(settings: Settings, path: Path) -> str:
         return str(path.relative_to(settings.inbox))
     except ValueError:
         return str(path)
+
+
+# --- what people do with quarantined files (the Data page, ``satseg.api.routes.pages``) -------
+#
+# Each action is appended to ``quarantine/actions.jsonl`` (who, when, what, the record) after it
+# succeeded: release moves the file back into the inbox under its original name (never over an
+# existing file) and removes its record; discard deletes the file and its record, the record
+# itself living on in the log; download is logged too. Files are named by their ``ref``, the
+# path below ``quarantine/`` (``2026-05-04/a.tif``, ``2026-05-04/predict/s.tif``), and only a
+# ref naming a genuine record beside an existing file is acted on.
+
+ACTIONS_LOG = "actions.jsonl"
+DAY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+Action = Literal["release", "discard", "download"]
+
+
+class QuarantineActionError(Exception):
+    """An action that cannot be done; ``check`` says why (``not_found``, ``exists``, ...)."""
+
+    def __init__(self, message: str, check: str) -> None:
+        super().__init__(message)
+        self.check = check
+
+
+@dataclass(frozen=True)
+class Quarantined:
+    """One quarantined file: its ref below ``quarantine/``, its path and its record."""
+
+    ref: str
+    path: Path
+    record: QuarantineRecord
+
+    @property
+    def regular(self) -> bool:
+        return stat.S_ISREG(os.lstat(self.path).st_mode)
+
+
+def list_quarantined(settings: Settings) -> list[Quarantined]:
+    """Every quarantined file that is still there, newest first."""
+    root = settings.quarantine
+    if not root.is_dir():
+        return []
+    found = []
+    for day in (d for d in root.iterdir() if DAY.match(d.name) and d.is_dir()):
+        for folder in (day, day / "predict"):
+            if not folder.is_dir() or folder.is_symlink():
+                continue
+            for rec in folder.glob("*" + ERROR_RECORD_SUFFIX):
+                target = rec.with_name(rec.name[: -len(ERROR_RECORD_SUFFIX)])
+                if is_record(rec) and os.path.lexists(target):
+                    ref = str(target.relative_to(root))
+                    found.append(Quarantined(ref, target, read_record(target)))
+    return sorted(found, key=lambda q: (q.record.time, q.ref), reverse=True)
+
+
+def find_quarantined(settings: Settings, ref: str) -> Quarantined:
+    """The quarantined file ``ref`` names (``<date>/<name>`` or ``<date>/predict/<name>``)."""
+    parts = ref.split("/")
+    ok = len(parts) in (2, 3) and DAY.match(parts[0]) and (len(parts) == 2 or parts[1] == "predict")
+    name = parts[-1]
+    if not ok or not name or name.startswith(".") or ".." in name or "\\" in name:
+        raise QuarantineActionError(f"{ref!r} does not name a quarantined file", "not_found")
+    target = settings.quarantine.joinpath(*parts)
+    if not is_record(record_path(target)) or not os.path.lexists(target):
+        raise QuarantineActionError(f"no quarantined file {ref!r}", "not_found")
+    return Quarantined(ref, target, read_record(target))
+
+
+def release(settings: Settings, ref: str, user: str) -> Path:
+    """Move a quarantined file back into the inbox (the next pass takes it); its new path.
+
+    It returns to its original place (``inbox/<original>``) under its original name, or under
+    its sanitised quarantine name if the original was unsafe. Only regular files are released
+    (a symbolic link or a FIFO would only be quarantined again); an inbox file of that name is
+    never replaced (``exists``). The move is one rename (a hard link then unlink, so no
+    existing file is overwritten even by a racing upload).
+    """
+    item = find_quarantined(settings, ref)
+    if not item.regular:
+        raise QuarantineActionError(
+            f"{item.record.file} is not a regular file ({item.record.check}); it cannot be "
+            "released, only discarded",
+            "not_regular",
+        )
+    dest = _release_target(settings, item.record)
+    _move_no_clobber(item.path, dest)
+    record_path(item.path).unlink(missing_ok=True)
+    log_action(settings, "release", item, user, to=str(dest.relative_to(settings.inbox)))
+    log.info("released %s -> %s by %s", ref, dest, user)
+    return dest
+
+
+def discard(settings: Settings, ref: str, user: str) -> dict[str, Any]:
+    """Delete a quarantined file and its record; the record is kept in the actions log."""
+    item = find_quarantined(settings, ref)
+    entry = log_action(settings, "discard", item, user)
+    item.path.unlink()
+    record_path(item.path).unlink(missing_ok=True)
+    log.warning("discarded quarantined %s (%s) by %s", ref, item.record.reason, user)
+    return entry
+
+
+def download(settings: Settings, ref: str, user: str) -> Quarantined:
+    """The quarantined file to send to ``user`` (regular files only); the download is logged."""
+    item = find_quarantined(settings, ref)
+    if not item.regular:
+        raise QuarantineActionError(f"{item.record.file} is not a regular file", "not_regular")
+    log_action(settings, "download", item, user)
+    return item
+
+
+def actions(settings: Settings, limit: int = 200) -> list[dict[str, Any]]:
+    """The last ``limit`` recorded actions, newest first."""
+    path = settings.quarantine / ACTIONS_LOG
+    if not path.is_file():
+        return []
+    lines = path.read_text(encoding="utf-8").splitlines()
+    out = []
+    for line in reversed(lines[-limit:]):
+        try:
+            out.append(json.loads(line))
+        except ValueError:
+            continue  # a line cut by a crash mid-append
+    return out
+
+
+def log_action(
+    settings: Settings, action: Action, item: Quarantined, user: str, **extra: Any
+) -> dict[str, Any]:
+    """Append one action to ``quarantine/actions.jsonl`` (locked, fsynced); the entry."""
+    from satseg.io.locks import file_lock
+
+    entry = {
+        "time": datetime.now(UTC).isoformat(),
+        "action": action,
+        "user": user,
+        "ref": item.ref,
+        "record": item.record.to_dict(),
+        **extra,
+    }
+    path = settings.quarantine / ACTIONS_LOG
+    with file_lock(settings.state / "quarantine-actions.lock"):
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)
+        try:
+            os.write(fd, (json.dumps(entry, sort_keys=True) + "\n").encode())
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+    return entry
+
+
+def _release_target(settings: Settings, record: QuarantineRecord) -> Path:
+    """``inbox/<original>``: its folders must be safe names; an unsafe file name is replaced."""
+    original = Path(record.original)
+    folders = original.parent.parts
+    if original.is_absolute() or not all(is_safe_name(p) for p in folders):
+        raise QuarantineActionError(
+            f"{record.file} came from {record.original!r}, outside the inbox's safe folders; "
+            "download it and drop it again",
+            "unsafe_original",
+        )
+    name = original.name if is_safe_name(original.name) else record.file
+    return settings.inbox.joinpath(*folders, name)
+
+
+def _move_no_clobber(src: Path, dest: Path) -> None:
+    """Rename ``src`` to ``dest`` unless ``dest`` exists (also across devices, via ``move``)."""
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    taken = QuarantineActionError(
+        f"inbox/{dest.name} already exists: move or remove it, then release again", "exists"
+    )
+    try:
+        os.link(src, dest, follow_symlinks=False)
+    except FileExistsError:
+        raise taken from None
+    except OSError as e:
+        if e.errno != errno.EXDEV:
+            raise
+        if os.path.lexists(dest):
+            raise taken from None
+        move(src, dest)
+        return
+    os.unlink(src)
