@@ -10,7 +10,9 @@ from __future__ import annotations
 import json
 
 from fastapi import Depends, FastAPI, Request
-from fastapi.responses import JSONResponse
+from fastapi.exception_handlers import http_exception_handler
+from fastapi.responses import JSONResponse, RedirectResponse, Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from satseg import __version__
 from satseg.api import catalog
@@ -21,7 +23,7 @@ from satseg.api.deps import (
     MAY_RUN_RETRAIN,
     current_user,
 )
-from satseg.api.routes import datasets, docs, health, models, training, uploads
+from satseg.api.routes import datasets, docs, health, models, pages, training, uploads
 from satseg.config import get_settings
 
 __all__ = [
@@ -40,12 +42,21 @@ ROUTERS = (
     models.router,
     training.router,
     docs.router,
+    pages.router,
 )
 ERROR_STATUS: dict[type[Exception], int] = {catalog.BadRequest: 400, catalog.NotFound: 404}
 
 
 async def _catalog_error(_: Request, exc: Exception) -> JSONResponse:
     return JSONResponse({"detail": str(exc)}, status_code=ERROR_STATUS[type(exc)])
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    """A page opened without a login goes to Airflow's login page (then back); else 401 JSON."""
+    assert isinstance(exc, StarletteHTTPException)
+    if exc.status_code == 401 and pages.wants_page(request):
+        return RedirectResponse(pages.login_url(request), status_code=303)
+    return await http_exception_handler(request, exc)
 
 
 def create_app() -> FastAPI:
@@ -68,6 +79,7 @@ def create_app() -> FastAPI:
     )
     for error in ERROR_STATUS:
         app.add_exception_handler(error, _catalog_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
     for router in ROUTERS:
         app.include_router(router)
     return app

@@ -7,8 +7,10 @@ viewer can look but not upload, check out, promote or train.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Annotated
 
+from airflow.api_fastapi.auth.managers.models.base_user import BaseUser
 from airflow.api_fastapi.auth.managers.models.resource_details import DagAccessEntity
 from airflow.api_fastapi.core_api.security import (
     GetUserDep,
@@ -37,3 +39,26 @@ def settings_dep() -> Settings:
 
 SettingsDep = Annotated[Settings, Depends(settings_dep)]
 UserDep = Annotated[str, Depends(current_user)]
+
+
+def _may_run(dag_id: str) -> Callable[[BaseUser], bool]:
+    """Whether the user may trigger ``dag_id`` (the pages show its buttons only then)."""
+
+    def check(user: GetUserDep) -> bool:
+        from airflow.api_fastapi.app import get_auth_manager
+        from airflow.api_fastapi.auth.managers.models.resource_details import DagDetails
+
+        return bool(
+            get_auth_manager().is_authorized_dag(
+                method="POST",
+                access_entity=DagAccessEntity.RUN,
+                details=DagDetails(id=dag_id),
+                user=user,
+            )
+        )
+
+    return check
+
+
+CAN_RUN_INGEST = _may_run(INGEST_DAG)
+CAN_RUN_RETRAIN = _may_run(RETRAIN_DAG)

@@ -176,3 +176,31 @@ def load_model(settings: Settings, ref: str = CHAMPION) -> tuple[Any, ModelRef]:
     mref = get_ref(settings, str(ref))
     model = mlflow.tensorflow.load_model(mref.uri, keras_model_kwargs={"compile": False})
     return model, mref
+
+
+LINEAGE_TAGS = ("dataset", "dataset_tag", "dataset_md5", "code_version")
+
+
+def lineage(settings: Settings, run_id: str) -> dict[str, Any]:
+    """Where a version came from: its run's lineage tags, experiment, and a link to the run
+    in the MLflow UI when the tracking URI is an MLflow server (``None`` for a file store)."""
+    client = _client(settings)
+    try:
+        run = client.get_run(run_id)
+    except MlflowException:
+        return {"run_id": run_id, "run_url": None}
+    out: dict[str, Any] = {k: run.data.tags.get(k) for k in LINEAGE_TAGS}
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(settings.tracking_uri.rstrip("/"))
+    web = parts.scheme in ("http", "https") and parts.hostname is not None
+    netloc = f"{parts.hostname}:{parts.port}" if parts.port else str(parts.hostname)
+    uri = urlunsplit((parts.scheme, netloc, parts.path, "", ""))  # no credentials in a link
+    exp = run.info.experiment_id
+    out.update(
+        run_id=run_id,
+        experiment_id=exp,
+        run_name=run.info.run_name,
+        run_url=f"{uri}/#/experiments/{exp}/runs/{run_id}" if web else None,
+    )
+    return out
