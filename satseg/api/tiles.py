@@ -116,7 +116,7 @@ def render_tile(path: Path, layer: Layer, z: int, x: int, y: int, scaler: dict |
         _check_cost(r, z, x, y)
         indexes = tuple(scaler["bands"]) if layer == "source" and scaler else (1,)
         try:
-            img = r.tile(x, y, z, indexes=indexes, resampling_method=_resampling(layer))
+            img = r.tile(x, y, z, indexes=indexes)  # nearest: crisp edges, classes kept
         except TileOutsideBounds:
             return empty_tile()
         if layer == "mask":
@@ -124,10 +124,6 @@ def render_tile(path: Path, layer: Layer, z: int, x: int, y: int, scaler: dict |
         if layer == "probability":
             return bytes(img.render(img_format="PNG", colormap=probability_colours()))
         return _render_source(img, scaler)
-
-
-def _resampling(layer: Layer) -> Any:
-    return "nearest" if layer == "mask" else "bilinear"
 
 
 def _check_cost(reader: Any, z: int, x: int, y: int) -> None:

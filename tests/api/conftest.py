@@ -44,3 +44,33 @@ def with_predictions(settings, predicted) -> Callable[[], dict[str, Path]]:
         return out
 
     return _copy
+
+
+def register_version(settings, val_iou: float, tag: str = "city-v1") -> str:
+    """Log the roof model as a training run with satseg's lineage tags, register it."""
+    import mlflow
+
+    from satseg.registry import store, tracking
+    from tests.inference.conftest import _roof_model
+
+    data = {"dataset": tag.rsplit("-v", 1)[0], "tag": tag, "md5": "ab" * 16}
+    tracking.setup(settings)
+    with mlflow.start_run() as run:
+        mlflow.set_tags(tracking.lineage_tags(data))
+        mlflow.log_metrics({"final_val_iou": val_iou, "final_val_iou_building": val_iou - 0.1})
+        uri = tracking.log_keras_model(_roof_model((1,), 40.0))
+    return store.register(settings, uri, run.info.run_id, tracking.lineage_tags(data)).version
+
+
+def quarantine_bad_pair(settings, name: str = "roof") -> bytes:
+    """A good GeoTIFF whose LabelMe file is broken, through a real ingest pass: both end up
+    in quarantine (the image as ``partner_rejected``). The image's bytes."""
+    from satseg.ingest.pipeline import run_once
+    from satseg.synthetic import make_scene
+
+    scene = make_scene(settings.inbox / "demo", name, 256, 256, 5, geojson=False)
+    scene.labelme.write_text("{not json")
+    image = scene.image.read_bytes()
+    run_once(settings, poll_interval=0.05)
+    assert not scene.image.exists()
+    return image

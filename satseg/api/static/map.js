@@ -41,15 +41,18 @@
     return t;
   }
 
+  // the imagery lies below the outputs (tiles go to the tile pane, images above it otherwise)
+  map.createPane("imagery").style.zIndex = 150;
   var overlays = {};
   if (cfg.source_kind === "tiles") {
-    overlays["source imagery"] = tiles("source", cfg.source, {}).addTo(map);
+    overlays["source imagery"] = tiles("source", cfg.source, { pane: "imagery" }).addTo(map);
   } else if (cfg.source_kind === "image") {
-    overlays["source imagery"] = L.imageOverlay(cfg.base + "/files/source", bounds).addTo(map);
+    overlays["source imagery"] = L.imageOverlay(cfg.base + "/files/source", bounds,
+                                                { pane: "imagery" }).addTo(map);
   }
   if (cfg.has_quicklook && cfg.source_kind === "tiles" && cfg.source.minzoom > 0) {
     // below the zoom the source has tiles for (no overviews), its quicklook stands in
-    var ql = L.imageOverlay(cfg.base + "/files/quicklook", bounds);
+    var ql = L.imageOverlay(cfg.base + "/files/quicklook", bounds, { pane: "imagery" });
     var toggle = function () {
       if (map.getZoom() < cfg.source.minzoom) { ql.addTo(map); } else { ql.remove(); }
     };
