@@ -267,3 +267,19 @@ def test_static_files_come_from_the_package_only(client) -> None:
         .headers["location"]
         .endswith("/pages/predictions")
     )
+
+
+def test_the_plugin_puts_each_page_in_the_airflow_ui(client) -> None:
+    import runpy
+    from pathlib import Path
+
+    plugin = runpy.run_path(
+        str(Path(__file__).resolve().parents[2] / "plugins" / "satseg_plugin.py")
+    )
+    views = plugin["SatsegPlugin"].external_views
+    assert len({v["url_route"] for v in views}) == len(views) == 5
+    for v in views:
+        assert v["href"].startswith("/satseg/pages/") and v["category"] == "satseg"
+        page = client.get(v["href"].removeprefix("/satseg"))
+        assert page.status_code == 200 and f"<h1>{v['name']}</h1>" in page.text, v
+    assert client.get(views[0]["icon"].removeprefix("/satseg")).status_code == 200

@@ -1,5 +1,7 @@
 // Buttons with data-url POST to satseg (with the header cross-site forms cannot send), then
 // reload the page so it shows what changed. Errors are shown, nothing is retried silently.
+// A button with data-confirm asks first by arming itself ("Confirm?", then a second click):
+// the Airflow UI's iframe sandbox has no allow-modals, so window.confirm() is not available.
 (function () {
   "use strict";
   var toast = document.getElementById("toast");
@@ -16,7 +18,19 @@
   document.addEventListener("click", function (ev) {
     var btn = ev.target.closest("button.action");
     if (!btn) return;
-    if (btn.dataset.confirm && !window.confirm(btn.dataset.confirm)) return;
+    if (btn.dataset.confirm && btn.dataset.armed !== "1") {
+      btn.dataset.armed = "1";
+      btn.dataset.label = btn.textContent;
+      btn.textContent = "Confirm " + btn.dataset.label.toLowerCase() + "?";
+      show(btn.dataset.confirm + " Click again to confirm.");
+      window.setTimeout(function () {
+        if (btn.dataset.armed === "1" && !btn.disabled) {
+          btn.dataset.armed = "";
+          btn.textContent = btn.dataset.label;
+        }
+      }, 6000);
+      return;
+    }
     btn.disabled = true;
     var body = btn.dataset.ref ? JSON.stringify({ ref: btn.dataset.ref }) : "{}";
     fetch(btn.dataset.url, {
