@@ -15,13 +15,13 @@ patches with more nodata than ``nodata_max`` are dropped, not written.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from satseg.cpus import available_cpus
 from satseg.io.forkpool import can_fork, run_shares
 from satseg.io.mask import MaskReader
 from satseg.io.progress import progress
@@ -88,7 +88,7 @@ def grid_positions(length: int, size: int, stride: int) -> list[int]:
 
 
 def default_workers() -> int:
-    return max(1, min(4, os.cpu_count() or 1))
+    return max(1, min(4, available_cpus()))
 
 
 def share_rows(rows: list[int], n: int, group: int) -> list[list[int]]:
