@@ -61,6 +61,33 @@ class Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True)
 
 
+CLASS_NAME = r"^[a-z][a-z0-9_]{0,31}$"
+UnknownLabel = Literal["error", "ignore"]
+
+
+class ClassDef(Section):
+    """One class of ``ingest.classes``: its name, colour and the source values mapped to it."""
+
+    name: str = Field(pattern=CLASS_NAME, description="Class name (lower case, e.g. building)")
+    color: str = Field(
+        default="#ff0000", pattern=r"^#[0-9a-fA-F]{6}$", description="Display colour #rrggbb"
+    )
+    labels: list[str] = Field(
+        default_factory=list,
+        description="LabelMe labels / GeoJSON property values of this class; empty = its name",
+    )
+    values: list[int] = Field(
+        default_factory=list, description="Mask raster values of this class (0-254)"
+    )
+
+    @field_validator("values")
+    @classmethod
+    def _byte_values(cls, v: list[int]) -> list[int]:
+        if any(not 0 <= x <= 254 for x in v):
+            raise ValueError("mask raster values must be 0..254 (255 is ignore)")
+        return v
+
+
 class IngestParams(Section):
     """``ingest:``: how imagery and labels are read."""
 
@@ -78,6 +105,26 @@ class IngestParams(Section):
         default=1.0,
         ge=0,
         description="LabelMe points may lie this far outside the image (edge clicks)",
+    )
+    classes: list[ClassDef] | None = Field(
+        default=None,
+        max_length=254,
+        description="Ordered class table (name, color, labels, values); null = binary: "
+        "every label in labels is one foreground class",
+    )
+    unlabeled: str = Field(
+        default="ignore",
+        description="With classes: pixels no shape covers are 'ignore' (no loss, no metric) "
+        "or the named class (a background class)",
+    )
+    unknown_label: UnknownLabel = Field(
+        default="error",
+        description="With classes: a label no class names is an error (the file is "
+        "quarantined with the label named) | ignore (its shape is skipped)",
+    )
+    label_property: str | None = Field(
+        default=None,
+        description="GeoJSON property holding the label; null = 'label', else 'class'",
     )
     max_megapixels: float = Field(
         default=2500,
@@ -103,6 +150,31 @@ class IngestParams(Section):
         le=1000,
         description="Deepest bracket nesting of an annotation (checked before parsing)",
     )
+
+    @model_validator(mode="after")
+    def _class_table(self) -> IngestParams:
+        if self.classes is None:
+            return self
+        if self.labels is not None:
+            raise ValueError("set either ingest.labels (binary) or ingest.classes, not both")
+        names = [c.name for c in self.classes]
+        if len(set(names)) != len(names):
+            raise ValueError(f"ingest.classes: duplicate class names in {names}")
+        for what, key in (("label", "labels"), ("raster value", "values")):
+            seen: dict[Any, str] = {}
+            for c in self.classes:
+                for v in getattr(c, key) or ([c.name] if key == "labels" else []):
+                    if v in seen:
+                        raise ValueError(
+                            f"ingest.classes: {what} {v!r} maps to both {seen[v]!r} and {c.name!r}"
+                        )
+                    seen[v] = c.name
+        if self.unlabeled != "ignore" and self.unlabeled not in names:
+            raise ValueError(
+                f"ingest.unlabeled must be 'ignore' or one of the classes {names}, "
+                f"got {self.unlabeled!r}"
+            )
+        return self
 
 
 class PreprocessParams(Section):

@@ -393,3 +393,123 @@ def rasterize_polygons(polys: list[np.ndarray], width: int, height: int) -> np.n
     if polys:
         cv2.fillPoly(mask, [np.round(p).astype(np.int32) for p in polys], 1)
     return mask
+
+
+LANDCOVER_CLASSES = ("building", "land", "road", "vegetation", "water")
+_LC_RGB = {  # class -> (base RGB, texture amplitude)
+    "land": ((190, 165, 125), 12.0),
+    "road": ((72, 72, 76), 3.0),
+    "vegetation": ((62, 112, 52), 20.0),
+    "water": ((28, 58, 105), 5.0),
+}
+
+
+@dataclass
+class LandcoverScene:
+    """What ``make_landcover_scene`` wrote and drew: shapes in painter's order, the truth."""
+
+    image: Path
+    labelme: Path
+    shapes: list[dict[str, Any]] = field(repr=False)  # LabelMe shapes, painter's order
+    truth: np.ndarray = field(repr=False)  # (h, w) uint8 class index into LANDCOVER_CLASSES
+    width: int = 0
+    height: int = 0
+
+
+def landcover_shapes(width: int, height: int, seed: int) -> list[dict[str, Any]]:
+    """Land everywhere, a lake with an island (a hole), roads, vegetation patches and
+    buildings on dry land: LabelMe shapes in painter's order (largest first)."""
+    rng = np.random.default_rng(seed)
+
+    def shape(label: str, pts: Any, **kw: Any) -> dict[str, Any]:
+        points = [[float(x), float(y)] for x, y in np.round(np.asarray(pts, float), 2)]
+        return {"label": label, "points": points, "shape_type": "polygon", "flags": {}, **kw}
+
+    def ellipse(cx: float, cy: float, rx: float, ry: float, n: int = 24) -> np.ndarray:
+        t = np.linspace(0, 2 * math.pi, n, endpoint=False)
+        return np.c_[cx + rx * np.cos(t), cy + ry * np.sin(t)]
+
+    w, h = width - 1, height - 1
+    out = [shape("land", [[0, 0], [w, 0], [w, h], [0, h]])]
+    lx, ly = width * (0.25 + 0.1 * rng.random()), height * (0.7 + 0.1 * rng.random())
+    lrx, lry = width * 0.18, height * 0.14
+    out.append(shape("water", ellipse(lx, ly, lrx, lry), group_id=1))
+    out.append(
+        shape("water", ellipse(lx, ly, lrx * 0.3, lry * 0.3), group_id=1, flags={"hole": True})
+    )
+    out.append(shape("vegetation", ellipse(lx, ly, lrx * 0.22, lry * 0.22)))  # the island
+    for _ in range(3):
+        cx, cy = width * (0.55 + 0.35 * rng.random()), height * (0.55 + 0.35 * rng.random())
+        out.append(shape("vegetation", ellipse(cx, cy, width * 0.06, height * 0.05, 16)))
+    ry = int(height * (0.35 + 0.1 * rng.random()))
+    rx = int(width * (0.6 + 0.1 * rng.random()))
+    out.append(shape("road", [[0, ry], [w, ry], [w, ry + 9], [0, ry + 9]]))
+    out.append(shape("road", [[rx, 0], [rx + 9, 0], [rx + 9, ry], [rx, ry]]))
+    for p in building_polygons(width, int(height * 0.33), seed + 1, density=1.2):
+        if p[:, 1].max() < ry - 2:  # north of the road, clear of the lake
+            out.append(shape("building", p))
+    return out
+
+
+def paint_shapes(shapes: list[dict[str, Any]], width: int, height: int) -> np.ndarray:
+    """The class-index map of ``shapes`` (painter's order, holes back to 255 = unlabeled):
+    the same rule as ingest (``cv2.fillPoly`` on rounded vertices)."""
+    import cv2
+
+    out = np.full((height, width), 255, np.uint8)
+    for s in shapes:
+        pts = np.round(np.asarray(s["points"])).astype(np.int32)
+        hole = bool(s.get("flags", {}).get("hole"))
+        cv2.fillPoly(out, [pts], 255 if hole else LANDCOVER_CLASSES.index(s["label"]))
+    return out
+
+
+def make_landcover_scene(
+    out_dir: Path | str,
+    name: str = "landcover",
+    width: int = 512,
+    height: int = 512,
+    seed: int = 0,
+    *,
+    crs: str = "EPSG:32637",
+    origin: tuple[float, float] = (500000.0, 2800000.0),
+    pixel_size: float = 0.5,
+) -> LandcoverScene:
+    """A small georeferenced multi-class scene (GeoTIFF + LabelMe) and its class truth.
+
+    Each class has its own colour and texture, buildings their roofs and shadows, so a model
+    can learn them; small enough (whole in memory) for tests and the demo.
+    """
+    import rasterio
+    from rasterio.transform import from_origin
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    shapes = landcover_shapes(width, height, seed)
+    truth = paint_shapes(shapes, width, height)
+    polys = [np.asarray(s["points"]) for s in shapes if s["label"] == "building"]
+    rgb, _ = render_window(0, 0, height, width, polys, _index(polys), seed)
+    yy, xx = np.mgrid[0:height, 0:width].astype(np.float32)
+    tex = np.sin(xx / 23.0 + seed) * np.cos(yy / 31.0 - seed)
+    noise = np.random.default_rng([seed, 7]).normal(0, 3.0, (height, width)).astype(np.float32)
+    img = rgb.astype(np.float32)
+    for label, (base, amp) in _LC_RGB.items():
+        m = truth == LANDCOVER_CLASSES.index(label)
+        for b in range(3):
+            img[..., b][m] = base[b] + (tex[m] * amp + noise[m]) * (1.0 - 0.2 * b)
+    img_path = out / f"{name}.tif"
+    profile: dict[str, Any] = {
+        "driver": "GTiff",
+        "width": width,
+        "height": height,
+        "count": 3,
+        "dtype": "uint8",
+        "crs": crs,
+        "transform": from_origin(origin[0], origin[1], pixel_size, pixel_size),
+    }
+    with atomic_path(img_path) as tmp, rasterio.open(tmp, "w", **profile) as dst:
+        dst.write(np.transpose(np.clip(img, 0, 255).astype(np.uint8), (2, 0, 1)))
+    doc = labelme_doc([], img_path.name, width, height)
+    doc["shapes"] = [{"group_id": None, **s} for s in shapes]
+    lm = write_json(out / f"{name}.json", doc)
+    return LandcoverScene(img_path, lm, shapes, truth, width, height)

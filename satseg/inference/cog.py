@@ -8,7 +8,6 @@ A crash leaves the previous output intact and only a hidden temp file behind.
 
 from __future__ import annotations
 
-import os
 import tempfile
 import warnings
 from pathlib import Path
@@ -17,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from satseg.cpus import available_cpus
 from satseg.io.atomic import atomic_path
 from satseg.io.gdal import GDAL_LOCK
 
@@ -111,7 +111,7 @@ class CogWriter:
         import rasterio
         from rasterio.shutil import copy as rio_copy
 
-        threads = str(max(1, (os.cpu_count() or 1)))
+        threads = str(available_cpus())
         with (
             atomic_path(self.path) as tmp,
             rasterio.Env(GDAL_NUM_THREADS=threads),

@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from satseg.cpus import available_cpus
 from satseg.params import PRECISIONS
 
 log = logging.getLogger(__name__)
@@ -121,7 +122,7 @@ class Int8Predictor(Predictor):
         conv = tf.lite.TFLiteConverter.from_concrete_functions([fn], model)
         conv.optimizations = [tf.lite.Optimize.DEFAULT]
         flat = conv.convert()
-        self._interp = tf.lite.Interpreter(model_content=flat, num_threads=os.cpu_count() or 1)
+        self._interp = tf.lite.Interpreter(model_content=flat, num_threads=available_cpus())
         self._interp.allocate_tensors()
         self._in = self._interp.get_input_details()[0]["index"]
         self._out = self._interp.get_output_details()[0]["index"]

@@ -13,6 +13,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+from satseg.classes import ClassTable
 from satseg.config import Settings
 from satseg.ingest.errors import IngestError
 from satseg.ingest.labels import load_labels
@@ -38,7 +39,31 @@ def scene_params(settings: Settings) -> dict[str, Any]:
         "labels": ing.labels,
         "tolerance_px": ing.tolerance_px,
         "patch": asdict(pp),
+        **_class_params(ing),
     }
+
+
+def _class_params(ing: Any) -> dict[str, Any]:
+    """The class table's part of the scene parameters (absent for a binary dataset, so the
+    caches of binary datasets made before class tables existed stay valid)."""
+    if ing.classes is None:
+        return {}
+    return {
+        "classes": [c.model_dump() for c in ing.classes],
+        "unlabeled": ing.unlabeled,
+        "unknown_label": ing.unknown_label,
+        "label_property": ing.label_property,
+    }
+
+
+def class_table(p: dict[str, Any]) -> ClassTable | None:
+    """The ClassTable of scene parameters ``p`` (``scene_params``), None when binary."""
+    from satseg.params import IngestParams
+
+    if "classes" not in p:
+        return None
+    keys = ("classes", "unlabeled", "unknown_label", "label_property")
+    return ClassTable.from_params(IngestParams(**{k: p[k] for k in keys}))
 
 
 def _open_labels(
@@ -49,16 +74,25 @@ def _open_labels(
     limits: PixelLimits,
     name: str | None,
 ) -> tuple[PolygonSet | MaskReader, dict[str, Any]]:
+    table = class_table(p)
     if kind == "mask":
-        mask = MaskReader(annotation, limits=limits, name=name)
+        lut = None if table is None else table.value_lut()
+        mask = MaskReader(annotation, limits=limits, name=name, lut=lut)
         try:
             mask.check_grid(source)
         except LabelRasterError:
             mask.close()
             raise
         return mask, {"kind": "mask"}
-    labels = load_labels(annotation, source, classes=p["labels"], tolerance_px=p["tolerance_px"])
-    return PolygonSet.from_geometries(labels.geometries), labels.summary()
+    labels = load_labels(
+        annotation,
+        source,
+        classes=p["labels"],
+        table=table,
+        label_property=p.get("label_property"),
+        tolerance_px=p["tolerance_px"],
+    )
+    return PolygonSet.from_geometries(labels.geometries, labels.values), labels.summary()
 
 
 def _no_patches(source: SceneReader, pp: PatchParams, patched: Any) -> str:
@@ -89,7 +123,14 @@ def _patch(
     """Cut the patches into ``tmp``; RasterError ``no_patches`` when none is usable."""
     params = PatchParams(**p["patch"])
     patched = patch_scene(
-        source, labels, tmp, scene, params, workers=workers, show_progress=settings.log_progress
+        source,
+        labels,
+        tmp,
+        scene,
+        params,
+        workers=workers,
+        show_progress=settings.log_progress,
+        table=class_table(p),
     )
     if isinstance(labels, MaskReader):
         labels.close()

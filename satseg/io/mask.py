@@ -22,20 +22,27 @@ class LabelRasterError(RasterError):
 
 
 class MaskReader:
-    """A 1-band label mask GeoTIFF: any value > 0 is foreground.
+    """A 1-band label mask GeoTIFF: any value > 0 is foreground, or with ``lut`` (a 256-entry
+    uint8 table, ``ClassTable.value_lut``) each raster value maps to its class value.
 
     Opened like the image: by content (a TIFF, nothing else), with the GTiff driver only, its
     declared size within ``limits``. ``check_grid`` compares it with the image's grid.
     """
 
     def __init__(
-        self, path: Path | str, *, limits: PixelLimits | None = None, name: str | None = None
+        self,
+        path: Path | str,
+        *,
+        limits: PixelLimits | None = None,
+        name: str | None = None,
+        lut: np.ndarray | None = None,
     ) -> None:
         import rasterio
         from rasterio.errors import NotGeoreferencedWarning, RasterioError
 
         self.path = Path(path)
         self.name = name or self.path.name
+        self.lut = lut
         self._limits = limits or PixelLimits()
         if self.path.stat().st_size == 0:
             raise LabelRasterError(f"{self.name} is empty (0 bytes)", "empty_file")
@@ -89,7 +96,7 @@ class MaskReader:
             )
 
     def rows(self, y0: int, y1: int) -> np.ndarray:
-        """Rows [y0, y1) as (h, width) uint8 0/1."""
+        """Rows [y0, y1) as (h, width) uint8 0/1 (or class values through ``lut``)."""
         from rasterio.errors import RasterioError
         from rasterio.windows import Window
 
@@ -99,11 +106,13 @@ class MaskReader:
                 data = self._src.read(1, window=Window(0, y0, self.width, y1 - y0))
         except RasterioError as e:
             raise LabelRasterError(f"{self.name}: corrupt or truncated ({e})", "decode") from e
+        if self.lut is not None:  # values over 255 (a uint16 mask) map like unmapped ones
+            return self.lut[np.minimum(data, 255).astype(np.uint8)]
         return (data > 0).astype(np.uint8)
 
     def reopen(self) -> MaskReader:
         """The same mask on new file handles, for a forked worker process."""
-        return MaskReader(self.path, limits=self._limits, name=self.name)
+        return MaskReader(self.path, limits=self._limits, name=self.name, lut=self.lut)
 
     def close(self) -> None:
         self._src.close()

@@ -154,6 +154,7 @@ def build_dataset(settings: Settings, dataset: str, tag: str) -> tuple[Path, dic
     tmp.parent.mkdir(parents=True, exist_ok=True)
     try:
         manifest = _assemble(settings, dataset, scenes, per_patch, tmp, copies, feature_names())
+        manifest.update(_class_record(params.ingest, scenes, per_patch))
         manifest.update(
             dataset=dataset,
             tag=tag,
@@ -170,6 +171,30 @@ def build_dataset(settings: Settings, dataset: str, tag: str) -> tuple[Path, dic
         raise
     log.info("dataset %s rebuilt: %s", dataset, manifest["counts"])
     return out, manifest, True
+
+
+def _class_record(
+    ing: Any, scenes: list[dict[str, Any]], per_patch: dict[str, dict[str, str]]
+) -> dict[str, Any]:
+    """The manifest's class table and, for a class table, pixels per class and split
+    (original patches; ``ignore`` counts nodata, padding and unlabeled pixels)."""
+    from satseg.classes import ClassTable, binary_json
+
+    table = ClassTable.from_params(ing)
+    if table is None:
+        return {"classes": binary_json()}
+    keys = [*table.names, "ignore"]
+    px = {split: np.zeros(len(keys), np.int64) for split in SPLITS}
+    for s in scenes:
+        for p in s["patches"]:
+            if "px" in p:
+                px[per_patch[s["scene"]][p["id"]]] += np.asarray(p["px"], np.int64)
+    return {
+        "classes": table.to_json(),
+        "class_pixels": {
+            split: dict(zip(keys, v.tolist(), strict=True)) for split, v in px.items()
+        },
+    }
 
 
 def _assemble(

@@ -15,13 +15,14 @@ patches with more nodata than ``nodata_max`` are dropped, not written.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from satseg.classes import IGNORE, ClassTable
+from satseg.cpus import available_cpus
 from satseg.io.forkpool import can_fork, run_shares
 from satseg.io.mask import MaskReader
 from satseg.io.progress import progress
@@ -71,12 +72,15 @@ class PatchedScene:
 
     def summary(self) -> dict[str, Any]:
         pos = sum(1 for p in self.patches if p["positive"])
-        return {
+        out: dict[str, Any] = {
             "patches": len(self.patches),
             "positive": pos,
             "dropped_nodata": self.dropped_nodata,
             "grid": list(self.grid),
         }
+        if self.patches and "px" in self.patches[0]:  # multi-class: pixels per class + ignore
+            out["class_pixels"] = np.sum([p["px"] for p in self.patches], axis=0).tolist()
+        return out
 
 
 def grid_positions(length: int, size: int, stride: int) -> list[int]:
@@ -88,7 +92,7 @@ def grid_positions(length: int, size: int, stride: int) -> list[int]:
 
 
 def default_workers() -> int:
-    return max(1, min(4, os.cpu_count() or 1))
+    return max(1, min(4, available_cpus()))
 
 
 def share_rows(rows: list[int], n: int, group: int) -> list[list[int]]:
@@ -120,6 +124,7 @@ class _Cutter:
     cols: list[int]
     wpad: int
     features: bool
+    table: ClassTable | None = None  # multi-class: class-index masks, IGNORE on nodata
 
     def run(
         self,
@@ -137,18 +142,23 @@ class _Cutter:
         part = _Part()
         P, W, H = self.params.patch_size, source.width, source.height
         mask = np.empty((P, self.wpad), np.uint8)
+        t = self.table
+        fill, off = (0, 0) if t is None else (t.unlabeled, IGNORE)  # uncovered, nodata / padding
         for r in progress(rows, desc=f"patch {self.scene}", enabled=show_progress):
             h = min(P, H - r)
             rgb, nd = source.rows(r, r + h)
-            mask.fill(0)
-            inside = mask[:h, :W]  # padding stays 0
+            mask.fill(off)
+            inside = mask[:h, :W]  # padding stays 0 (binary) / IGNORE (classes)
+            inside.fill(fill)
             if isinstance(labels, PolygonSet):
                 labels.burn(inside, r, 0, 255)
-            else:
+            elif t is None:
                 np.multiply(labels.rows(r, r + h), 255, out=inside)
+            else:
+                inside[...] = labels.rows(r, r + h)  # class values through the table's LUT
             has_nodata = bool(nd.any())
             if has_nodata:
-                inside[nd] = 0  # no labels on nodata
+                inside[nd] = off  # no labels on nodata
             for c in self.cols:
                 w = min(P, W - c)
                 if h < P or w < P:
@@ -180,7 +190,14 @@ class _Cutter:
             # the band histograms are the same counts the features start from: pass them on
             nd_px = nd if nodata else None
             part.features.append(image_features(rgb, nd_px, band_counts=hist))
-        fg = cv2.countNonZero(m) / m.size
+        rec: dict[str, Any] = {}
+        if self.table is None:
+            fg = cv2.countNonZero(m) / m.size
+        else:  # pixels per class, then ignored ones; fg = labelled, non-background share
+            counts = np.bincount(m.ravel(), minlength=256)
+            rec["px"] = [*counts[: len(self.table)].tolist(), int(counts[IGNORE])]
+            bg = int(counts[self.table.unlabeled]) if self.table.unlabeled != IGNORE else 0
+            fg = 1.0 - (int(counts[IGNORE]) + bg) / m.size
         part.patches.append(
             {
                 "fg": fg,
@@ -189,6 +206,7 @@ class _Cutter:
                 "row": r,
                 "col": c,
                 "positive": fg > self.params.positive_threshold,
+                **rec,
             }
         )
 
@@ -203,8 +221,12 @@ def patch_scene(
     workers: int | None = None,
     features: bool = True,
     show_progress: bool | None = None,
+    table: ClassTable | None = None,
 ) -> PatchedScene:
     """Write ``out_dir/{images,masks}/<scene>_r<row>_c<col>.png`` for every kept patch.
+
+    Masks are 0/255 (binary) or, with a class ``table``, class indices with IGNORE (255) on
+    nodata, padding and (``ingest.unlabeled: ignore``) pixels no label covers.
 
     ``workers``: processes (default: the CPU count, at most 4). The caller's process cuts
     one share itself; the others are forked and must be able to ``reopen`` the sources.
@@ -215,7 +237,7 @@ def patch_scene(
     P, W, H = params.patch_size, source.width, source.height
     rows = grid_positions(H, P, params.stride)
     cols = grid_positions(W, P, params.stride)
-    cutter = _Cutter(images, masks, scene, params, cols, cols[-1] + P, features)
+    cutter = _Cutter(images, masks, scene, params, cols, cols[-1] + P, features, table)
     n = workers or default_workers()
     if n > 1 and not (can_fork() and hasattr(source, "reopen")):
         n = 1

@@ -44,9 +44,16 @@ def read_manifest(dataset_dir: Path | str) -> dict[str, Any]:
         DatasetError: the manifest is missing, not JSON or lacks dataset, tag or counts.
     """
     try:
-        return manifest.read_manifest(dataset_dir).doc
+        doc = manifest.read_manifest(dataset_dir).doc
     except manifest.ManifestError as e:
         raise DatasetError(str(e)) from e
+    if (doc.get("classes") or {}).get("ignore_index") is not None:
+        names = [c.get("name") for c in doc["classes"].get("classes", [])]
+        raise DatasetError(
+            f"dataset {doc.get('dataset')!r} has a class table {names}: training N classes "
+            "is not built yet; train on a binary dataset (no ingest.classes)"
+        )
+    return doc
 
 
 def png_size(path: Path) -> tuple[int, int]:

@@ -12,7 +12,13 @@ import shapely
 from shapely.geometry import MultiPolygon, Polygon, box
 
 from satseg.ingest.errors import IngestError
-from satseg.ingest.labels import _labelme_bulk, _labelme_shapes, geojson_labels, labelme_labels
+from satseg.ingest.labels import (
+    _labelme_bulk,
+    _labelme_shapes,
+    _Rule,
+    geojson_labels,
+    labelme_labels,
+)
 from satseg.preprocess.masks import PolygonSet, rasterize
 from satseg.synthetic import labelme_doc, make_scene, rasterize_polygons
 
@@ -139,9 +145,13 @@ def test_bulk_labelme_path_equals_the_shape_by_shape_path() -> None:
     doc = labelme_doc([], "x.png", 200, 200)
     doc["shapes"] = shapes
     for classes in (None, ["a"]):
-        bulk = _labelme_bulk(doc["shapes"], 200, 200, classes=classes, tolerance_px=1.0, name="x")
+        bulk = _labelme_bulk(
+            doc["shapes"], 200, 200, rule=_Rule(classes), tolerance_px=1.0, name="x"
+        )
         assert bulk is not None
-        slow = _labelme_shapes(doc["shapes"], 200, 200, classes=classes, tolerance_px=1.0, name="x")
+        slow = _labelme_shapes(
+            doc["shapes"], 200, 200, rule=_Rule(classes), tolerance_px=1.0, name="x"
+        )
         assert _equal_labels(bulk, slow) and bulk.repaired == 1
         assert _equal_labels(labelme_labels(doc, 200, 200, classes=classes), slow)
 
@@ -161,9 +171,9 @@ def test_bulk_labelme_path_equals_the_shape_by_shape_path() -> None:
 def test_documents_the_bulk_path_does_not_take_give_the_per_shape_answer(odd) -> None:
     doc = labelme_doc([], "x.png", 64, 64)
     doc["shapes"] = [{"label": "p", "points": [[10, 10], [20, 10], [20, 20]]}, odd]
-    assert _labelme_bulk(doc["shapes"], 64, 64, classes=None, tolerance_px=1.0, name="x") is None
+    assert _labelme_bulk(doc["shapes"], 64, 64, rule=_Rule(), tolerance_px=1.0, name="x") is None
     try:
-        want = _labelme_shapes(doc["shapes"], 64, 64, classes=None, tolerance_px=1.0, name="x")
+        want = _labelme_shapes(doc["shapes"], 64, 64, rule=_Rule(), tolerance_px=1.0, name="x")
     except (IngestError, ValueError) as e:
         with pytest.raises(type(e), match=re.escape(str(e))):
             labelme_labels(doc, 64, 64, name="x")

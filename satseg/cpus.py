@@ -1,0 +1,84 @@
+"""How many CPUs this process may really use: affinity and the cgroup CPU quota, not the host.
+
+``os.cpu_count()`` reports the host's CPUs, so a container limited to 4 CPUs on a 32-core host
+would size every thread pool (TensorFlow, ONNX Runtime, TFLite, GDAL, the patch writers) for 32
+and thrash. ``available_cpus`` is the smallest of: the CPUs in this process's affinity mask, the
+cgroup v2 ``cpu.max`` quota (or cgroup v1 ``cpu.cfs_quota_us / cpu.cfs_period_us``) rounded up.
+Every thread pool in satseg is sized from it.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+
+CGROUP_ROOT = Path("/sys/fs/cgroup")
+
+
+def _affinity() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # not Linux
+        return os.cpu_count() or 1
+
+
+def _own_cgroup_dirs(root: Path) -> list[Path]:
+    """The cgroup directories of this process, innermost first (v2 unified, then v1 cpu)."""
+    dirs: list[Path] = []
+    try:
+        lines = Path("/proc/self/cgroup").read_text().splitlines()
+    except OSError:
+        lines = []
+    for line in lines:
+        parts = line.split(":", 2)
+        if len(parts) != 3:
+            continue
+        _, controllers, rel = parts
+        rel = rel.lstrip("/")
+        if controllers == "":
+            base = root
+        elif "cpu" in controllers.split(","):
+            base = root / controllers if (root / controllers).is_dir() else root / "cpu"
+        else:
+            continue
+        d = base / rel
+        while True:  # a quota set on a parent applies to the children too
+            dirs.append(d)
+            if d == base or d.parent == d:
+                break
+            d = d.parent
+    dirs.append(root)
+    return dirs
+
+
+def _quota_of(d: Path) -> float | None:
+    """CPUs allowed by the quota in cgroup directory ``d``, None when unlimited or absent."""
+    try:
+        quota_s, period_s = (d / "cpu.max").read_text().split()[:2]
+        if quota_s == "max":
+            return None
+        return int(quota_s) / int(period_s)
+    except (OSError, ValueError):
+        pass
+    try:
+        quota = int((d / "cpu.cfs_quota_us").read_text())
+        period = int((d / "cpu.cfs_period_us").read_text())
+    except (OSError, ValueError):
+        return None
+    return quota / period if quota > 0 and period > 0 else None
+
+
+def cgroup_quota(root: Path = CGROUP_ROOT) -> float | None:
+    """The tightest CPU quota over this process's cgroups, None when there is none."""
+    quotas = [q for d in _own_cgroup_dirs(root) if (q := _quota_of(d)) is not None]
+    return min(quotas) if quotas else None
+
+
+def available_cpus(root: Path = CGROUP_ROOT) -> int:
+    """CPUs this process can use: min(affinity, ceil(cgroup quota)), at least 1."""
+    n = _affinity()
+    quota = cgroup_quota(root)
+    if quota is not None:
+        n = min(n, max(1, math.ceil(quota)))
+    return max(1, n)
