@@ -32,6 +32,7 @@ from satseg.io.sniff import sniff
 
 Layer = Literal["mask", "probability", "source"]
 TILE = 256
+MAX_ZOOM = 30  # Web Mercator tiles of about 4 cm; pixel-space maps need far fewer levels
 MAX_DECODED_SIDE = 2048  # pixels decoded along a side for one tile, at most
 MASK_COLOURS = {0: (0, 0, 0, 0), 1: (255, 59, 48, 200), 255: (0, 0, 0, 0)}
 BUILDING_RGB = (255, 59, 48)

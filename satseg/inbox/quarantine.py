@@ -5,6 +5,10 @@ One record schema for every inbox (``QuarantineRecord``): why (``reason``, ``che
 ``related``) and when (``time``). Nothing is deleted: the file is moved atomically under a name
 that was never used in that folder (``a.tif``, then ``a.1.tif``, ...), so a person can read the
 reason, fix the file and drop it again. Predict-inbox input goes to ``quarantine/<date>/predict/``.
+
+What a person then does (the Data page): ``release`` a file back into the inbox, ``discard`` it
+(the only deletion, and its record lives on in ``quarantine/actions.jsonl``) or ``download`` it;
+each action is appended to that log.
 """
 
 from __future__ import annotations

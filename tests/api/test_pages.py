@@ -137,6 +137,8 @@ def test_tiles_are_the_mask_read_in_windows(
     r = client.get(f"/pages/predictions/city/tiles/source/{z - 3}/{t.x // 8}/{t.y // 8}.png")
     assert r.status_code == 422 and "zoom in" in r.text
     assert client.get("/pages/predictions/city/tiles/other/1/0/0.png").status_code == 422
+    for bad in ("-1/0/0", "31/0/0", f"{z}/-1/0"):
+        assert client.get(f"/pages/predictions/city/tiles/mask/{bad}.png").status_code == 422
 
 
 def test_downloads_are_the_outputs_and_nothing_else(client, with_predictions) -> None:

@@ -15,10 +15,10 @@ sends ``X-Requested-With: satseg``: a cross-site form cannot set that header, an
 
 from __future__ import annotations
 
-from pathlib import Path
+import pathlib
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Depends, Header, HTTPException, Request
+from fastapi import APIRouter, Body, Depends, Header, HTTPException, Path, Request
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
 
 from satseg.api import tiles, views
@@ -31,8 +31,8 @@ from satseg.api.deps import (
     UserDep,
 )
 
-STATIC = Path(__file__).resolve().parent.parent / "static"
-TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
+STATIC = pathlib.Path(__file__).resolve().parent.parent / "static"
+TEMPLATES = pathlib.Path(__file__).resolve().parent.parent / "templates"
 PAGES = (
     ("predictions", "Predictions"),
     ("models", "Models"),
@@ -135,7 +135,14 @@ def scene_page(request: Request, scene: str, settings: SettingsDep) -> HTMLRespo
 
 
 @router.get("/predictions/{scene}/tiles/{layer}/{z}/{x}/{y}.png")
-def tile(scene: str, layer: tiles.Layer, z: int, x: int, y: int, settings: SettingsDep) -> Response:
+def tile(
+    scene: str,
+    layer: tiles.Layer,
+    z: Annotated[int, Path(ge=0, le=tiles.MAX_ZOOM)],
+    x: Annotated[int, Path(ge=0)],
+    y: Annotated[int, Path(ge=0)],
+    settings: SettingsDep,
+) -> Response:
     """One XYZ tile of the mask, the probability or the source imagery (one windowed read)."""
     try:
         if layer == "source":
