@@ -13,6 +13,7 @@ import typer
 
 from satseg import __version__
 from satseg.config import Settings, get_settings
+from satseg.cpus import configure_threads
 
 app = typer.Typer(
     help="satseg: satellite image segmentation ETL, retraining and inference.",
@@ -52,6 +53,7 @@ def _running(settings: Settings) -> dict[str, object]:
 
 @app.callback()
 def _main(verbose: bool = typer.Option(False, "--verbose", "-v", help="Debug logging")) -> None:
+    configure_threads()  # native thread pools sized from this container's CPUs
     logging.basicConfig(
         level=logging.DEBUG if verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
