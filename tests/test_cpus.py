@@ -90,10 +90,17 @@ def _threads_child(root: Path, env: dict[str, str] | None = None) -> dict:
     return json.loads(r.stdout.strip().splitlines()[-1])
 
 
+def _clear_thread_env(monkeypatch) -> None:
+    """Unset the pool variables; set first so that monkeypatch restores them afterwards
+    (configure_threads writes os.environ, which must not leak into later tests)."""
+    for var in cpus.THREAD_ENV:
+        monkeypatch.setenv(var, "0")
+        monkeypatch.delenv(var)
+
+
 def test_configure_threads_sets_every_pool_from_the_quota(tmp_path: Path, monkeypatch) -> None:
     root = _fake_v2(tmp_path, "100000 100000")  # a 1-CPU container
-    for var in cpus.THREAD_ENV:
-        monkeypatch.delenv(var, raising=False)
+    _clear_thread_env(monkeypatch)
     assert cpus.configure_threads(root) == 1
     assert {v: os.environ[v] for v in cpus.THREAD_ENV} == dict.fromkeys(cpus.THREAD_ENV, "1")
     # an operator's explicit value wins
@@ -104,8 +111,7 @@ def test_configure_threads_sets_every_pool_from_the_quota(tmp_path: Path, monkey
 
 def test_configure_threads_follows_the_affinity(tmp_path: Path, monkeypatch) -> None:
     before = os.sched_getaffinity(0)
-    for var in cpus.THREAD_ENV:
-        monkeypatch.delenv(var, raising=False)
+    _clear_thread_env(monkeypatch)
     os.sched_setaffinity(0, {min(before)})
     try:
         assert cpus.configure_threads(tmp_path) == 1  # no cgroup files: the mask decides
