@@ -114,3 +114,45 @@ def test_housekeeping_dag_prunes_logs_and_old_metadata_rows(
     assert not stale.exists() and not stale.parent.exists()
     assert _event_rows(db, "satseg-hk-old") == 0
     assert _event_rows(db, "satseg-hk-new") == 1
+
+
+def test_retention_settings_refuse_nonsense(settings) -> None:
+    from pydantic import ValidationError
+
+    from satseg.config import get_settings
+
+    for field in ("log_retention_days", "db_retention_days"):
+        with pytest.raises(ValidationError, match=field):
+            get_settings(**{field: 0})
+
+
+def test_cli_prune_logs_only(settings, tmp_path: Path, monkeypatch) -> None:
+    import json
+
+    from typer.testing import CliRunner
+
+    from satseg.cli import app
+
+    root = tmp_path / "logs"
+    old = _file(root / "dag_id=x" / "attempt=1.log", 10_000)  # ~27 years before NOW
+    os.utime(old, (0, 0))
+    monkeypatch.setenv("SATSEG_LOG_RETENTION_DAYS", "7")
+    from satseg.config import reset_settings_cache
+
+    reset_settings_cache()
+    r = CliRunner().invoke(app, ["ops", "prune", "--no-db", "--dry-run", "--logs", str(root)])
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.output)["logs"]["files"] == 1 and old.exists()
+    r = CliRunner().invoke(app, ["ops", "prune", "--no-db", "--logs", str(root)])
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.output) == {
+        "logs": {
+            "folder": str(root),
+            "files": 1,
+            "bytes": 100,
+            "dirs": 1,
+            "kept": 0,
+            "dry_run": False,
+        }
+    }
+    assert not old.exists()
