@@ -13,6 +13,7 @@ import typer
 
 from satseg import __version__
 from satseg.config import Settings, get_settings
+from satseg.cpus import configure_threads
 
 app = typer.Typer(
     help="satseg: satellite image segmentation ETL, retraining and inference.",
@@ -52,6 +53,7 @@ def _running(settings: Settings) -> dict[str, object]:
 
 @app.callback()
 def _main(verbose: bool = typer.Option(False, "--verbose", "-v", help="Debug logging")) -> None:
+    configure_threads()  # native thread pools sized from this container's CPUs
     logging.basicConfig(
         level=logging.DEBUG if verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
@@ -151,9 +153,10 @@ def _register_packages() -> None:
     from satseg.inference import cli as inference_cli
     from satseg.ingest import cli as ingest_cli
     from satseg.monitoring import cli as monitoring_cli
+    from satseg.ops import cli as ops_cli
     from satseg.training import cli as training_cli
 
-    for mod in (ingest_cli, training_cli, inference_cli, monitoring_cli):
+    for mod in (ingest_cli, training_cli, inference_cli, monitoring_cli, ops_cli):
         mod.register(app)
 
 

@@ -60,7 +60,13 @@ class Settings(BaseSettings):
         default=None, description="Optional local .h5 encoder weights (no downloads)"
     )
     alert_email_to: str | None = Field(default=None, description="Alert e-mail recipients")
-    alert_email_from: str = Field(default="satseg@localhost", description="Alert sender")
+    alert_email_from: str | None = Field(
+        default=None,
+        description=(
+            "Alert sender (From:), an address the relay accepts; default: the SMTP "
+            "connection's from_email"
+        ),
+    )
     smtp_conn_id: str = Field(default="smtp_default", description="Airflow connection for e-mail")
     slack_conn_id: str | None = Field(
         default=None, description="Airflow slackwebhook connection for alerts"
@@ -77,6 +83,15 @@ class Settings(BaseSettings):
     )
     log_progress: bool | None = Field(
         default=None, description="Force progress bars on/off (default: only on a terminal)"
+    )
+    housekeeping_cron: str = Field(
+        default="30 3 * * *", description="When old task logs and metadata rows are pruned"
+    )
+    log_retention_days: int = Field(
+        default=30, ge=1, description="Task and component logs older than this are deleted"
+    )
+    db_retention_days: int = Field(
+        default=90, ge=1, description="Metadata rows older than this go (`airflow db clean`)"
     )
 
     @model_validator(mode="after")

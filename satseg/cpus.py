@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 import os
 from pathlib import Path
+from typing import Any
 
 CGROUP_ROOT = Path("/sys/fs/cgroup")
 
@@ -82,3 +83,55 @@ def available_cpus(root: Path = CGROUP_ROOT) -> int:
     if quota is not None:
         n = min(n, max(1, math.ceil(quota)))
     return max(1, n)
+
+
+# Thread-pool sizes read from the environment by the native libraries when they start:
+# TensorFlow (intra-op: Eigen, inter-op: tf_Compute), OpenMP/oneDNN, OpenBLAS/MKL, GDAL.
+THREAD_ENV = (
+    "TF_NUM_INTRAOP_THREADS",
+    "TF_NUM_INTEROP_THREADS",
+    "OMP_NUM_THREADS",
+    "OPENBLAS_NUM_THREADS",
+    "MKL_NUM_THREADS",
+    "GDAL_NUM_THREADS",
+)
+
+
+def configure_threads(root: Path = CGROUP_ROOT) -> int:
+    """Size every native thread pool of this process from ``available_cpus``; returns it.
+
+    Sets the variables of ``THREAD_ENV`` (a value already set by the operator wins), so
+    TensorFlow, OpenMP, BLAS and GDAL read them when they start; if TensorFlow is already
+    imported and its runtime not yet started, its pools are set directly too. Call it
+    before TensorFlow runs anything (``satseg.models.use_tf_keras`` does).
+    """
+    import sys
+
+    n = available_cpus(root)
+    for var in THREAD_ENV:
+        os.environ.setdefault(var, str(n))
+    tf = sys.modules.get("tensorflow")
+    if tf is not None and hasattr(tf, "config"):
+        try:
+            tf.config.threading.set_intra_op_parallelism_threads(
+                int(os.environ["TF_NUM_INTRAOP_THREADS"])
+            )
+            tf.config.threading.set_inter_op_parallelism_threads(
+                int(os.environ["TF_NUM_INTEROP_THREADS"])
+            )
+        except (RuntimeError, ValueError):  # runtime already started: its pools are fixed
+            pass
+    return n
+
+
+def onnx_session_options(root: Path = CGROUP_ROOT) -> Any:
+    """``onnxruntime.SessionOptions`` with its intra-op pool sized from ``available_cpus``.
+
+    ONNX Runtime sizes its pool from the host's cores and reads no environment variable.
+    """
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = available_cpus(root)
+    opts.inter_op_num_threads = 1
+    return opts

@@ -28,6 +28,9 @@ from typing import Any
 from satseg.config import REPO_ROOT, Settings, get_settings
 
 HEALTH = "/api/v2/monitor/health"
+# Marks every process of one embedded deployment (inherited by all it spawns): `stop` finds
+# by it a task process that left the standalone's session.
+DEPLOYMENT_VAR = "SATSEG_DEMO_DEPLOYMENT"
 
 
 def airflow_env(settings: Settings, base: dict[str, str] | None = None) -> dict[str, str]:
@@ -49,6 +52,7 @@ def airflow_env(settings: Settings, base: dict[str, str] | None = None) -> dict[
             "AIRFLOW__LOGGING__FILE_TASK_HANDLER_NEW_FILE_PERMISSIONS": "0o600",
             "AIRFLOW__LOGGING__FILE_TASK_HANDLER_NEW_FOLDER_PERMISSIONS": "0o700",
             "SATSEG_PARAMS_FILE": str(settings.params_file),
+            DEPLOYMENT_VAR: str(home),
             "AIRFLOW__API__BASE_URL": f"http://localhost:{settings.api_port}",
             "SM_FRAMEWORK": "tf.keras",
             "TF_USE_LEGACY_KERAS": "1",
@@ -392,26 +396,124 @@ def start(settings: Settings, wait_s: float = 180.0, follow: bool = True) -> int
         return 1
 
 
-def stop(settings: Settings, timeout: float = 40.0) -> int:
+def _sid(pid: int) -> int | None:
+    try:
+        return os.getsid(pid)
+    except OSError:
+        return None
+
+
+def deployment_processes(leader: int | None, marker: str) -> list[Any]:
+    """Live processes of the deployment: the session ``leader`` started (every process group in
+    it: Airflow's task supervisor gives each task its own), the leader's descendants, and any
+    process carrying ``DEPLOYMENT_VAR=marker`` (one that left the session). Never this process
+    or its ancestors."""
+    import psutil
+
+    me = psutil.Process()
+    spared = {me.pid, *(p.pid for p in me.parents())}
+    found: dict[int, Any] = {}
+    if leader is not None:
+        try:
+            found.update({c.pid: c for c in psutil.Process(leader).children(recursive=True)})
+        except psutil.NoSuchProcess:
+            pass
+    for proc in psutil.process_iter():
+        if proc.pid in spared or proc.pid in found:
+            continue
+        try:
+            if (leader is not None and _sid(proc.pid) == leader) or proc.environ().get(
+                DEPLOYMENT_VAR
+            ) == marker:
+                found[proc.pid] = proc
+        except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
+            continue
+    return [p for pid, p in sorted(found.items()) if pid not in spared and _running(p)]
+
+
+def _running(proc: Any) -> bool:
+    import psutil
+
+    try:
+        return bool(proc.is_running() and proc.status() != psutil.STATUS_ZOMBIE)
+    except psutil.Error:
+        return False
+
+
+def _leader_running(pid: int) -> bool:
+    import psutil
+
+    try:
+        return _running(psutil.Process(pid)) and _sid(pid) == pid
+    except psutil.Error:
+        return False
+
+
+def _describe(proc: Any) -> str:
+    try:
+        cmd = " ".join(" ".join(proc.cmdline()).split()) or proc.name()
+    except Exception:
+        cmd = "?"
+    return f"pid {proc.pid} ({cmd[:90]})"
+
+
+def end_processes(procs: list[Any], grace: float) -> list[str]:
+    """SIGTERM every process, SIGKILL what is left after ``grace`` s; one line per process."""
+    import psutil
+
+    names = {p.pid: _describe(p) for p in procs}
+    for p in procs:
+        try:
+            p.terminate()
+        except psutil.NoSuchProcess:
+            pass
+    _, alive = psutil.wait_procs(procs, timeout=grace)
+    alive = [p for p in alive if _running(p)]
+    for p in alive:
+        try:
+            p.kill()
+        except psutil.NoSuchProcess:
+            pass
+    psutil.wait_procs(alive, timeout=10)
+    killed = {p.pid for p in alive}
+    return [
+        f"ended {names[p.pid]} with {'SIGKILL' if p.pid in killed else 'SIGTERM'}"
+        + (" (still running!)" if _running(p) else "")
+        for p in procs
+    ]
+
+
+def stop(settings: Settings, timeout: float = 40.0, grace: float = 10.0) -> int:
+    """End every process of the deployment and say which: SIGINT to the standalone (its clean
+    shutdown), then SIGTERM to whatever of the deployment is left, SIGKILL after ``grace``.
+    Scans again until nothing is left (a task being launched during the stop)."""
     pf = _pidfile(settings)
-    if not pf.exists():
-        print("not running")
-        return 0
-    pid = int(pf.read_text())
-    if _alive(pid):
+    pid = int(pf.read_text()) if pf.exists() else None
+    marker = str(settings.home / "airflow")
+    if pid is not None and _leader_running(pid):
         os.kill(pid, signal.SIGINT)  # standalone shuts its components down only on SIGINT
         deadline = time.time() + timeout
-        while time.time() < deadline and _alive(pid):
+        while time.time() < deadline and _leader_running(pid):
             time.sleep(0.5)
-    for sig in (signal.SIGTERM, signal.SIGKILL):  # reap anything left in the group
-        try:
-            os.killpg(pid, sig)
-        except ProcessLookupError:
+    ended: list[str] = []
+    for _ in range(5):
+        left = deployment_processes(pid, marker)
+        if not left:
             break
-        time.sleep(2)
+        ended += end_processes(left, grace)
+    left = deployment_processes(pid, marker)
     pf.unlink(missing_ok=True)
-    print(f"stopped airflow (pid {pid})")
-    return 0
+    if pid is None and not ended:
+        print("not running")
+        return 0
+    print(f"stopped airflow (pid {pid})" if pid is not None else "stopped a deployment")
+    for line in ended:
+        print(f"  {line}")
+    if not ended:
+        print("  nothing else of the deployment was running")
+    for p in left:
+        print(f"  STILL RUNNING: {_describe(p)}")
+    return 1 if left else 0
 
 
 def main(argv: list[str] | None = None) -> int:

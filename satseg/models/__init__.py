@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 from typing import TYPE_CHECKING, Any
 
+from satseg.cpus import configure_threads
 from satseg.params import ARCHS
 
 
@@ -18,6 +19,7 @@ def use_tf_keras() -> None:
     """segmentation-models on tf.keras, TensorFlow on tf-keras 2 (read when they are imported)."""
     os.environ.setdefault("SM_FRAMEWORK", "tf.keras")
     os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+    configure_threads()  # thread pools sized from the container's CPUs, not the host's
 
 
 use_tf_keras()

@@ -92,3 +92,77 @@ def test_postgres_init_creates_owned_databases() -> None:
                 assert cur.fetchone() == (False,)
             conn.close()
     assert not database_exists(dbs.airflow_db) and not database_exists(dbs.mlflow_db)
+
+
+def _scram_matches(stored: str, password: str) -> bool:
+    """Whether a PostgreSQL SCRAM-SHA-256 verifier was made from ``password``."""
+    import base64
+    import hashlib
+    import hmac
+
+    method, rest = stored.split("$", 1)
+    assert method == "SCRAM-SHA-256", stored[:20]
+    iter_salt, keys = rest.split("$")
+    iterations, salt = iter_salt.split(":")
+    stored_key = base64.b64decode(keys.split(":")[0])
+    salted = hashlib.pbkdf2_hmac(
+        "sha256", password.encode(), base64.b64decode(salt), int(iterations)
+    )
+    client_key = hmac.new(salted, b"Client Key", "sha256").digest()
+    return hmac.compare_digest(hashlib.sha256(client_key).digest(), stored_key)
+
+
+@pytest.mark.services
+def test_postgres_init_runs_again_on_an_existing_volume() -> None:
+    """The postgres-init job runs on every `up`: a second run creates nothing twice, fails on
+    nothing, and sets each role's password to the (changed) environment value."""
+    require_services()
+    import os
+    import subprocess
+
+    import psycopg2
+
+    from tests.ops.services import INIT_SQL, PG_HOST, PG_PORT, _admin
+
+    def verifier(role: str) -> str:
+        conn = _admin()
+        try:
+            with conn.cursor() as cur:
+                cur.execute("SELECT rolpassword FROM pg_authid WHERE rolname = %s", (role,))
+                return str(cur.fetchone()[0])
+        finally:
+            conn.close()
+
+    with fresh_databases("again") as dbs:
+        assert _scram_matches(verifier(dbs.airflow_user), dbs.password)
+        conn = psycopg2.connect(dbs.url("airflow", driver="postgresql"))
+        with conn, conn.cursor() as cur:
+            cur.execute("CREATE TABLE kept (x int)")
+            cur.execute("INSERT INTO kept VALUES (1)")
+        conn.close()
+        env = {
+            **os.environ,
+            "PGHOST": PG_HOST,
+            "PGPORT": str(PG_PORT),
+            "POSTGRES_USER": "postgres",
+            "POSTGRES_DB": "postgres",
+            "AIRFLOW_DB_USER": dbs.airflow_user,
+            "AIRFLOW_DB_PASSWORD": "rotated-" + dbs.password,
+            "AIRFLOW_DB": dbs.airflow_db,
+            "MLFLOW_DB_USER": dbs.mlflow_user,
+            "MLFLOW_DB_PASSWORD": dbs.password,
+            "MLFLOW_DB": dbs.mlflow_db,
+        }
+        r = subprocess.run(["bash", str(INIT_SQL)], env=env, capture_output=True, text=True)
+        assert r.returncode == 0, r.stderr
+        assert "ready" in r.stdout
+        assert _scram_matches(verifier(dbs.airflow_user), "rotated-" + dbs.password)
+        assert _scram_matches(verifier(dbs.mlflow_user), dbs.password)
+        conn = psycopg2.connect(dbs.url("airflow", driver="postgresql"))
+        with conn, conn.cursor() as cur:
+            cur.execute("SELECT x FROM kept")  # the existing database was left as it was
+            assert cur.fetchall() == [(1,)]
+        conn.close()
+        bad = {**env, "AIRFLOW_DB_PASSWORD": ""}
+        r = subprocess.run(["bash", str(INIT_SQL)], env=bad, capture_output=True, text=True)
+        assert r.returncode != 0 and "AIRFLOW_DB_PASSWORD" in r.stderr  # a clear refusal

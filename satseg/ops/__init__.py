@@ -1,0 +1,1 @@
+"""Operations of a running deployment: housekeeping of logs and the metadata DB."""
