@@ -14,7 +14,13 @@ from tests.airflow_helpers import DAGS, load_dag
 from tests.airflow_helpers import dagbag as load_dagbag
 
 DAG_FILES = sorted(p for p in DAGS.glob("*.py") if not p.name.startswith("_"))
-EXPECTED = {"satseg_ingest", "satseg_retrain", "satseg_predict", "satseg_monitor"}
+EXPECTED = {
+    "satseg_ingest",
+    "satseg_retrain",
+    "satseg_predict",
+    "satseg_monitor",
+    "satseg_housekeeping",
+}
 
 
 @pytest.fixture(scope="module")
