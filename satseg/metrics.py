@@ -19,7 +19,6 @@ nothing found.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
 
@@ -157,6 +156,24 @@ def boundary_iou(
 
 
 @dataclass
+class Truth:
+    """What scoring needs of a true mask, computed once when many predictions are scored
+    against it (post-processing tuning): the mask, its objects and its boundary band."""
+
+    mask: np.ndarray
+    n: int
+    labels: np.ndarray
+    band: np.ndarray
+
+    @classmethod
+    def of(cls, truth: np.ndarray, dilation_ratio: float = DILATION_RATIO) -> Truth:
+        t = _bool(truth)
+        _same_shape(t, t)
+        n, labels = components(t)
+        return cls(t, n, labels, boundary(t, boundary_width(t.shape, dilation_ratio)))
+
+
+@dataclass
 class Scorer:
     """Accumulate every score over many (truth, prediction) pairs, e.g. a split's patches.
 
@@ -170,36 +187,25 @@ class Scorer:
             ("tp", "fp", "fn", "otp", "ofp", "ofn", "bi", "bu"), 0
         )
     )
-    _truth_cache: dict[int, Any] = field(default_factory=dict, repr=False)
 
-    def update(self, truth: np.ndarray, pred: np.ndarray, key: int | None = None) -> None:
-        """Add one pair; ``key`` caches the truth's components and boundary between calls
-        (several predictions scored against the same truth, as post-processing tuning does)."""
-        t, p = _bool(truth), _bool(pred)
-        _same_shape(t, p)
+    def update(self, truth: np.ndarray | Truth, pred: np.ndarray) -> None:
+        """Add one pair; ``truth`` may be a prepared ``Truth`` (same ``dilation_ratio``)."""
+        t = truth if isinstance(truth, Truth) else Truth.of(truth, self.dilation_ratio)
+        p = _bool(pred)
+        _same_shape(t.mask, p)
         c = self.counts
-        tp, fp, fn = pixel_counts(t, p)
+        tp, fp, fn = pixel_counts(t.mask, p)
         c["tp"] += tp
         c["fp"] += fp
         c["fn"] += fn
-        nt, lt, bt = self._truth(t, key)
         n_p, lp = components(p)
-        otp = len(match_objects(lt, nt, lp, n_p, self.iou_threshold))
+        otp = len(match_objects(t.labels, t.n, lp, n_p, self.iou_threshold))
         c["otp"] += otp
         c["ofp"] += n_p - otp
-        c["ofn"] += nt - otp
+        c["ofn"] += t.n - otp
         bp = boundary(p, boundary_width(p.shape, self.dilation_ratio))
-        c["bi"] += int(np.sum(bt & bp))
-        c["bu"] += int(np.sum(bt | bp))
-
-    def _truth(self, t: np.ndarray, key: int | None) -> tuple[int, np.ndarray, np.ndarray]:
-        if key is not None and key in self._truth_cache:
-            return self._truth_cache[key]  # type: ignore[no-any-return]
-        nt, lt = components(t)
-        found = (nt, lt, boundary(t, boundary_width(t.shape, self.dilation_ratio)))
-        if key is not None:
-            self._truth_cache[key] = found
-        return found
+        c["bi"] += int(np.sum(t.band & bp))
+        c["bu"] += int(np.sum(t.band | bp))
 
     def result(self) -> dict[str, float]:
         """Pixel scores, object scores (with counts) and ``boundary_iou``."""

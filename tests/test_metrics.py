@@ -99,9 +99,9 @@ def test_scorer_sums_counts_over_patches() -> None:
     t1, p1 = _squares((100, 100), A, B), _squares((100, 100), A, C)  # 1 tp, 1 fp, 1 fn
     t2, p2 = _squares((100, 100), A), _squares((100, 100), A)  # 1 tp
     s = m.Scorer()
-    s.update(t1, p1, key=1)
-    s.update(t2, p2, key=2)
-    s.update(t1, p1, key=1)  # cached truth: same counts again
+    s.update(t1, p1)
+    s.update(t2, p2)
+    s.update(m.Truth.of(t1), p1)  # a prepared truth scores the same
     r = s.result()
     assert (r["object_tp"], r["object_fp"], r["object_fn"]) == (3, 2, 2)
     assert r["object_f1"] == pytest.approx(6 / 10)
