@@ -57,7 +57,9 @@ class PredictParams(params.PredictParams):
             for k, fallback in FALLBACK_POSTPROCESS.items()
             if getattr(self, k) is None
         }
-        return self.model_copy(update=fill) if fill else self
+        if not fill:
+            return self
+        return params.build(type(self), {**self.model_dump(), **fill}, "the model's postprocess")
 
     def mask_rule(self) -> tuple[float, int]:
         """(threshold, min_area_px) once resolved by ``for_model`` (an error before)."""

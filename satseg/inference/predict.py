@@ -475,12 +475,11 @@ def _for_model(p: PredictParams, info: dict[str, Any]) -> tuple[PredictParams, d
     ``params`` (set by the user), ``model`` (tuned on val, stored with it) or ``fallback``
     (a model registered before tuning: the values used before)."""
     tuned = info.get("postprocess") or {}
-    source = {
-        k: "params"
-        if getattr(p, k) is not None
-        else "model"
-        if tuned.get(k) is not None
-        else "fallback"
-        for k in FALLBACK_POSTPROCESS
-    }
+
+    def origin(k: str) -> str:
+        if getattr(p, k) is not None:
+            return "params"
+        return "model" if tuned.get(k) is not None else "fallback"
+
+    source = {k: origin(k) for k in FALLBACK_POSTPROCESS}
     return p.for_model(tuned), source

@@ -17,7 +17,7 @@ from typing import Any, TypedDict
 import numpy as np
 
 from satseg.inference.postprocess import MaskStream, to_u8
-from satseg.metrics import Scorer, Truth
+from satseg.metrics import METRIC_NAMES, Scorer, Truth
 from satseg.training.data import list_split, make_dataset
 
 THRESHOLDS = tuple(round(0.3 + 0.05 * i, 2) for i in range(11))  # 0.30 .. 0.80
@@ -80,6 +80,8 @@ def tune(
     the chosen values mean the same at prediction. With ``overlay_dir``, the first
     ``n_overlays`` patches are drawn at the chosen values.
     """
+    if metric not in METRIC_NAMES:
+        raise ValueError(f"metric {metric!r}: choose one of {', '.join(METRIC_NAMES)}")
     combos = [(float(t), int(a)) for t in thresholds for a in min_areas]
     if not combos:
         raise ValueError("tune needs at least one threshold and one min area")

@@ -250,7 +250,8 @@ def evaluate_candidates(settings: Settings, data: DataVersion, candidates: Any) 
             scored.append(_evaluate_one(settings, data, c))
     metric = _metric(scored[0]["config"]) if scored else "iou"
     best = max(scored, key=lambda s: s["metrics"].get(metric, s["metrics"]["iou"]))
-    log.info("best candidate %s: val %s %.4f", best["run_id"], metric, best["metrics"][metric])
+    score = best["metrics"].get(metric, best["metrics"]["iou"])
+    log.info("best candidate %s: val %s %.4f", best["run_id"], metric, score)
     return Evaluated(
         best=best,
         candidates=[
@@ -285,7 +286,7 @@ def _evaluate_one(settings: Settings, data: DataVersion, c: Candidate) -> Scored
         overlay_dir=overlays,
     )
     metrics = tuned["metrics"]
-    chosen = {k: tuned[k] for k in ("threshold", "min_area_px", "opening_px", "metric", "split")}  # type: ignore[literal-required]
+    chosen = {k: v for k, v in tuned.items() if k not in ("metrics", "grid")}
     with mlflow.start_run(run_id=c["run_id"]):
         mlflow.log_metrics({f"final_val_{k}": v for k, v in metrics.items()})
         mlflow.set_tag(POSTPROCESS_TAG, json.dumps(chosen, sort_keys=True))

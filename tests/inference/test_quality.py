@@ -69,6 +69,8 @@ def test_tuned_values_are_used_unless_the_user_sets_them(
     high, low = read(tuned["outputs"]["mask"]) == 1, read(user["outputs"]["mask"]) == 1
     assert high.sum() < low.sum() and not (high & (prob < 204)).any()  # 0.8 * 255 = 204
     assert PredictParams().for_model(None).mask_rule() == (0.5, 16)
+    with pytest.raises(ValueError, match="threshold"):  # a damaged stored value: a clear error
+        PredictParams().for_model({"threshold": 2.0})
     with pytest.raises(ValueError, match="not resolved"):
         PredictParams().mask_rule()
 

@@ -52,6 +52,8 @@ def test_tune_picks_the_threshold_that_scores_best(tiny_dataset: Path) -> None:
     assert max(g["object_f1"] for g in roof["grid"]) == at["object_f1"]
     with pytest.raises(ValueError, match="at least one threshold"):
         tune(roof_model(), tiny_dataset, thresholds=())
+    with pytest.raises(ValueError, match="metric 'f2'"):
+        tune(roof_model(), tiny_dataset, metric="f2")
 
 
 def test_clean_is_the_inference_mask() -> None:
