@@ -58,23 +58,20 @@ def bench_tta(size: int, work: Path) -> None:
 
 
 def bench_tuning(n: int = 8) -> None:
+    import cv2
     import numpy as np
 
-    from satseg.metrics import Scorer, Truth
-    from satseg.training.evaluate import MIN_AREAS, THRESHOLDS, clean
+    from satseg.metrics import Scorer
+    from satseg.training.evaluate import MIN_AREAS, THRESHOLDS, score_grid
 
     rng = np.random.default_rng(0)
-    import cv2
-
     probs = [cv2.GaussianBlur(rng.random((256, 256), np.float32), (0, 0), 6) for _ in range(n)]
     probs = [(p - p.min()) / (p.max() - p.min()) for p in probs]
     truths = [p > 0.55 for p in probs]
     scorers = {(t, a): Scorer() for t in THRESHOLDS for a in MIN_AREAS}
     t0 = time.perf_counter()
     for truth, prob in zip(truths, probs, strict=True):
-        prepared = Truth.of(truth)
-        for (t, a), s in scorers.items():
-            s.update(prepared, clean(prob, t, 3, a))
+        score_grid(scorers, truth, prob, 3)
     per = (time.perf_counter() - t0) / n
     print(f"tuning grid {len(scorers)} combinations: {per:.3f} s per 256² patch")
 

@@ -46,6 +46,29 @@ def clean(prob: np.ndarray, threshold: float, opening_px: int, min_area_px: int)
     return np.concatenate(rows) == 1 if rows else np.zeros((h, w), bool)
 
 
+def score_grid(
+    scorers: dict[tuple[float, int], Scorer], truth: np.ndarray, prob: np.ndarray, opening_px: int
+) -> None:
+    """Score one patch's mask at every (threshold, min area) of ``scorers``."""
+    prepared = Truth.of(truth)
+    for t in dict.fromkeys(t for t, _ in scorers):
+        opened = clean(prob, t, opening_px, 0)  # the opening once per threshold
+        for a in dict.fromkeys(a for tt, a in scorers if tt == t):
+            scorers[(t, a)].update(prepared, drop_small(opened, a))
+
+
+def drop_small(mask: np.ndarray, min_area_px: int) -> np.ndarray:
+    """``mask`` without its 4-connected components under ``min_area_px`` (as ``clean``)."""
+    if min_area_px <= 1 or not mask.any():
+        return mask
+    import cv2
+
+    _, lab, stats, _ = cv2.connectedComponentsWithStats(mask.view(np.uint8), connectivity=4)
+    keep = stats[:, cv2.CC_STAT_AREA] >= min_area_px
+    keep[0] = False
+    return keep[lab]
+
+
 def _patches(
     model: Any, dataset_dir: Path | str, split: str, batch_size: int
 ) -> Iterator[tuple[int, np.ndarray, np.ndarray, np.ndarray]]:
@@ -89,9 +112,7 @@ def tune(
     kept: list[tuple[str, np.ndarray, np.ndarray, np.ndarray]] = []
     stems = [p.stem for p in list_split(dataset_dir, split).images]
     for i, rgb, truth, prob in _patches(model, dataset_dir, split, batch_size):
-        prepared = Truth.of(truth)
-        for (t, a), scorer in scorers.items():
-            scorer.update(prepared, clean(prob, t, opening_px, a))
+        score_grid(scorers, truth, prob, opening_px)
         if overlay_dir is not None and i < n_overlays:
             kept.append((stems[i], rgb, truth, prob))
     grid = [{"threshold": t, "min_area_px": a, **s.result()} for (t, a), s in scorers.items()]

@@ -13,7 +13,7 @@ import pytest
 from registry_models import constant_model
 from typer.testing import CliRunner
 
-from satseg.training.evaluate import clean, evaluate, tune
+from satseg.training.evaluate import clean, drop_small, evaluate, tune
 from satseg.training.promotion import compare_and_promote, decide, rule_of
 
 P45 = float(np.log(0.45 / 0.55))  # bias of a model that says 0.45 everywhere
@@ -65,6 +65,10 @@ def test_clean_is_the_inference_mask() -> None:
     rows = list(ms.push(0, to_u8(prob), np.zeros((40, 50), bool))) + list(ms.finish())
     want = np.concatenate([m for _, m in rows]) == 1
     np.testing.assert_array_equal(clean(prob, 0.6, 3, 5), want)
+    for area in (0, 1, 5, 40):  # tuning's shortcut: open once, then filter each area
+        np.testing.assert_array_equal(
+            drop_small(clean(prob, 0.6, 3, 0), area), clean(prob, 0.6, 3, area)
+        )
 
 
 def _evaluated_version(settings: Any, data_dir: Path, model: Any, config: dict) -> Any:
