@@ -38,12 +38,14 @@ Retrains the segmentation model nightly (`SATSEG_RETRAIN_CRON`, default 02:00 UT
    `{"arch": ["linknet", "unet"], "learning_rate": [0.001, 0.0003]}` (max 8).
 3. **train** - one mapped task per config, one at a time: an MLflow run with params,
    per-epoch metrics, lineage tags (dataset tag, DVC md5, code version), best checkpoint.
-4. **evaluate** - val IoU/Dice/precision/recall + overlay PNGs + the model, logged to each
-   run; the best run is the candidate.
+4. **evaluate** - threshold and min object area tuned on val; val IoU/Dice/precision/recall,
+   object F1 and boundary IoU at them + overlay PNGs + the model, logged to each run; the
+   best run on `promotion_metric` is the candidate.
 5. **register** - new version of `satseg-segmenter`, alias `challenger`.
 6. **promote** - champion re-evaluated on the same val split; the challenger becomes
-   `champion` only if its IoU beats it by `SATSEG_PROMOTION_MARGIN` (the first model always
-   does). A promotion emits `satseg://model`.
+   `champion` only if its `promotion_metric` (default IoU) beats it by
+   `SATSEG_PROMOTION_MARGIN` and its object F1 is at most `object_f1_tolerance` below (the
+   first model always wins). A promotion emits `satseg://model`.
 7. **notify** - the decision and its reason (logs, e-mail/Slack when configured).
 """
 

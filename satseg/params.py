@@ -40,6 +40,8 @@ Scale = Literal["percentile", "max", "none"]
 Precision = Literal["auto", "fp32", "bf16", "int8"]
 Correction = Literal["bonferroni", "bh"]
 PngCompression = Literal["deflate", "none", "huffman"]
+PromotionMetric = Literal["iou", "object_f1", "boundary_iou", "dice"]  # satseg.metrics
+Tta = Literal["none", "flips", "d4"]  # satseg.inference.tta
 ARCHS: tuple[str, ...] = get_args(Arch)  # satseg.models.ARCHS
 LOSSES: tuple[str, ...] = get_args(Loss)
 PRECISIONS: tuple[str, ...] = get_args(Precision)  # satseg.inference.engine.PRECISIONS
@@ -280,6 +282,17 @@ class TrainParams(Section):
         le=10080,
         description="Stop after the epoch that crosses it (minutes; null = no budget)",
     )
+    promotion_metric: PromotionMetric = Field(
+        default="iou",
+        description="Val metric that picks the best candidate, tunes threshold and min area, "
+        "and must beat the champion: iou | object_f1 | boundary_iou | dice",
+    )
+    object_f1_tolerance: float = Field(
+        default=0.02,
+        ge=0,
+        le=1,
+        description="Not promoted when object F1 is more than this below the champion's",
+    )
 
 
 class PredictParams(Section):
@@ -294,9 +307,17 @@ class PredictParams(Section):
         description="Px shared by neighbouring tiles, blended with a sin⁴ window (<= tile/2)",
     )
     batch_size: int = Field(default=8, ge=1, description="Tiles per model call")
-    threshold: float = Field(default=0.5, gt=0, lt=1, description="Probability -> mask")
-    min_area_px: int = Field(
-        default=16, ge=0, description="Drop mask components smaller than this (px, 4-connected)"
+    threshold: float | None = Field(
+        default=None,
+        gt=0,
+        lt=1,
+        description="Probability -> mask; null = the model's, tuned on val (0.5 if it has none)",
+    )
+    min_area_px: int | None = Field(
+        default=None,
+        ge=0,
+        description="Drop mask components smaller than this (px, 4-connected); null = the "
+        "model's, tuned on val (16 if it has none)",
     )
     opening_px: int = Field(
         default=3, ge=0, description="Morphological opening (disk diameter, px); 0/1 = off"
@@ -311,6 +332,21 @@ class PredictParams(Section):
     )
     bands: tuple[int, ...] | None = Field(
         default=None, description="1-based bands; null = ingest.bands (what training saw)"
+    )
+    tta: Tta = Field(
+        default="none",
+        description="Test-time augmentation, probabilities averaged: none | flips (4 views) | "
+        "d4 (8: flips and rot90)",
+    )
+    regularize: bool = Field(
+        default=False,
+        description="Square building footprints (buildingregulariser): edges at right angles",
+    )
+    simplify_px: float = Field(
+        default=0,
+        ge=0,
+        le=100,
+        description="Topology-preserving polygon simplification tolerance (px); 0 = off",
     )
 
     @model_validator(mode="after")

@@ -29,6 +29,12 @@ def register(app: typer.Typer) -> None:
             None, "--model-file", help="Local Keras model file instead of the registry"
         ),
         threshold: float | None = param_option(PredictParams, "threshold"),
+        min_area_px: int | None = param_option(PredictParams, "min_area_px", "--min-area-px"),
+        tta: str | None = param_option(PredictParams, "tta"),
+        regularize: bool | None = param_option(
+            PredictParams, "regularize", "--regularize/--no-regularize"
+        ),
+        simplify_px: float | None = param_option(PredictParams, "simplify_px", "--simplify-px"),
         tile: int | None = param_option(PredictParams, "tile"),
         overlap: int | None = param_option(PredictParams, "overlap"),
         batch_size: int | None = param_option(PredictParams, "batch_size", "--batch-size"),
@@ -44,6 +50,10 @@ def register(app: typer.Typer) -> None:
             params = jobs.predict_params(
                 settings,
                 threshold=threshold,
+                min_area_px=min_area_px,
+                tta=tta,
+                regularize=regularize,
+                simplify_px=simplify_px,
                 tile=tile,
                 overlap=overlap,
                 batch_size=batch_size,

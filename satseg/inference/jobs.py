@@ -72,6 +72,7 @@ def load_registered_model(
         "version": str(ref.version),
         "run_id": ref.run_id,
         "dataset_tag": ref.dataset_tag,
+        "postprocess": ref.postprocess,  # threshold / min area tuned on val ({} before)
     }
     return model, info
 

@@ -119,6 +119,11 @@ def stac_item(
 _ASSETS: dict[str, tuple[str, str, list[str]]] = {
     "probability": ("Building probability (uint8, 0-255 = 0-1)", COG_TYPE, ["data"]),
     "mask": ("Building mask (1 building, 0 background, 255 nodata)", COG_TYPE, ["data"]),
+    "uncertainty": (
+        "Uncertainty (uint8, 0-255 = 0-1: entropy, or TTA variance x 4)",
+        COG_TYPE,
+        ["data", "uncertainty"],
+    ),
     "vectors": ("Building polygons (EPSG:4326, area_m2)", "application/geo+json", ["data"]),
     "quicklook": ("Quicklook with mask overlay", "image/png", ["overview", "visual"]),
 }
@@ -129,6 +134,7 @@ def _assets(outputs: dict[str, Path], source: Path) -> dict[str, dict[str, Any]]
     assets: dict[str, dict[str, Any]] = {
         key: {"href": outputs[key].name, "type": media, "title": title, "roles": roles}
         for key, (title, media, roles) in _ASSETS.items()
+        if key in outputs
     }
     assets["source"] = {
         "href": source.resolve().as_uri(),

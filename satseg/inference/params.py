@@ -6,6 +6,7 @@ is part of the skip check, so a re-run with other parameters recomputes.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -18,8 +19,11 @@ OUTPUT_NAMES = {
     "vectors": "mask.geojson",
     "quicklook": "quicklook.png",
     "stac": "item.json",
+    "uncertainty": "uncertainty.tif",
 }
 SUMMARY = "summary.json"
+# What a model registered without tuned post-processing gets (the values before tuning).
+FALLBACK_POSTPROCESS: dict[str, Any] = {"threshold": 0.5, "min_area_px": 16}
 
 
 class PredictParams(params.PredictParams):
@@ -39,8 +43,32 @@ class PredictParams(params.PredictParams):
         """Re-check the ranges (construction already did; kept for callers)."""
         params.build(type(self), self.model_dump(), "predict options")
 
+    def for_model(self, postprocess: Mapping[str, Any] | None) -> PredictParams:
+        """These params with an unset (``None``) threshold / min area taken from the model.
+
+        ``postprocess`` is what evaluation tuned on the val split and stored with the model
+        (``ModelRef.postprocess``); a model without it gets ``FALLBACK_POSTPROCESS``, so
+        models registered before tuning existed predict exactly as they did. A value the
+        user set (params.yaml, CLI, DAG) always wins.
+        """
+        tuned = dict(postprocess or {})
+        fill = {
+            k: tuned.get(k) if tuned.get(k) is not None else fallback
+            for k, fallback in FALLBACK_POSTPROCESS.items()
+            if getattr(self, k) is None
+        }
+        if not fill:
+            return self
+        return params.build(type(self), {**self.model_dump(), **fill}, "the model's postprocess")
+
+    def mask_rule(self) -> tuple[float, int]:
+        """(threshold, min_area_px) once resolved by ``for_model`` (an error before)."""
+        if self.threshold is None or self.min_area_px is None:
+            raise ValueError("threshold / min_area_px not resolved: call for_model() first")
+        return self.threshold, self.min_area_px
+
     def key(self) -> dict[str, Any]:
-        return {
+        key: dict[str, Any] = {
             "tile": self.tile,
             "overlap": self.overlap,
             "threshold": self.threshold,
@@ -49,6 +77,11 @@ class PredictParams(params.PredictParams):
             "bands": list(self.bands) if self.bands else None,
             "scale": self.scale,
         }
+        # newer options only when set: outputs made before they existed stay up to date
+        for name, off in (("tta", "none"), ("regularize", False), ("simplify_px", 0)):
+            if getattr(self, name) != off:
+                key[name] = getattr(self, name)
+        return key
 
     @classmethod
     def from_params(cls, all_params: params.Params, **over: Any) -> PredictParams:

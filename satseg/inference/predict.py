@@ -26,6 +26,7 @@ from satseg.inference.cog import CogWriter
 from satseg.inference.engine import as_predictor, configure_tf
 from satseg.inference.outputs import Decimator, stac_item, write_quicklook
 from satseg.inference.params import (
+    FALLBACK_POSTPROCESS,
     OUTPUT_NAMES,
     SUMMARY,
     PredictParams,
@@ -36,6 +37,7 @@ from satseg.inference.params import (
 from satseg.inference.pipeline import Worker, prefetch, trim_heap
 from satseg.inference.postprocess import NODATA, MaskStream, threshold_u8
 from satseg.inference.sink import RowSink
+from satseg.inference.tta import TTA
 from satseg.inference.vectorize import PolygonWriter
 from satseg.io.atomic import sha256_file, write_json
 from satseg.io.gdal import gdal_env
@@ -67,11 +69,13 @@ def predict_scene(
     parameters as an existing complete output, nothing is recomputed (``status: skipped``).
     """
     configure_tf()
-    p = _with_overrides(params or PredictParams(), overrides)
+    info = dict(model_info or {})
+    p, info["postprocess_from"] = _for_model(
+        _with_overrides(params or PredictParams(), overrides), info
+    )
     src_path = Path(scene_path)
     out = Path(out_dir)
     scene = scene_name(src_path)
-    info = dict(model_info or {})
     t0 = time.perf_counter()
     # A small GDAL block cache for the whole scene: decoded blocks must not pile up with
     # scene size (the default is 5 % of RAM); it also bounds make_scaler's sample read.
@@ -218,8 +222,8 @@ def _run(
 ) -> dict[str, Any]:
     """Open the writers, stream the tiles through them, then write the quicklook, STAC and
     the summary (the writers publish their files only when the pass completes)."""
-    predictor = as_predictor(model, p.tile, p.precision)
-    precision = getattr(predictor, "precision", "fp32")
+    predictor = TTA(as_predictor(model, p.tile, p.precision), p.tta)
+    precision = predictor.precision
     paths = output_paths(out)
     rgb_q, mask_q = Decimator(source.width, source.height), Decimator(source.width, source.height)
     with _open_writers(paths, source, _tags(info, p, precision, source), info, p) as writers:
@@ -241,7 +245,7 @@ def _tags(
         "run_id": info.get("run_id"),
         "dataset_tag": info.get("dataset_tag"),
         "threshold": p.threshold,
-        "threshold_u8": threshold_u8(p.threshold),
+        "threshold_u8": threshold_u8(p.mask_rule()[0]),
         "tile": p.tile,
         "overlap": p.overlap,
         "precision": precision,
@@ -257,8 +261,9 @@ def _open_writers(
     tags: dict[str, Any],
     info: dict[str, Any],
     p: PredictParams,
-) -> Iterator[tuple[CogWriter, CogWriter, PolygonWriter]]:
-    """The probability and mask COGs and the polygon writer, closed (published) together."""
+) -> Iterator[tuple[CogWriter, CogWriter, PolygonWriter, CogWriter]]:
+    """The probability, mask and uncertainty COGs and the polygon writer, closed (published)
+    together."""
     W, H = source.width, source.height
     geo = {"crs": source.crs, "transform": source.transform}
     with (
@@ -283,10 +288,27 @@ def _open_writers(
             resampling="nearest",
         ) as mask_w,
         PolygonWriter(
-            paths["vectors"], W, H, source.crs, source.transform, _vector_props(info, p, source)
+            paths["vectors"],
+            W,
+            H,
+            source.crs,
+            source.transform,
+            _vector_props(info, p, source),
+            regularize=p.regularize,
+            simplify_px=p.simplify_px,
         ) as vec,
+        CogWriter(
+            paths["uncertainty"],
+            W,
+            H,
+            **geo,
+            with_mask=source.nodata is not None,
+            tags={**tags, "uncertainty": _uncertainty_kind(p)},
+            description=UNCERTAINTY_DESCRIPTION[_uncertainty_kind(p)],
+            resampling="average",
+        ) as unc_w,
     ):
-        yield prob_w, mask_w, vec
+        yield prob_w, mask_w, vec, unc_w
 
 
 def _stream_tiles(
@@ -295,7 +317,7 @@ def _stream_tiles(
     p: PredictParams,
     window: str,
     pipeline: bool,
-    writers: tuple[CogWriter, CogWriter, PolygonWriter],
+    writers: tuple[CogWriter, CogWriter, PolygonWriter, CogWriter],
     rgb_q: Decimator,
     mask_q: Decimator,
 ) -> _Streamed:
@@ -307,9 +329,13 @@ def _stream_tiles(
     W, H = source.width, source.height
     blender = StripBlender(W, H, p.tile, p.tile - p.overlap, p.batch_size, window)
     xs, ys = blender.xs, blender.ys
-    masks = MaskStream(W, H, p.threshold, p.opening_px, p.min_area_px)
+    threshold, min_area_px = p.mask_rule()
+    masks = MaskStream(W, H, threshold, p.opening_px, min_area_px)
     has_nodata = source.nodata is not None
-    sink = RowSink(blender, masks, *writers, mask_q, has_nodata)
+    spread = None
+    if p.tta != "none":
+        spread = StripBlender(W, H, p.tile, p.tile - p.overlap, p.batch_size, window)
+    sink = RowSink(blender, masks, *writers[:3], mask_q, has_nodata, writers[3], spread)
     done = _Streamed()
     batch: list[tuple[int, int, np.ndarray]] = []
     strips = ((i, y, *source.rows(y, min(y + p.tile, H))) for i, y in enumerate(ys))
@@ -362,6 +388,9 @@ def _summarise(
         "satseg:threshold": p.threshold,
         "satseg:tile": p.tile,
         "satseg:overlap": p.overlap,
+        "satseg:min_area_px": p.min_area_px,
+        "satseg:tta": p.tta,
+        "satseg:uncertainty": _uncertainty_kind(p),
         "satseg:polygons": done.polygons,
         "satseg:warnings": warnings_,
     }
@@ -389,6 +418,9 @@ def _summarise(
         "georeferenced": source.georeferenced,
         "model": model,
         "params": {**p.key(), "batch_size": p.batch_size, "precision": precision},
+        "postprocess_from": info.get("postprocess_from"),
+        "tta": p.tta,
+        "uncertainty": _uncertainty_kind(p),
         "scaler": source.scaling,
         "tiles": done.tiles,
         "tiles_skipped_nodata": done.tiles_skipped,
@@ -416,12 +448,38 @@ def _vector_props(info: dict[str, Any], p: PredictParams, source: SceneReader) -
 
 
 def _predict_batch(
-    predictor: Any, batch: list[tuple[int, int, np.ndarray]], behind: Worker
+    predictor: TTA, batch: list[tuple[int, int, np.ndarray]], behind: Worker
 ) -> float:
-    """Run one batch; hand the probabilities to the writer thread; return model seconds."""
+    """Run one batch (every TTA view); hand the probabilities (and the views' spread) to the
+    writer thread; return model seconds."""
     x = to_model_input(np.stack([t for _, _, t in batch]))
     t0 = time.perf_counter()
-    probs = predictor(x)
+    probs, spread = predictor.predict(x)
     dt_ = time.perf_counter() - t0
-    behind.put(("add", [(y, xx) for y, xx, _ in batch], probs))
+    behind.put(("add", [(y, xx) for y, xx, _ in batch], probs, spread))
     return dt_
+
+
+UNCERTAINTY_DESCRIPTION = {
+    "entropy": "uncertainty: binary entropy of the probability (0-255 = 0-1 bit)",
+    "tta_variance": "uncertainty: 4 x variance of the TTA views' probabilities (0-255 = 0-1)",
+}
+
+
+def _uncertainty_kind(p: PredictParams) -> str:
+    return "entropy" if p.tta == "none" else "tta_variance"
+
+
+def _for_model(p: PredictParams, info: dict[str, Any]) -> tuple[PredictParams, dict[str, str]]:
+    """Threshold / min area left unset taken from the model; and where each came from:
+    ``params`` (set by the user), ``model`` (tuned on val, stored with it) or ``fallback``
+    (a model registered before tuning: the values used before)."""
+    tuned = info.get("postprocess") or {}
+
+    def origin(k: str) -> str:
+        if getattr(p, k) is not None:
+            return "params"
+        return "model" if tuned.get(k) is not None else "fallback"
+
+    source = {k: origin(k) for k in FALLBACK_POSTPROCESS}
+    return p.for_model(tuned), source

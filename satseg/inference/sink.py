@@ -2,6 +2,8 @@
 
 Runs on the writer thread; it receives ordered messages (tile probabilities, nodata rows,
 flush points) from the model loop and owns every output dataset while the scene streams.
+The uncertainty COG gets the TTA spread, blended like the probability, when the model loop
+sends one; otherwise the binary entropy of the blended probability.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from satseg.inference.blend import StripBlender
 from satseg.inference.cog import CogWriter
 from satseg.inference.outputs import Decimator
 from satseg.inference.postprocess import MaskStream, to_u8
+from satseg.inference.tta import entropy
 from satseg.inference.vectorize import PolygonWriter
 
 
@@ -30,9 +33,12 @@ class RowSink:
         vec: PolygonWriter,
         mask_q: Decimator,
         has_nodata: bool,
+        unc_w: CogWriter | None = None,
+        spread: StripBlender | None = None,
     ) -> None:
         self.blender, self.masks, self.vec, self.mask_q = blender, masks, vec, mask_q
         self.prob_w, self.mask_w, self.has_nodata = prob_w, mask_w, has_nodata
+        self.unc_w, self.spread = unc_w, spread
         self.stats = {"positive_px": 0, "valid_px": 0}
 
     def handle(self, msg: tuple[Any, ...]) -> None:
@@ -40,21 +46,36 @@ class RowSink:
         if kind == "add":
             for (y, x), prob in zip(msg[1], msg[2], strict=True):
                 self.blender.add(y, x, prob)
+            if self.spread is not None and len(msg) > 3 and msg[3] is not None:
+                for (y, x), var in zip(msg[1], msg[3], strict=True):
+                    self.spread.add(y, x, var)
         elif kind == "nodata":
             self.blender.set_nodata(msg[1], msg[2])
+            if self.spread is not None:
+                self.spread.set_nodata(msg[1], msg[2])
         elif kind == "flush":
-            self._rows(self.blender.flush(msg[1]))
+            spread = self.spread.flush(msg[1]) if self.spread is not None else None
+            self._rows(self.blender.flush(msg[1]), spread)
         elif kind == "finish":
             for m0, m in self.masks.finish():
                 self._mask(m0, m)
 
-    def _rows(self, rows: Iterator[tuple[int, np.ndarray, np.ndarray]]) -> None:
+    def _rows(
+        self,
+        rows: Iterator[tuple[int, np.ndarray, np.ndarray]],
+        spread: Iterator[tuple[int, np.ndarray, np.ndarray]] | None = None,
+    ) -> None:
         for row0, prob, valid in rows:
             u8 = to_u8(prob)
             self.prob_w.write(row0, u8, valid if self.has_nodata else None)
+            if self.unc_w is not None:
+                unc = next(spread)[1] if spread is not None else entropy(prob)
+                self.unc_w.write(row0, to_u8(unc), valid if self.has_nodata else None)
             self.stats["valid_px"] += int(np.count_nonzero(valid))
             for m0, m in self.masks.push(row0, u8, ~valid):
                 self._mask(m0, m)
+        for _ in spread or ():  # run the spread blender's flush to its end (it shifts the strip)
+            pass
 
     def _mask(self, m0: int, m: np.ndarray) -> None:
         self.mask_w.write(m0, m)

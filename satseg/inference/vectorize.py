@@ -6,6 +6,11 @@ boundary are held back and unioned with their continuation in the next chunk, so
 building comes out whole. Areas are computed in the source CRS when it is projected (exact
 planimetric m²) and geodesically on the WGS84 ellipsoid otherwise. Features are written to
 the file as they finish, never collected for the whole scene.
+
+Optional tidying works on each whole building (after the pieces are joined), in pixel
+space: ``regularize`` squares the footprint with buildingregulariser (edges snapped to the
+building's main direction, right angles, 45° allowed); ``simplify_px`` removes vertices
+within that tolerance, preserving topology (no self-intersections, holes kept).
 """
 
 from __future__ import annotations
@@ -34,8 +39,12 @@ class PolygonWriter:
         crs: Any,
         transform: Any,
         properties: dict[str, Any] | None = None,
+        *,
+        regularize: bool = False,
+        simplify_px: float = 0.0,
     ) -> None:
         self.path, self.width, self.height = Path(path), width, height
+        self.regularize, self.simplify_px = regularize, float(simplify_px)
         self.crs, self.transform = crs, transform
         self.properties = properties or {}
         self.count = 0
@@ -125,6 +134,11 @@ class PolygonWriter:
 
     # --- output ---
     def _emit(self, poly_px: Any) -> None:
+        """One whole building: tidied (when asked), then written."""
+        for piece in tidy(poly_px, self.regularize, self.simplify_px):
+            self._write(piece)
+
+    def _write(self, poly_px: Any) -> None:
         import shapely
         from shapely.geometry.polygon import orient
 
@@ -160,6 +174,46 @@ class PolygonWriter:
 
     def _project(self, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         return self._to_wgs84.transform(x, y)  # type: ignore[no-any-return]
+
+
+REGULARIZE: dict[
+    str, Any
+] = {  # buildingregulariser settings, in pixels (the polygons are pixel outlines)
+    "parallel_threshold": 2.0,
+    "allow_45_degree": True,
+    "diagonal_threshold_reduction": 15,
+    "allow_circles": True,
+    "circle_threshold": 0.9,
+    "simplify": True,
+    "simplify_tolerance": 2.0,
+}
+COLLINEAR_PX = 0.05  # regularised outlines keep collinear vertices; drop them
+
+
+def tidy(poly: Any, regularize: bool = False, simplify_px: float = 0.0) -> list[Any]:
+    """Polygons to write for one building: regularised and/or simplified (never empty ones).
+
+    Regularisation can split a self-touching outline into pieces; each becomes a polygon.
+    """
+    if poly.is_empty:
+        return []
+    geoms = [poly]
+    if regularize:
+        from buildingregulariser.regularization import regularize_single_polygon
+
+        done = [r["geometry"] for r in regularize_single_polygon(poly, **REGULARIZE)]
+        geoms = [g for g in done if g is not None and not g.is_empty and g.area > 0] or [poly]
+        geoms = [g.simplify(COLLINEAR_PX, preserve_topology=True) for g in geoms]
+    if simplify_px > 0:
+        geoms = [g.simplify(simplify_px, preserve_topology=True) for g in geoms]
+    return [g for g in _polygons(geoms) if g.area > 0]
+
+
+def _polygons(geoms: list[Any]) -> list[Any]:
+    out: list[Any] = []
+    for g in geoms:
+        out.extend(getattr(g, "geoms", [g]))
+    return [g for g in out if g.geom_type == "Polygon" and not g.is_empty]
 
 
 def _merge_across(above: list[Any], below: list[Any]) -> list[Any]:

@@ -120,12 +120,13 @@ def evaluate_champion(settings: Settings, when: datetime | None = None) -> dict[
     ]
     results: list[dict[str, Any]] = []
     if todo:
-        from satseg.training.evaluate import evaluate
+        from satseg.training.evaluate import as_deployed, evaluate
 
         model, ref = registry.load_model(settings, champ.version)
         baseline = _baseline_iou(ref.metrics)
+        deployed = as_deployed(settings, ref.postprocess)  # masks as the champion predicts
         for tag in todo:
-            metrics = evaluate(model, ref_mod.tag_dir(settings, tag), split="val")
+            metrics = evaluate(model, ref_mod.tag_dir(settings, tag), split="val", **deployed)
             row = perf.record_evaluation(
                 hist_path,
                 metrics,

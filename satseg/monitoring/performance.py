@@ -1,7 +1,7 @@
 """Champion performance over time: history rows, the over-time plot, concept drift.
 
 Each evaluation of the champion on newly labelled data becomes one row (time, model version,
-dataset tag, IoU, Dice, ...). A fall in IoU beyond ``monitor.iou_drop`` compared with what the
+dataset tag, IoU, Dice, object F1, boundary IoU, ...; scores from ``satseg.metrics``). A fall in IoU beyond ``monitor.iou_drop`` compared with what the
 model scored when it was trained (or, failing that, its first evaluation) means the world
 changed in a way the imagery features may not show: concept drift.
 """
@@ -28,8 +28,10 @@ COLUMNS = (
     "dice",
     "precision",
     "recall",
+    "object_f1",
+    "boundary_iou",
 )
-METRICS = ("iou", "dice", "precision", "recall")
+METRICS = ("iou", "dice", "precision", "recall", "object_f1", "boundary_iou")  # satseg.metrics
 Row = dict[str, Any]
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+POSTPROCESS_TAG = "postprocess"  # run tag: JSON of the threshold / min area tuned on val
+
 
 @dataclass
 class ModelRef:
@@ -16,6 +18,8 @@ class ModelRef:
     dataset_tag: str | None = None
     aliases: list[str] = field(default_factory=list)
     metrics: dict[str, float] = field(default_factory=dict)
+    # threshold, min_area_px (+ opening_px, metric, split) tuned on val; {} before tuning
+    postprocess: dict[str, Any] = field(default_factory=dict)
 
     @property
     def uri(self) -> str:

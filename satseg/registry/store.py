@@ -15,7 +15,7 @@ from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
 from satseg.config import Settings
-from satseg.registry.ref import ModelRef
+from satseg.registry.ref import POSTPROCESS_TAG, ModelRef
 from satseg.registry.tracking import setup
 
 log = logging.getLogger(__name__)
@@ -47,13 +47,15 @@ def _aliases(client: MlflowClient, name: str) -> dict[str, str]:
 def _ref(client: MlflowClient, mv: Any, aliases: dict[str, str] | None = None) -> ModelRef:
     aliases = _aliases(client, mv.name) if aliases is None else aliases
     metrics: dict[str, float] = {}
+    postprocess: dict[str, Any] = {}
     try:
-        run_metrics = client.get_run(mv.run_id).data.metrics
+        run = client.get_run(mv.run_id).data
         metrics = {
             k.removeprefix("final_"): float(v)
-            for k, v in run_metrics.items()
+            for k, v in run.metrics.items()
             if k.startswith("final_")
         }
+        postprocess = _postprocess(run.tags.get(POSTPROCESS_TAG))
     except MlflowException:
         pass
     return ModelRef(
@@ -63,7 +65,18 @@ def _ref(client: MlflowClient, mv: Any, aliases: dict[str, str] | None = None) -
         dataset_tag=(mv.tags or {}).get("dataset_tag"),
         aliases=sorted(a for a, v in aliases.items() if str(v) == str(mv.version)),
         metrics=metrics,
+        postprocess=postprocess,
     )
+
+
+def _postprocess(raw: str | None) -> dict[str, Any]:
+    """The run's tuned post-processing; {} when absent or unreadable (then the fallback)."""
+    try:
+        value = json.loads(raw) if raw else {}
+    except ValueError:
+        log.warning("ignoring unreadable %s tag %r", POSTPROCESS_TAG, raw)
+        return {}
+    return dict(value) if isinstance(value, dict) else {}
 
 
 def get_ref(settings: Settings, ref: str) -> ModelRef:

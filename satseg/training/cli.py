@@ -75,11 +75,18 @@ def list_cmd(as_json: bool = typer.Option(False, "--json", help="One JSON array"
     if not refs:
         typer.echo("no registered model versions yet")
     for r in refs:
-        iou = r.metrics.get("val_iou")
         typer.echo(
             f"v{r.version:<4} {','.join(r.aliases) or '-':<20} {r.dataset_tag or '-':<20} "
-            f"val_iou={'-' if iou is None else f'{iou:.4f}'} run={r.run_id}"
+            + " ".join(f"val_{k}={_fmt(r.metrics.get('val_' + k))}" for k in LISTED)
+            + f" threshold={_fmt(r.postprocess.get('threshold'), '.2f')} run={r.run_id}"
         )
+
+
+LISTED = ("iou", "object_f1", "boundary_iou")  # val metrics `satseg model list` shows
+
+
+def _fmt(value: float | None, spec: str = ".4f") -> str:
+    return "-" if value is None else format(value, spec)
 
 
 @model_app.command()

@@ -1,19 +1,137 @@
-"""Score a model on one split of a processed dataset, and draw overlays people can check.
+"""Score a model on one split of a processed dataset, tune its post-processing, and draw
+overlays people can check.
 
-Used after training, to re-evaluate the champion on a challenger's val split (a fair
-comparison), and by monitoring on newly labelled data. Pixel counts are summed over the
-whole split (micro average): small patches with one roof do not swing the score.
+Used after training (``tune``: threshold and minimum object area chosen on the val split,
+stored with the model), to re-evaluate the champion on a challenger's val split at the
+values it predicts with (a fair comparison), and by monitoring on newly labelled data.
+Counts are summed over the whole split (micro average): small patches with one roof do not
+swing the score. The scores themselves are ``satseg.metrics``'.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
 import numpy as np
 
+from satseg.inference.postprocess import MaskStream, to_u8
+from satseg.metrics import METRIC_NAMES, Scorer, Truth
 from satseg.training.data import list_split, make_dataset
-from satseg.training.losses import scores
+
+THRESHOLDS = tuple(round(0.3 + 0.05 * i, 2) for i in range(11))  # 0.30 .. 0.80
+MIN_AREAS = (0, 16, 32, 64, 128)  # px, 4-connected (as predict.min_area_px)
+
+
+class Tuned(TypedDict):
+    """Post-processing chosen on a split, the scores it gives, and the whole grid."""
+
+    threshold: float
+    min_area_px: int
+    opening_px: int
+    metric: str
+    split: str
+    metrics: dict[str, float]
+    grid: list[dict[str, float]]
+
+
+def clean(prob: np.ndarray, threshold: float, opening_px: int, min_area_px: int) -> np.ndarray:
+    """A patch's probability -> its mask exactly as inference makes it (``MaskStream``)."""
+    h, w = prob.shape
+    stream = MaskStream(w, h, threshold, opening_px, min_area_px, chunk=max(h, 1))
+    u8 = to_u8(prob.astype(np.float32))
+    rows = [m for _, m in stream.push(0, u8, np.zeros((h, w), bool))]
+    rows += [m for _, m in stream.finish()]
+    return np.concatenate(rows) == 1 if rows else np.zeros((h, w), bool)
+
+
+def score_grid(
+    scorers: dict[tuple[float, int], Scorer], truth: np.ndarray, prob: np.ndarray, opening_px: int
+) -> None:
+    """Score one patch's mask at every (threshold, min area) of ``scorers``."""
+    prepared = Truth.of(truth)
+    for t in dict.fromkeys(t for t, _ in scorers):
+        opened = clean(prob, t, opening_px, 0)  # the opening once per threshold
+        for a in dict.fromkeys(a for tt, a in scorers if tt == t):
+            scorers[(t, a)].update(prepared, drop_small(opened, a))
+
+
+def drop_small(mask: np.ndarray, min_area_px: int) -> np.ndarray:
+    """``mask`` without its 4-connected components under ``min_area_px`` (as ``clean``)."""
+    if min_area_px <= 1 or not mask.any():
+        return mask
+    import cv2
+
+    _, lab, stats, _ = cv2.connectedComponentsWithStats(mask.view(np.uint8), connectivity=4)
+    keep = stats[:, cv2.CC_STAT_AREA] >= min_area_px
+    keep[0] = False
+    return keep[lab]
+
+
+def _patches(
+    model: Any, dataset_dir: Path | str, split: str, batch_size: int
+) -> Iterator[tuple[int, np.ndarray, np.ndarray, np.ndarray]]:
+    """(index, rgb float, truth, probability) of each patch, padding cut off."""
+    sp = list_split(dataset_dir, split)
+    i = 0
+    for x, y in make_dataset(sp, batch_size):
+        prob = np.asarray(model(x, training=False))[:, : sp.height, : sp.width, 0]
+        truth = np.asarray(y)[:, : sp.height, : sp.width, 0] > 0.5
+        for k in range(len(prob)):
+            yield i, np.asarray(x[k])[: sp.height, : sp.width], truth[k], prob[k]
+            i += 1
+
+
+def tune(
+    model: Any,
+    dataset_dir: Path | str,
+    split: str = "val",
+    *,
+    metric: str = "iou",
+    opening_px: int = 0,
+    thresholds: Sequence[float] = THRESHOLDS,
+    min_areas: Sequence[int] = MIN_AREAS,
+    overlay_dir: Path | str | None = None,
+    n_overlays: int = 4,
+    batch_size: int = 4,
+) -> Tuned:
+    """Every score of each (threshold, min area) on ``split`` in one pass of the model; the
+    pair with the best ``metric`` wins (ties: nearer 0.5, then the smaller area).
+
+    Masks are made as inference makes them (uint8 probability, opening, area filter), so
+    the chosen values mean the same at prediction. With ``overlay_dir``, the first
+    ``n_overlays`` patches are drawn at the chosen values.
+    """
+    if metric not in METRIC_NAMES:
+        raise ValueError(f"metric {metric!r}: choose one of {', '.join(METRIC_NAMES)}")
+    combos = [(float(t), int(a)) for t in thresholds for a in min_areas]
+    if not combos:
+        raise ValueError("tune needs at least one threshold and one min area")
+    scorers = {c: Scorer() for c in combos}
+    kept: list[tuple[str, np.ndarray, np.ndarray, np.ndarray]] = []
+    stems = [p.stem for p in list_split(dataset_dir, split).images]
+    for i, rgb, truth, prob in _patches(model, dataset_dir, split, batch_size):
+        score_grid(scorers, truth, prob, opening_px)
+        if overlay_dir is not None and i < n_overlays:
+            kept.append((stems[i], rgb, truth, prob))
+    grid = [{"threshold": t, "min_area_px": a, **s.result()} for (t, a), s in scorers.items()]
+    best = max(grid, key=lambda g: (g[metric], -abs(g["threshold"] - 0.5), -g["min_area_px"]))
+    t, a = float(best["threshold"]), int(best["min_area_px"])
+    for stem, rgb, truth, prob in kept:
+        pred = clean(prob, t, opening_px, a)
+        rgb8 = (rgb * 255).round().astype(np.uint8)
+        write_overlay(Path(overlay_dir or ".") / f"{stem}.png", rgb8, truth, pred)
+    metrics = {k: float(v) for k, v in best.items() if k not in ("threshold", "min_area_px")}
+    return Tuned(
+        threshold=t,
+        min_area_px=a,
+        opening_px=int(opening_px),
+        metric=metric,
+        split=split,
+        metrics=metrics,
+        grid=grid,
+    )
 
 
 def evaluate(
@@ -25,34 +143,37 @@ def evaluate(
     n_overlays: int = 4,
     batch_size: int = 4,
     threshold: float = 0.5,
+    opening_px: int = 0,
+    min_area_px: int = 0,
 ) -> dict[str, float]:
-    """``{"iou", "dice", "precision", "recall"}`` of the foreground at ``threshold``.
+    """Scores (``satseg.metrics.Scorer``: pixel IoU/Dice/precision/recall, object
+    precision/recall/F1 and counts, boundary IoU) of the foreground at ``threshold`` after
+    the given opening and area filter (none by default).
 
     With ``overlay_dir``, the first ``n_overlays`` patches are written as
     ``<id>.png`` panels: image | truth (green) | prediction (red).
     """
-    sp = list_split(dataset_dir, split)
-    tp = fp = fn = 0
-    done = 0
-    for x, y in make_dataset(sp, batch_size):
-        prob = np.asarray(model(x, training=False))[:, : sp.height, : sp.width, 0]
-        truth = np.asarray(y)[:, : sp.height, : sp.width, 0] > 0.5
-        pred = prob > threshold
-        tp += int(np.sum(truth & pred))
-        fp += int(np.sum(~truth & pred))
-        fn += int(np.sum(truth & ~pred))
-        if overlay_dir is not None:
-            for i in range(len(pred)):
-                if done + i < n_overlays:
-                    rgb = (np.asarray(x[i])[: sp.height, : sp.width] * 255).round().astype(np.uint8)
-                    write_overlay(
-                        Path(overlay_dir) / f"{sp.images[done + i].stem}.png",
-                        rgb,
-                        truth[i],
-                        pred[i],
-                    )
-        done += len(pred)
-    return scores(tp, fp, fn)
+    return tune(
+        model,
+        dataset_dir,
+        split,
+        opening_px=opening_px,
+        thresholds=(threshold,),
+        min_areas=(min_area_px,),
+        overlay_dir=overlay_dir,
+        n_overlays=n_overlays,
+        batch_size=batch_size,
+    )["metrics"]
+
+
+def as_deployed(settings: Any, postprocess: Mapping[str, Any] | None) -> dict[str, Any]:
+    """``evaluate`` keyword arguments for a model as inference runs it: params.yaml's
+    ``predict:`` values where set, else the model's tuned ones, else the pre-tuning ones."""
+    from satseg.inference.params import PredictParams
+
+    p = PredictParams.from_params(settings.params()).for_model(postprocess)
+    threshold, min_area_px = p.mask_rule()
+    return {"threshold": threshold, "min_area_px": min_area_px, "opening_px": p.opening_px}
 
 
 def write_overlay(path: Path, rgb: np.ndarray, truth: np.ndarray, pred: np.ndarray) -> Path:

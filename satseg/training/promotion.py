@@ -1,7 +1,10 @@
 """Champion/challenger decision: a challenger must beat the champion on the same data.
 
-The champion is re-evaluated on the challenger's val split rather than trusting the IoU it
-logged when it was trained (on other data), so the comparison is fair. The decision
+The champion is re-evaluated on the challenger's val split (with the threshold and minimum
+area it predicts with) rather than trusting the score it logged when it was trained (on
+other data), so the comparison is fair. The primary metric is ``train.promotion_metric``
+(iou | object_f1 | boundary_iou | dice); a challenger whose object F1 is more than
+``train.object_f1_tolerance`` below the champion's is not promoted whatever that metric says. The decision
 (``promoted`` + ``reason``) is returned for notifiers and stored on the model version.
 It lives in ``training`` (not ``registry``) because it evaluates: the registry only stores.
 """
@@ -13,6 +16,8 @@ from pathlib import Path
 from typing import TypedDict
 
 from satseg.config import Settings
+from satseg.metrics import METRIC_NAMES
+from satseg.registry.ref import ModelRef
 from satseg.registry.store import champion, get_ref, load_model, promote, setup
 
 log = logging.getLogger(__name__)
@@ -24,61 +29,144 @@ class Decision(TypedDict):
     promoted: bool
     reason: str
     version: str
+    metric: str
+    challenger_score: float
+    champion_score: float | None
     challenger_iou: float
-    champion_version: str | None
     champion_iou: float | None
+    challenger_object_f1: float | None
+    champion_object_f1: float | None
+    object_f1_tolerance: float
+    champion_version: str | None
     margin: float
     dataset_tag: str | None
     run_id: str | None
 
 
-def decide(challenger_iou: float, champion_iou: float | None, margin: float) -> tuple[bool, str]:
-    """Pure rule: first model wins; otherwise strictly more than champion + margin."""
-    if champion_iou is None:
+class Rule(TypedDict):
+    """How to compare: the primary val metric, its margin, the object F1 tolerance."""
+
+    metric: str
+    margin: float
+    object_f1_tolerance: float
+
+
+def decide(
+    challenger: float,
+    champion: float | None,
+    margin: float,
+    *,
+    metric: str = "iou",
+    challenger_f1: float | None = None,
+    champion_f1: float | None = None,
+    f1_tolerance: float = 1.0,
+) -> tuple[bool, str]:
+    """Pure rule: first model wins; otherwise strictly more than champion + margin on
+    ``metric``, and object F1 no more than ``f1_tolerance`` below the champion's."""
+    name = "IoU" if metric == "iou" else metric
+    if champion is None:
         return True, "first model: no champion yet"
-    if challenger_iou > champion_iou + margin:
-        return True, (
-            f"challenger val IoU {challenger_iou:.4f} beats champion {champion_iou:.4f} "
-            f"by more than the margin {margin:.4f}"
+    if not challenger > champion + margin:
+        return False, (
+            f"challenger val {name} {challenger:.4f} does not beat champion {champion:.4f} "
+            f"+ margin {margin:.4f}"
         )
-    return False, (
-        f"challenger val IoU {challenger_iou:.4f} does not beat champion {champion_iou:.4f} "
-        f"+ margin {margin:.4f}"
+    if (
+        challenger_f1 is not None
+        and champion_f1 is not None
+        and challenger_f1 < champion_f1 - f1_tolerance
+    ):
+        return False, (
+            f"challenger val {name} {challenger:.4f} beats champion {champion:.4f}, but its "
+            f"object F1 {challenger_f1:.4f} is more than {f1_tolerance:.4f} below the "
+            f"champion's {champion_f1:.4f}"
+        )
+    return True, (
+        f"challenger val {name} {challenger:.4f} beats champion {champion:.4f} "
+        f"by more than the margin {margin:.4f}"
     )
+
+
+def rule_of(settings: Settings, run_params: dict[str, str]) -> Rule:
+    """The challenger run's own promotion settings (its training config, as logged), else
+    params.yaml ``train:``; the margin is ``SATSEG_PROMOTION_MARGIN``."""
+    train = settings.params().train
+    metric = run_params.get("promotion_metric") or train.promotion_metric
+    if metric not in METRIC_NAMES:
+        raise ValueError(f"promotion_metric {metric!r}: choose one of {', '.join(METRIC_NAMES)}")
+    tol = run_params.get("object_f1_tolerance")
+    return Rule(
+        metric=metric,
+        margin=settings.promotion_margin,
+        object_f1_tolerance=float(tol) if tol not in (None, "") else train.object_f1_tolerance,
+    )
+
+
+def _champion_scores(settings: Settings, version: str, dataset_dir: Path | str) -> dict[str, float]:
+    """The champion re-evaluated on ``dataset_dir``'s val split, post-processed as it predicts."""
+    from satseg.training.evaluate import as_deployed, evaluate  # TensorFlow: only when promoting
+
+    model, ref = load_model(settings, version)
+    return evaluate(model, dataset_dir, "val", **as_deployed(settings, ref.postprocess))
 
 
 def compare_and_promote(settings: Settings, version: str, dataset_dir: Path | str) -> Decision:
     """Promote ``version`` if it beats the champion re-evaluated on ``dataset_dir``'s val split."""
-    from satseg.training.evaluate import evaluate  # TensorFlow: only when promoting
-
     chall = get_ref(settings, str(version))
-    if "val_iou" not in chall.metrics:
-        raise ValueError(f"version {version} has no final_val_iou metric (was it evaluated?)")
+    client = setup(settings)
+    rule = rule_of(settings, dict(client.get_run(chall.run_id).data.params))
+    key = f"val_{rule['metric']}"
+    if key not in chall.metrics:
+        raise ValueError(f"version {version} has no final_{key} metric (was it evaluated?)")
     champ = champion(settings)
-    champ_iou: float | None = None
+    champ_scores: dict[str, float] | None = None
     if champ is not None and champ.version == chall.version:
         promoted, reason = True, "already champion"
-        champ_iou = chall.metrics["val_iou"]
+        champ_scores = {k.removeprefix("val_"): v for k, v in chall.metrics.items()}
     else:
         if champ is not None:
-            model, _ = load_model(settings, champ.version)
-            champ_iou = evaluate(model, dataset_dir, "val")["iou"]
-        promoted, reason = decide(chall.metrics["val_iou"], champ_iou, settings.promotion_margin)
+            champ_scores = _champion_scores(settings, champ.version, dataset_dir)
+        promoted, reason = decide(
+            chall.metrics[key],
+            None if champ_scores is None else champ_scores[rule["metric"]],
+            rule["margin"],
+            metric=rule["metric"],
+            challenger_f1=chall.metrics.get("val_object_f1"),
+            champion_f1=None if champ_scores is None else champ_scores.get("object_f1"),
+            f1_tolerance=rule["object_f1_tolerance"],
+        )
         if promoted:
             promote(settings, chall.version)
-    client = setup(settings)
     client.set_model_version_tag(settings.registered_model, chall.version, "promotion", reason)
     client.set_tag(chall.run_id, "promotion", reason)  # the run says why, too
-    decision = Decision(
+    decision = _decision(chall, champ, champ_scores, rule, promoted, reason)
+    log.info("promotion decision for version %s: %s", chall.version, reason)
+    return decision
+
+
+def _decision(
+    chall: ModelRef,
+    champ: ModelRef | None,
+    champ_scores: dict[str, float] | None,
+    rule: Rule,
+    promoted: bool,
+    reason: str,
+) -> Decision:
+    cs = champ_scores or {}
+    return Decision(
         promoted=promoted,
         reason=reason,
         version=chall.version,
+        metric=rule["metric"],
+        challenger_score=chall.metrics[f"val_{rule['metric']}"],
+        champion_score=cs.get(rule["metric"]) if champ_scores is not None else None,
         challenger_iou=chall.metrics["val_iou"],
+        champion_iou=cs.get("iou") if champ_scores is not None else None,
+        challenger_object_f1=chall.metrics.get("val_object_f1"),
+        champion_object_f1=cs.get("object_f1") if champ_scores is not None else None,
+        object_f1_tolerance=rule["object_f1_tolerance"],
         champion_version=champ.version if champ else None,
-        champion_iou=champ_iou,
-        margin=settings.promotion_margin,
+        margin=rule["margin"],
         dataset_tag=chall.dataset_tag,
         run_id=chall.run_id,
     )
-    log.info("promotion decision for version %s: %s", chall.version, reason)
-    return decision

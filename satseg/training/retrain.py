@@ -248,8 +248,10 @@ def evaluate_candidates(settings: Settings, data: DataVersion, candidates: Any) 
             )
         else:
             scored.append(_evaluate_one(settings, data, c))
-    best = max(scored, key=lambda s: s["metrics"]["iou"])
-    log.info("best candidate %s: val IoU %.4f", best["run_id"], best["metrics"]["iou"])
+    metric = _metric(scored[0]["config"]) if scored else "iou"
+    best = max(scored, key=lambda s: s["metrics"].get(metric, s["metrics"]["iou"]))
+    score = best["metrics"].get(metric, best["metrics"]["iou"])
+    log.info("best candidate %s: val %s %.4f", best["run_id"], metric, score)
     return Evaluated(
         best=best,
         candidates=[
@@ -258,19 +260,37 @@ def evaluate_candidates(settings: Settings, data: DataVersion, candidates: Any) 
     )
 
 
+def _metric(config: dict[str, Any]) -> str:
+    return str(config.get("promotion_metric") or "iou")
+
+
 def _evaluate_one(settings: Settings, data: DataVersion, c: Candidate) -> ScoredCandidate:
-    """Final val metrics, overlays and the logged model of one candidate's MLflow run."""
+    """Final val metrics at the threshold / min area tuned on val (stored on the run as the
+    ``postprocess`` tag and ``postprocess.json``), overlays and the logged model."""
     import mlflow
 
     from satseg.registry import tracking
-    from satseg.training.evaluate import evaluate
+    from satseg.registry.ref import POSTPROCESS_TAG
+    from satseg.training.evaluate import tune
     from satseg.training.fit import load_saved
 
     model = load_saved(c["checkpoint"])
     overlays = settings.models / c["run_id"] / "overlays"
-    metrics = evaluate(model, data["dir"], "val", overlay_dir=overlays)
+    opening = settings.params().predict.opening_px
+    tuned = tune(
+        model,
+        data["dir"],
+        "val",
+        metric=_metric(c["config"]),
+        opening_px=opening,
+        overlay_dir=overlays,
+    )
+    metrics = tuned["metrics"]
+    chosen = {k: v for k, v in tuned.items() if k not in ("metrics", "grid")}
     with mlflow.start_run(run_id=c["run_id"]):
         mlflow.log_metrics({f"final_val_{k}": v for k, v in metrics.items()})
+        mlflow.set_tag(POSTPROCESS_TAG, json.dumps(chosen, sort_keys=True))
+        mlflow.log_dict(dict(tuned), "postprocess.json")
         if overlays.is_dir():
             mlflow.log_artifacts(str(overlays), "overlays")
         uri = tracking.log_keras_model(model)

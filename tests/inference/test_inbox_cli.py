@@ -6,6 +6,7 @@ import json
 import threading
 import time
 
+import pytest
 from typer.testing import CliRunner
 
 from satseg.cli import app
@@ -106,6 +107,9 @@ def test_cli_predict_with_model_file(settings, tmp_path, roof_model) -> None:
             "0.5",
             "--precision",
             "fp32",
+            "--tta",
+            "flips",
+            "--regularize",
         ],
     )
     assert r.exit_code == 1, r.output  # one scene failed ...
@@ -115,6 +119,8 @@ def test_cli_predict_with_model_file(settings, tmp_path, roof_model) -> None:
     assert (out / "broken" / "broken.error.json").is_file()
     with_tags = json.loads((out / "ok" / "summary.json").read_text())
     assert with_tags["model"]["version"] == "file:roof.keras" and with_tags["params"]["tile"] == 128
+    assert with_tags["tta"] == "flips" and with_tags["params"]["regularize"] is True
+    assert with_tags["postprocess_from"]["min_area_px"] == "fallback"  # a file has no tuning
 
 
 def test_cli_rejects_bad_overlap(settings, tmp_path) -> None:
@@ -122,3 +128,16 @@ def test_cli_rejects_bad_overlap(settings, tmp_path) -> None:
         app, ["predict", str(tmp_path / "x.tif"), "--tile", "64", "--overlap", "60"]
     )
     assert r.exit_code != 0 and "overlap" in r.output
+
+
+@pytest.mark.parametrize(
+    ("args", "words"),
+    [
+        (["--tta", "d8"], "tta"),
+        (["--simplify-px", "-1"], "simplify_px"),
+        (["--min-area-px", "-2"], "min_area_px"),
+    ],
+)
+def test_cli_rejects_bad_quality_options(settings, tmp_path, args, words) -> None:
+    r = CliRunner().invoke(app, ["predict", str(tmp_path / "x.tif"), *args])
+    assert r.exit_code != 0 and words in r.output

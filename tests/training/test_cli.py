@@ -78,7 +78,9 @@ def test_train_promote_rollback(settings: Any) -> None:
     assert r.returncode == 0, r.stderr[-3000:]
     second = _json(r)
     assert second["version"] == "2" and second["champion_version"] == "1"
-    assert second["promoted"] is (second["challenger_iou"] > second["champion_iou"])
+    f1_ok = second["challenger_object_f1"] >= second["champion_object_f1"] - 0.02
+    better = second["challenger_iou"] > second["champion_iou"]
+    assert second["promoted"] is (better and f1_ok) and second["metric"] == "iou"
 
     r = runner.invoke(app, ["model", "promote", "2"])  # a person overrides the metric rule
     assert r.exit_code == 0, r.output
@@ -87,6 +89,8 @@ def test_train_promote_rollback(settings: Any) -> None:
     listed = {m["version"]: m for m in _json(r)}
     assert listed["2"]["aliases"] == ["champion"] and listed["1"]["aliases"] == []
     assert listed["1"]["dataset_tag"] == "tiny-v1" and "val_iou" in listed["1"]["metrics"]
+    assert {"val_object_f1", "val_boundary_iou"} <= set(listed["1"]["metrics"])
+    assert 0.3 <= listed["1"]["postprocess"]["threshold"] <= 0.8  # tuned on val, stored
 
     r = runner.invoke(app, ["model", "rollback"])
     assert r.exit_code == 0, r.output

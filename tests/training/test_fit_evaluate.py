@@ -34,7 +34,9 @@ def test_evaluate_counts_pixels_and_writes_overlays(tiny_dataset: Path, tmp_path
     assert everything["recall"] == 1.0
     assert everything["dice"] == pytest.approx(2 * share / (1 + share))
     nothing = evaluate(_constant(0.1), tiny_dataset)
-    assert nothing == {"iou": 0.0, "dice": 0.0, "precision": 1.0, "recall": 0.0}
+    pixel = {k: nothing[k] for k in ("iou", "dice", "precision", "recall")}
+    assert pixel == {"iou": 0.0, "dice": 0.0, "precision": 1.0, "recall": 0.0}
+    assert (nothing["object_f1"], nothing["object_tp"], nothing["boundary_iou"]) == (0.0, 0, 0.0)
     panels = sorted((tmp_path / "ov").glob("*.png"))
     assert len(panels) == 3
     img = cv2.imread(str(panels[0]))
