@@ -20,6 +20,7 @@ import numpy as np
 
 from satseg.ingest.errors import IngestError
 from satseg.io.jsonload import JsonError, JsonLimits, load_json
+from satseg.vocab import ANNOTATION_TASK_KEY, is_safe_name
 
 AREA_SHAPES = {"polygon", "rectangle", "circle"}
 
@@ -32,14 +33,43 @@ class Labels:
     geometries: list[Any] = field(default_factory=list)
     repaired: int = 0
     ignored: int = 0  # non-area shapes (lines, points) and labels outside the class filter
+    task: dict[str, Any] | None = None  # an exported annotation task's origin (satseg.annotate)
 
     def summary(self) -> dict[str, Any]:
-        return {
+        out: dict[str, Any] = {
             "kind": self.kind,
             "polygons": len(self.geometries),
             "repaired": self.repaired,
             "ignored": self.ignored,
         }
+        if self.task:
+            out["task"] = self.task
+        return out
+
+
+def annotation_task(doc: dict[str, Any]) -> dict[str, Any] | None:
+    """The ``satseg_task`` key of a LabelMe file exported by ``satseg.annotate``: which task
+    and which source scene it came from. Only plain names and numbers are kept (the file is
+    user input); anything else is ignored, never an error: the labels themselves count."""
+    raw = doc.get(ANNOTATION_TASK_KEY)
+    if not isinstance(raw, dict):
+        return None
+    task, scene = raw.get("task"), raw.get("source_scene")
+    if not (isinstance(task, str) and isinstance(scene, str)):
+        return None
+    if not (is_safe_name(task) and is_safe_name(scene)):
+        return None
+    out: dict[str, Any] = {"task": task, "source_scene": scene}
+    version = raw.get("model_version")
+    if isinstance(version, str) and is_safe_name(version):
+        out["model_version"] = version
+    window = raw.get("window")
+    if isinstance(window, dict) and all(
+        isinstance(window.get(k), int) and not isinstance(window.get(k), bool)
+        for k in ("row", "col", "height", "width")
+    ):
+        out["window"] = {k: window[k] for k in ("row", "col", "height", "width")}
+    return out
 
 
 def read_json(path: Path, limits: JsonLimits | None = None) -> dict[str, Any]:
@@ -538,6 +568,8 @@ def load_labels(
             classes=classes,
             name=path.name,
         )
-    return labelme_labels(
+    labels = labelme_labels(
         doc, source.width, source.height, classes=classes, tolerance_px=tolerance_px, name=path.name
     )
+    labels.task = annotation_task(doc)
+    return labels

@@ -48,7 +48,7 @@ def _events(run_id: str) -> list[dict[str, Any]]:
 
 
 def test_dag_shape(predict_dag: Any) -> None:
-    assert set(predict_dag.task_ids) == {"find_scenes", "resolve_model", "predict"}
+    assert set(predict_dag.task_ids) == {"find_scenes", "resolve_model", "predict", "annotate"}
     assert predict_dag.max_active_runs == 1
     assert set(predict_dag.params) == {
         "paths",
