@@ -62,20 +62,27 @@ def _starts(extent: int, size: int) -> list[int]:
 
 def score_windows(out_dir: Path, size: int) -> Iterator[WindowScore]:
     """Every window of the prediction in ``out_dir`` with its score (TTA variance COG when
-    present, else the probability's entropy), reading one window at a time."""
+    present, else the probability's entropy), reading one strip of ``size`` rows at a time
+    (each block decoded once; memory bounded by the scene's width, not its area)."""
     import rasterio
     from rasterio.windows import Window
 
     tta = (out_dir / UNCERTAINTY_COG).is_file()
     path = out_dir / (UNCERTAINTY_COG if tta else PROBABILITY_COG)
     with gdal_context(), rasterio.open(path) as src:
-        for row, col, h, w in grid(src.width, src.height, size):
-            win = Window(col, row, w, h)
-            data = src.read(1, window=win)
-            valid = src.read_masks(1, window=win) > 0
-            n = int(valid.sum())
-            if n == 0:
-                yield WindowScore(row, col, h, w, 0.0, 0.0)
-                continue
-            values = data[valid].astype(np.float32) / 255.0 if tta else ENTROPY[data[valid]]
-            yield WindowScore(row, col, h, w, float(values.mean()), n / valid.size)
+        for row in _starts(src.height, size):
+            h = min(size, src.height - row)
+            strip = Window(0, row, src.width, h)
+            data, valid = src.read(1, window=strip), src.read_masks(1, window=strip) > 0
+            for col in _starts(src.width, size):
+                w = min(size, src.width - col)
+                yield _score(data[:, col : col + w], valid[:, col : col + w], row, col, tta)
+
+
+def _score(data: np.ndarray, valid: np.ndarray, row: int, col: int, tta: bool) -> WindowScore:
+    h, w = data.shape
+    n = int(valid.sum())
+    if n == 0:
+        return WindowScore(row, col, h, w, 0.0, 0.0)
+    values = data[valid].astype(np.float32) / 255.0 if tta else ENTROPY[data[valid]]
+    return WindowScore(row, col, h, w, float(values.mean()), n / valid.size)
