@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from airflow.sdk import Param, dag, task
+from airflow.sdk import Param, dag, task, teardown
 
 from satseg.config import get_settings
 from satseg.dagkit import PREDICTIONS, boundary, default_args
@@ -81,7 +81,9 @@ def satseg_predict() -> None:
         outlet_events[PREDICTIONS].extra = extra
         return extra
 
-    @task(trigger_rule="all_done")  # a bad scene fails its own task, not the others' tasks
+    # A teardown: runs once the predictions are done whatever their outcome (a bad scene fails
+    # its own task only), and, as teardowns do not count, the run's state stays theirs.
+    @teardown
     @boundary
     def annotate(scenes: list[str]) -> dict:
         from satseg.annotate.export import export_for_run
