@@ -5,13 +5,11 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from airflow.sdk import Param, dag, task
+from airflow.sdk import Param, dag, task, teardown
 
 from satseg.config import get_settings
 from satseg.dagkit import PREDICTIONS, boundary, default_args
-
-# the run params that are prediction options (None: the worker's params.yaml `predict:`)
-PREDICT_OVERRIDES = ("threshold", "tile", "overlap")
+from satseg.params import PREDICT_RUN_OPTIONS  # None: the worker's params.yaml `predict:`
 
 DOC = """
 ### satseg_predict
@@ -31,6 +29,11 @@ Tasks: `find_scenes` -> `resolve_model` (one version for the whole run) -> `pred
 `<scene>.error.json` there and fails its own task only. Each prediction emits
 `satseg://predictions` (extra: scene, outputs, model version), which `satseg_monitor` watches.
 Same scene + same model version again: skipped.
+
+Last, `annotate` exports the windows the model was least sure of (mean entropy of
+`prob.tif`, or TTA variance) as labelling tasks under `SATSEG_HOME/annotate/<dataset>/`:
+image crop + LabelMe pre-filled with the predicted polygons, ranked, at most
+`annotate.budget` per run (`include/params.yaml`).
 """
 
 
@@ -73,13 +76,22 @@ def satseg_predict() -> None:
     def predict(scene: str, version: str, params: Any = None, outlet_events: Any = None) -> dict:
         from satseg.inference.jobs import run_scene
 
-        overrides = {k: params[k] for k in PREDICT_OVERRIDES}
+        overrides = {k: params[k] for k in PREDICT_RUN_OPTIONS}
         extra = run_scene(get_settings(), scene, version, overrides)
         outlet_events[PREDICTIONS].extra = extra
         return extra
 
+    # A teardown: runs once the predictions are done whatever their outcome (a bad scene fails
+    # its own task only), and, as teardowns do not count, the run's state stays theirs.
+    @teardown
+    @boundary
+    def annotate(scenes: list[str]) -> dict:
+        from satseg.annotate.export import export_for_run
+
+        return export_for_run(get_settings(), scenes)
+
     scenes = find_scenes()
-    predict.partial(version=resolve_model(scenes)).expand(scene=scenes)
+    predict.partial(version=resolve_model(scenes)).expand(scene=scenes) >> annotate(scenes)
 
 
 satseg_predict()

@@ -12,6 +12,7 @@ from satseg.dagkit import (
     DRIFT,
     MODEL_PROMOTIONS,
     PROCESSED,
+    ApprovalGate,
     default_args,
     emit_promotion,
     event_extras,
@@ -42,11 +43,16 @@ Retrains the segmentation model nightly (`SATSEG_RETRAIN_CRON`, default 02:00 UT
    object F1 and boundary IoU at them + overlay PNGs + the model, logged to each run; the
    best run on `promotion_metric` is the candidate.
 5. **register** - new version of `satseg-segmenter`, alias `challenger`.
-6. **promote** - champion re-evaluated on the same val split; the challenger becomes
-   `champion` only if its `promotion_metric` (default IoU) beats it by
+6. **compare** - champion re-evaluated on the same val split; the rule: the challenger
+   becomes `champion` only if its `promotion_metric` (default IoU) beats it by
    `SATSEG_PROMOTION_MARGIN` and its object F1 is at most `object_f1_tolerance` below (the
-   first model always wins). A promotion emits `satseg://model`.
-7. **notify** - the decision and its reason (logs, e-mail/Slack when configured).
+   first model always wins).
+7. **approve** - with `promotion: approve` and a champion change ahead, waits for a person
+   (Required Actions in the UI, or the REST API) showing both models' metrics; the approvers
+   are alerted; after `approval_timeout_h` the `on_timeout` answer applies. Skipped otherwise.
+8. **promote** - carries the decision out (rule or answer; a reject keeps the champion and
+   records why). A promotion emits `satseg://model`.
+9. **notify** - the decision and its reason (logs, e-mail/Slack when configured).
 """
 
 
@@ -100,12 +106,18 @@ def satseg_retrain() -> None:
 
         return register_best(get_settings(), data, evaluated)
 
-    @task(outlets=[MODEL_PROMOTIONS])
-    def promote(data: dict[str, Any], ref: dict[str, Any], outlet_events: Any = None) -> Any:
-        from satseg.training.promotion import compare_and_promote
+    @task
+    def compare(data: dict[str, Any], ref: dict[str, Any], params: Any = None) -> Any:
+        from satseg.training.approval import challenge_for_run
 
-        decision = compare_and_promote(get_settings(), ref["version"], data["dir"])
-        return emit_promotion(outlet_events, dict(decision))
+        return challenge_for_run(get_settings(), ref["version"], data["dir"], params)
+
+    @task(outlets=[MODEL_PROMOTIONS], trigger_rule="none_failed")
+    def promote(challenge: dict[str, Any], ti: Any = None, outlet_events: Any = None) -> Any:
+        from satseg.training.approval import settle
+
+        answer = ti.xcom_pull(task_ids="approve")  # None when no approval was asked
+        return emit_promotion(outlet_events, dict(settle(get_settings(), challenge, answer)))
 
     @task
     def notify(decision: dict[str, Any]) -> str:
@@ -117,7 +129,11 @@ def satseg_retrain() -> None:
     configs = plan(data)
     runs = train.partial(data=data).expand(config=configs)
     evaluated = evaluate(data, runs)
-    notify(promote(data, register(data, evaluated)))
+    challenge = compare(data, register(data, evaluated))
+    approve = ApprovalGate(task_id="approve", decision_task="compare")
+    decided = promote(challenge)
+    challenge >> approve >> decided
+    notify(decided)
 
 
 satseg_retrain()

@@ -28,11 +28,13 @@ TASK_FAILED = "task_failed"
 DRIFT_DETECTED = "drift_detected"
 MODEL_PROMOTED = "model_promoted"
 RETRAIN_NOT_BETTER = "retrain_not_better"
+APPROVAL_REQUESTED = "approval_requested"
 EVENTS = {
     TASK_FAILED: "task failed",
     DRIFT_DETECTED: "drift detected",
     MODEL_PROMOTED: "new model promoted to champion",
     RETRAIN_NOT_BETTER: "retrained model did not beat the champion",
+    APPROVAL_REQUESTED: "a new champion waits for approval",
 }
 _MAX_ERROR = 2000  # characters of an exception message quoted in an alert
 
@@ -114,11 +116,13 @@ def compose(
     lines.append(("DAG run", f"{info['dag_id'] or '-'} / {info['run_id'] or '-'}", None))
     ui = ui_link(settings, info["dag_id"], info["run_id"], info["task_id"])
     lines.append(("Airflow UI", ui, ui))
+    if details.get("approve_at"):
+        lines.append(("approve or reject", str(details["approve_at"]), str(details["approve_at"])))
     for key in ("report", "plot"):
         if details.get(key):
             lines.append((key, str(details[key]), _link(details[key])))
     for key, val in details.items():
-        if key not in ("reason", "report", "plot") and val not in (None, "", [], {}):
+        if key not in ("reason", "report", "plot", "approve_at") and val not in (None, "", [], {}):
             lines.append((key, str(val), None))
     text = f"*{html.escape(subject, quote=False)}*\n" + "\n".join(
         f"• {label}: <{url}|{val}>" if url else f"• {label}: {val}" for label, val, url in lines
@@ -219,3 +223,26 @@ def callback(event: str, **details: Any) -> Callable[[Mapping[str, Any]], None]:
 
     _cb.__name__ = f"notify_{event}"
     return _cb
+
+
+def required_actions_link(settings: Settings, context: Mapping[str, Any]) -> str:
+    """The task's "Required Actions" page in the Airflow UI, where a HITL request is answered."""
+    info = run_info(context)
+    url = ui_link(settings, info["dag_id"], info["run_id"], info["task_id"]) + "/required_actions"
+    return url if info["map_index"] in (None, -1) else f"{url}?map_index={info['map_index']}"
+
+
+def approval_notifier(**details: Any) -> Any:
+    """A notifier for the HITL operator's ``notifiers``: tells the approvers (e-mail/Slack)
+    that a promotion waits for them, with the metrics and the link to answer it. It is
+    called after the request is stored, so the link works when the message arrives."""
+    from airflow.sdk import BaseNotifier
+
+    class ApprovalRequested(BaseNotifier):  # type: ignore[misc]
+        def notify(self, context: Any) -> None:
+            s = get_settings()
+            notify(
+                APPROVAL_REQUESTED, context, approve_at=required_actions_link(s, context), **details
+            )
+
+    return ApprovalRequested()

@@ -150,13 +150,14 @@ def synth(
 
 
 def _register_packages() -> None:
+    from satseg.annotate import cli as annotate_cli
     from satseg.inference import cli as inference_cli
     from satseg.ingest import cli as ingest_cli
     from satseg.monitoring import cli as monitoring_cli
     from satseg.ops import cli as ops_cli
     from satseg.training import cli as training_cli
 
-    for mod in (ingest_cli, training_cli, inference_cli, monitoring_cli, ops_cli):
+    for mod in (ingest_cli, training_cli, inference_cli, monitoring_cli, ops_cli, annotate_cli):
         mod.register(app)
 
 

@@ -15,11 +15,13 @@ from collections.abc import Callable, Sequence
 from datetime import timedelta
 from typing import Any, ParamSpec, TypeVar
 
+from airflow.providers.standard.operators.hitl import HITLOperator
 from airflow.sdk import Asset, AssetAlias, Param
 from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 from pydantic import BaseModel
 
 from satseg.errors import BadInput, NothingToDo
+from satseg.vocab import APPROVAL_COMMENT, APPROVAL_OPTIONS, REJECT
 
 OWNER = "satseg"
 P = ParamSpec("P")
@@ -130,3 +132,53 @@ def params_for(section: type[BaseModel], fields: Sequence[str] | None = None) ->
         default = schema.pop("default", None)
         out[name] = Param(default, **schema)
     return out
+
+
+class ApprovalGate(HITLOperator):  # type: ignore[misc]
+    """Airflow's human-in-the-loop wait, asked only when a champion would change.
+
+    Reads what ``decision_task`` returned (``satseg.training.approval.challenge_for_run``:
+    the rule's verdict and the run's ``promotion`` / ``approval_timeout_h`` / ``on_timeout``;
+    task params of a HITL operator are its form fields, so the run's are read there). Nothing to
+    approve (``promotion=auto``, or the challenger does not beat the champion): skipped.
+    Otherwise it stores the question (subject, markdown body with both models' metrics, the
+    default taken on timeout), alerts the approvers and parks the task in ``awaiting_input``
+    until someone answers in "Required Actions" or through
+    ``PATCH /api/v2/dags/{dag}/dagRuns/{run}/taskInstances/{task}/-1/hitlDetails``, or the
+    scheduler's timeout sweep applies the default. Its result (XCom) is the answer, with
+    ``timedout``. A reject is an answer, not a failure: the next task records it.
+    """
+
+    def __init__(self, *, decision_task: str, **kwargs: Any) -> None:
+        kwargs.setdefault("subject", "Promote a new satseg champion?")
+        kwargs.pop("params", None)  # the DAG's params are not this form's fields
+        comment = Param("", type="string", description="Why (kept with the model version)")
+        super().__init__(
+            options=list(APPROVAL_OPTIONS),
+            defaults=[REJECT],
+            params={APPROVAL_COMMENT: comment},
+            **kwargs,
+        )
+        self.decision_task = decision_task
+
+    def execute(self, context: Any) -> Any:
+        from satseg.alerting import approval_notifier
+        from satseg.training.approval import request_for
+
+        challenge = context["ti"].xcom_pull(task_ids=self.decision_task)
+        request = request_for(challenge)
+        decision = challenge["decision"]
+        if request is None:
+            raise AirflowSkipException("no approval needed: " + str(decision["reason"]))
+        self.subject, self.body = request["subject"], request["body"]
+        self.defaults = request["defaults"]
+        self.response_timeout = timedelta(hours=request["timeout_h"])
+        self.notifiers = [approval_notifier(subject=request["subject"], reason=decision["reason"])]
+        return super().execute(context)
+
+    def execute_complete(self, context: Any, event: dict[str, Any]) -> Any:
+        answer: dict[str, Any] = dict(super().execute_complete(context, event))
+        when: Any = answer.get("responded_at")
+        answer["responded_at"] = when.isoformat() if when is not None else None
+        answer["timedout"] = bool(event.get("timedout"))
+        return answer

@@ -42,10 +42,17 @@ Correction = Literal["bonferroni", "bh"]
 PngCompression = Literal["deflate", "none", "huffman"]
 PromotionMetric = Literal["iou", "object_f1", "boundary_iou", "dice"]  # satseg.metrics
 Tta = Literal["none", "flips", "d4"]  # satseg.inference.tta
+Promotion = Literal["auto", "approve"]
+OnTimeout = Literal["reject", "promote"]
 ARCHS: tuple[str, ...] = get_args(Arch)  # satseg.models.ARCHS
 LOSSES: tuple[str, ...] = get_args(Loss)
 PRECISIONS: tuple[str, ...] = get_args(Precision)  # satseg.inference.engine.PRECISIONS
 CORRECTIONS: tuple[str, ...] = get_args(Correction)  # satseg.monitoring.drift.CORRECTIONS
+PREDICT_RUN_OPTIONS = (
+    "threshold",
+    "tile",
+    "overlap",
+)  # predict: options a satseg_predict run takes
 MAX_SWEEP = 8  # mapped training tasks of one retraining run; each is a full training run
 BACKBONE_NAME = r"^[a-z][a-z0-9_]{0,63}$"  # encoder names (satseg.models.factory.backbones())
 
@@ -391,6 +398,30 @@ class MonitorParams(Section):
     seed: int = Field(default=0, description="Window sampling seed (same scene -> same windows)")
 
 
+class AnnotateParams(Section):
+    """``annotate:``: labelling tasks from the champion's least certain windows."""
+
+    budget: int = Field(
+        default=20,
+        ge=0,
+        le=10000,
+        description="Tasks exported per run (the most uncertain windows first); 0 = off",
+    )
+    window_px: int = Field(
+        default=256, ge=32, le=4096, description="Edge of one task's image crop (px)"
+    )
+    min_uncertainty: float = Field(
+        default=0.2,
+        ge=0,
+        le=1,
+        description="Skip windows less uncertain than this (mean binary entropy of the "
+        "probability, 0-1; or the TTA variance COG where one exists)",
+    )
+    min_valid: float = Field(
+        default=0.5, ge=0, le=1, description="Skip windows with less valid (non-nodata) share"
+    )
+
+
 class ApiParams(Section):
     """``api:``: the REST API's health endpoint."""
 
@@ -412,6 +443,7 @@ class Params(Section):
     train: TrainParams = Field(default_factory=lambda: TrainParams())
     predict: PredictParams = Field(default_factory=lambda: PredictParams())
     monitor: MonitorParams = Field(default_factory=lambda: MonitorParams())
+    annotate: AnnotateParams = Field(default_factory=lambda: AnnotateParams())
     api: ApiParams = Field(default_factory=lambda: ApiParams())
 
     def resolved_predict(self) -> PredictParams:
@@ -440,6 +472,22 @@ class RetrainRun(BaseModel):
         default=None,
         description='Grid of options, e.g. {"arch": ["linknet", "unet"]} '
         f"(train options only, at most {MAX_SWEEP} combinations)",
+    )
+    promotion: Promotion = Field(
+        default="auto",
+        description="auto: a challenger that beats the champion is promoted | approve: a "
+        "person approves it first (Required Actions in the Airflow UI, or the REST API)",
+    )
+    approval_timeout_h: float = Field(
+        default=24,
+        gt=0,
+        le=24 * 30,
+        description="With promotion=approve: hours to wait for an answer",
+    )
+    on_timeout: OnTimeout = Field(
+        default="reject",
+        description="With promotion=approve and no answer in time: reject (keep the champion) "
+        "| promote",
     )
 
     @field_validator("dataset")

@@ -160,3 +160,15 @@ def is_tag(tag: str) -> bool:
 
 def format_tag(dataset: str, number: int) -> str:
     return f"{check_dataset_name(dataset)}-v{int(number)}"
+
+
+# --- approval of a new champion (promotion: approve) -----------------------------------------
+APPROVE = "Approve"
+REJECT = "Reject"
+APPROVAL_OPTIONS = (APPROVE, REJECT)  # the two answers of the HITL request
+APPROVAL_COMMENT = "comment"  # the request's form field: why (kept with the model version)
+
+
+# --- annotation tasks (satseg/annotate) ------------------------------------------------------
+ANNOTATION_TASK_KEY = "satseg_task"  # top-level key of an exported LabelMe file (LabelMe keeps it)
+PREDICTED_LABEL = "building"  # the label of the predicted polygons in an exported task

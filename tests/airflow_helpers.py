@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib.util
 import sys
+from datetime import UTC
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -124,4 +125,137 @@ def queued_for(dag_id: str) -> int:
                 .where(AssetDagRunQueue.target_dag_id == dag_id)
             )
             or 0
+        )
+
+
+def airflow_api() -> Any:
+    """A TestClient of Airflow's own API server app (REST API v2 + /auth), logged in as admin
+    through ``POST /auth/token`` with the simple auth manager's generated password."""
+    import json
+    import os
+
+    from airflow.api_fastapi.app import create_app
+    from fastapi.testclient import TestClient
+
+    client = TestClient(create_app())  # the auth manager writes its passwords file here
+    generated = Path(os.environ["AIRFLOW_HOME"]) / "simple_auth_manager_passwords.json.generated"
+    password = json.loads(generated.read_text())["admin"]
+    r = client.post("/auth/token", json={"username": "admin", "password": password})
+    assert r.status_code == 201, r.text
+    client.headers["Authorization"] = f"Bearer {r.json()['access_token']}"
+    return client
+
+
+def awaiting_input(dag_id: str, task_id: str, timeout: float = 600, stop: Any = None) -> Any:
+    """The task instance of ``dag_id.task_id`` parked in ``awaiting_input`` (a HITL request);
+    waits until ``timeout`` or until the event ``stop`` is set."""
+    import time
+
+    from airflow.models.taskinstance import TaskInstance as TI
+    from airflow.utils.session import create_session
+    from airflow.utils.state import TaskInstanceState
+    from sqlalchemy import select
+
+    end = time.monotonic() + timeout
+    while time.monotonic() < end and not (stop and stop.is_set()):
+        with create_session() as session:
+            ti = session.scalar(
+                select(TI).where(
+                    TI.dag_id == dag_id,
+                    TI.task_id == task_id,
+                    TI.state == TaskInstanceState.AWAITING_INPUT,
+                )
+            )
+            if ti is not None:
+                session.expunge(ti)
+                return ti
+        time.sleep(0.5)
+    raise TimeoutError(f"no {dag_id}.{task_id} came to await input (waited up to {timeout} s)")
+
+
+def sweep_hitl_timeouts() -> None:
+    """Run the scheduler's own sweep that applies a HITL request's defaults after its timeout
+    (``SchedulerJobRunner.check_awaiting_input_timeouts``; ``dag.test()`` never runs it)."""
+    from airflow.jobs.job import Job
+    from airflow.jobs.scheduler_job_runner import SchedulerJobRunner
+
+    SchedulerJobRunner(job=Job()).check_awaiting_input_timeouts()
+
+
+class HitlAnswer:
+    """Answers the next HITL request of ``dag_id.task_id`` from a thread while the main thread
+    runs ``dag.test()`` (which waits for such answers and never gives them itself).
+
+    ``chosen`` ("Approve" / "Reject") is sent as a person would from "Required Actions":
+    ``PATCH /api/v2/dags/{dag}/dagRuns/{run}/taskInstances/{task}/-1/hitlDetails`` of the
+    real Airflow API app. ``chosen=None`` answers nothing: once the request's timeout passed,
+    the scheduler's sweep applies its defaults. ``detail`` is the request as the REST API
+    shows it (subject, body, options, defaults); ``response`` the PATCH's answer.
+    """
+
+    def __init__(self, dag_id: str, task_id: str, chosen: str | None, **params_input: Any):
+        import threading
+
+        self.dag_id, self.task_id, self.chosen, self.params_input = (
+            dag_id,
+            task_id,
+            chosen,
+            params_input,
+        )
+        self.detail: dict[str, Any] = {}
+        self.response: dict[str, Any] = {}
+        self.error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._stop = threading.Event()
+
+    def __enter__(self) -> HitlAnswer:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self._stop.set()  # the run is over: a request that never came will not come now
+        self._thread.join(timeout=60)
+        if self.error is not None and exc[0] is None:
+            raise self.error
+
+    def _run(self) -> None:
+        import time
+        from datetime import datetime
+
+        try:
+            ti = awaiting_input(self.dag_id, self.task_id, stop=self._stop)
+            api = airflow_api()
+            url = (
+                f"/api/v2/dags/{self.dag_id}/dagRuns/{ti.run_id}/taskInstances/"
+                f"{self.task_id}/-1/hitlDetails"
+            )
+            r = api.get(url)
+            assert r.status_code == 200, r.text
+            self.detail = r.json()
+            if self.chosen is None:
+                while ti.trigger_timeout and datetime.now(UTC) <= ti.trigger_timeout:
+                    time.sleep(0.2)
+                sweep_hitl_timeouts()
+                return
+            payload = {"chosen_options": [self.chosen], "params_input": self.params_input}
+            r = api.patch(url, json=payload)
+            assert r.status_code == 200, r.text
+            self.response = r.json()
+        except BaseException as e:  # re-raised in the test's thread
+            self.error = e
+            _fail_waiting(self.dag_id, self.task_id)  # so dag.test() ends instead of waiting
+
+
+def _fail_waiting(dag_id: str, task_id: str) -> None:
+    from airflow.models.taskinstance import TaskInstance as TI
+    from airflow.utils.session import create_session
+    from airflow.utils.state import TaskInstanceState
+    from sqlalchemy import update
+
+    with create_session() as session:
+        session.execute(
+            update(TI)
+            .where(TI.dag_id == dag_id, TI.task_id == task_id)
+            .where(TI.state == TaskInstanceState.AWAITING_INPUT)
+            .values(state=TaskInstanceState.FAILED)
         )

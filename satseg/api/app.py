@@ -18,18 +18,31 @@ from satseg import __version__
 from satseg.api import catalog
 from satseg.api.deps import (
     AUTHENTICATED,
+    MAY_READ_PREDICT,
     MAY_READ_RETRAIN,
     MAY_RUN_INGEST,
+    MAY_RUN_PREDICT,
     MAY_RUN_RETRAIN,
     current_user,
 )
-from satseg.api.routes import datasets, docs, health, models, pages, training, uploads
+from satseg.api.routes import (
+    datasets,
+    docs,
+    health,
+    models,
+    pages,
+    predictions,
+    training,
+    uploads,
+)
 from satseg.config import get_settings
 
 __all__ = [
     "AUTHENTICATED",
+    "MAY_READ_PREDICT",
     "MAY_READ_RETRAIN",
     "MAY_RUN_INGEST",
+    "MAY_RUN_PREDICT",
     "MAY_RUN_RETRAIN",
     "create_app",
     "current_user",
@@ -41,6 +54,7 @@ ROUTERS = (
     uploads.router,
     models.router,
     training.router,
+    predictions.router,
     docs.router,
     pages.router,
 )

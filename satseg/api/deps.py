@@ -23,10 +23,13 @@ from satseg.api.training import RETRAIN_DAG
 from satseg.config import Settings, get_settings
 
 INGEST_DAG = "satseg_ingest"
+PREDICT_DAG = "satseg_predict"
 AUTHENTICATED = requires_authenticated()
 MAY_RUN_INGEST = requires_access_dag("POST", DagAccessEntity.RUN, param_dag_id=INGEST_DAG)
 MAY_RUN_RETRAIN = requires_access_dag("POST", DagAccessEntity.RUN, param_dag_id=RETRAIN_DAG)
 MAY_READ_RETRAIN = requires_access_dag("GET", DagAccessEntity.RUN, param_dag_id=RETRAIN_DAG)
+MAY_RUN_PREDICT = requires_access_dag("POST", DagAccessEntity.RUN, param_dag_id=PREDICT_DAG)
+MAY_READ_PREDICT = requires_access_dag("GET", DagAccessEntity.RUN, param_dag_id=PREDICT_DAG)
 
 
 def current_user(user: GetUserDep) -> str:

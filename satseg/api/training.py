@@ -35,21 +35,27 @@ def start(
     conf: dict[str, Any], user: str | None = None, dag_id: str = RETRAIN_DAG
 ) -> dict[str, Any]:
     """Queue a run of ``dag_id`` with ``conf``; the scheduler picks it up like any other."""
-    from airflow.api.common.trigger_dag import trigger_dag
-    from airflow.exceptions import DagNotFound, DagRunAlreadyExists, ParamValidationError
-    from airflow.utils.types import DagRunTriggeredByType
-
     try:
         conf = build(TrainingRequest, conf, "conf").model_dump(exclude_unset=True)
     except ParamsError as e:
         raise TrainingError(400, f"invalid conf for {dag_id}: {e}") from e
+    return trigger(dag_id, conf, user, "started through /satseg/training/start")
+
+
+def trigger(dag_id: str, conf: dict[str, Any], user: str | None, note: str) -> dict[str, Any]:
+    """Queue a run of ``dag_id`` through Airflow's own trigger path (the DAG's ``Param``s
+    validate ``conf`` again); Airflow's refusals as :class:`TrainingError` with a status."""
+    from airflow.api.common.trigger_dag import trigger_dag
+    from airflow.exceptions import DagNotFound, DagRunAlreadyExists, ParamValidationError
+    from airflow.utils.types import DagRunTriggeredByType
+
     try:
         run = trigger_dag(
             dag_id,
             triggered_by=DagRunTriggeredByType.REST_API,
             triggering_user_name=user,
             conf=conf,
-            note="started through /satseg/training/start",
+            note=note,
         )
     except DagNotFound as e:
         raise TrainingError(404, f"DAG {dag_id} is not known to Airflow yet ({e})") from e

@@ -102,22 +102,27 @@ def check_content(path: Path, ext: str, name: str, limits: JsonLimits | None = N
         raise UploadError(415, "file_type", str(e)) from e
 
 
-def destination(settings: Settings, name: str, dataset: str | None) -> Path:
-    folder = settings.inbox / dataset if dataset else settings.inbox
+def destination(settings: Settings, name: str, dataset: str | None, root: Path) -> Path:
+    folder = root / dataset if dataset else root
     dest = (folder / name).resolve()
-    if not dest.is_relative_to(settings.inbox.resolve()):  # belt and braces after the regexes
+    if not dest.is_relative_to(root.resolve()):  # belt and braces after the regexes
         raise UploadError(400, "path_traversal", f"{name!r} resolves outside the inbox")
     return dest
 
 
 def save_upload(
-    stream: BinaryIO, filename: str | None, dataset: str | None, settings: Settings
+    stream: BinaryIO,
+    filename: str | None,
+    dataset: str | None,
+    settings: Settings,
+    root: Path | None = None,
 ) -> SavedUpload:
-    """Validate and store one upload in the inbox; on any error nothing is left behind."""
+    """Validate and store one upload in the inbox (or ``root`` under SATSEG_HOME); on any
+    error nothing is left behind."""
     name = safe_filename(filename)
     ext = check_extension(name)
     ds = safe_dataset(dataset)
-    dest = destination(settings, name, ds)
+    dest = destination(settings, name, ds, settings.inbox if root is None else root)
     if dest.exists():
         raise UploadError(409, "exists", f"{dest.relative_to(settings.home)} already exists")
     limit = settings.max_upload_mb * 1024 * 1024

@@ -21,6 +21,7 @@ import numpy as np
 from satseg.classes import BINARY_BG, BINARY_FG, ClassTable, UnknownLabel
 from satseg.ingest.errors import IngestError
 from satseg.io.jsonload import JsonError, JsonLimits, load_json
+from satseg.vocab import ANNOTATION_TASK_KEY, is_safe_name
 
 AREA_SHAPES = {"polygon", "rectangle", "circle"}
 
@@ -35,13 +36,14 @@ class Labels:
     repaired: int = 0
     ignored: int = 0  # non-area shapes (lines, points) and labels outside the class filter
     holes: int = 0
+    task: dict[str, Any] | None = None  # an exported annotation task's origin (satseg.annotate)
 
     def add(self, parts: list[Any], value: int) -> None:
         self.geometries.extend(parts)
         self.values.extend([value] * len(parts))
 
     def summary(self) -> dict[str, Any]:
-        out = {
+        out: dict[str, Any] = {
             "kind": self.kind,
             "polygons": len(self.geometries),
             "repaired": self.repaired,
@@ -49,6 +51,8 @@ class Labels:
         }
         if self.holes:
             out["holes"] = self.holes
+        if self.task:
+            out["task"] = self.task
         return out
 
 
@@ -92,6 +96,31 @@ class _Rule:
                 "annotation",
             )
         return self.table.unlabeled if self.table is not None else BINARY_BG
+
+
+def annotation_task(doc: dict[str, Any]) -> dict[str, Any] | None:
+    """The ``satseg_task`` key of a LabelMe file exported by ``satseg.annotate``: which task
+    and which source scene it came from. Only plain names and numbers are kept (the file is
+    user input); anything else is ignored, never an error: the labels themselves count."""
+    raw = doc.get(ANNOTATION_TASK_KEY)
+    if not isinstance(raw, dict):
+        return None
+    task, scene = raw.get("task"), raw.get("source_scene")
+    if not (isinstance(task, str) and isinstance(scene, str)):
+        return None
+    if not (is_safe_name(task) and is_safe_name(scene)):
+        return None
+    out: dict[str, Any] = {"task": task, "source_scene": scene}
+    version = raw.get("model_version")
+    if isinstance(version, str) and is_safe_name(version):
+        out["model_version"] = version
+    window = raw.get("window")
+    if isinstance(window, dict) and all(
+        isinstance(window.get(k), int) and not isinstance(window.get(k), bool)
+        for k in ("row", "col", "height", "width")
+    ):
+        out["window"] = {k: window[k] for k in ("row", "col", "height", "width")}
+    return out
 
 
 def read_json(path: Path, limits: JsonLimits | None = None) -> dict[str, Any]:
@@ -627,7 +656,7 @@ def load_labels(
             label_property=label_property,
             name=path.name,
         )
-    return labelme_labels(
+    labels = labelme_labels(
         doc,
         source.width,
         source.height,
@@ -636,3 +665,5 @@ def load_labels(
         tolerance_px=tolerance_px,
         name=path.name,
     )
+    labels.task = annotation_task(doc)
+    return labels

@@ -237,6 +237,7 @@ def _accept(
         "source": index["source"],
         "labels": index["labels"],
         "patches": index["summary"],
+        **_credit(index["labels"]),
     }
     write_json(provenance_path(settings, ds, claim.scene), sidecar)
     entry = {
@@ -254,6 +255,14 @@ def _accept(
     log.info("accepted %s as %s/%s: %s", spec["image"], ds, claim.scene, index["summary"])
     result = {**pair.base, "scene": claim.scene, "status": "accepted", "patches": index["summary"]}
     return _finish(settings, {**result, "raw": [str(p) for p in claim.raw.values()]})
+
+
+def _credit(labels: dict[str, Any] | None) -> dict[str, Any]:
+    """A corrected annotation task is credited to the scene its crop came from (lineage)."""
+    task = (labels or {}).get("task")
+    if not task:
+        return {}
+    return {"annotation_task": task["task"], "source_scene": task["source_scene"]}
 
 
 def _move_all(pair: _Pair, targets: dict[str, Path]) -> None:

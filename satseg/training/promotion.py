@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import TypedDict
+from typing import NotRequired, TypedDict
 
 from satseg.config import Settings
 from satseg.metrics import METRIC_NAMES
@@ -41,6 +41,13 @@ class Decision(TypedDict):
     margin: float
     dataset_tag: str | None
     run_id: str | None
+    challenger_metrics: NotRequired[dict[str, float]]
+    champion_metrics: NotRequired[dict[str, float] | None]
+    approval: NotRequired[str]  # with promotion=approve: who answered what (or the timeout)
+
+
+ALREADY_CHAMPION = "already champion"
+METRICS = ("iou", "dice", "precision", "recall", "object_f1", "boundary_iou")  # side by side
 
 
 class Rule(TypedDict):
@@ -110,8 +117,9 @@ def _champion_scores(settings: Settings, version: str, dataset_dir: Path | str) 
     return evaluate(model, dataset_dir, "val", **as_deployed(settings, ref.postprocess))
 
 
-def compare_and_promote(settings: Settings, version: str, dataset_dir: Path | str) -> Decision:
-    """Promote ``version`` if it beats the champion re-evaluated on ``dataset_dir``'s val split."""
+def challenge(settings: Settings, version: str, dataset_dir: Path | str) -> Decision:
+    """What the rule says about ``version``, nothing changed yet: the champion re-evaluated on
+    ``dataset_dir``'s val split, both models' val metrics, ``promoted`` = the rule's verdict."""
     chall = get_ref(settings, str(version))
     client = setup(settings)
     rule = rule_of(settings, dict(client.get_run(chall.run_id).data.params))
@@ -121,7 +129,7 @@ def compare_and_promote(settings: Settings, version: str, dataset_dir: Path | st
     champ = champion(settings)
     champ_scores: dict[str, float] | None = None
     if champ is not None and champ.version == chall.version:
-        promoted, reason = True, "already champion"
+        promoted, reason = True, ALREADY_CHAMPION
         champ_scores = {k.removeprefix("val_"): v for k, v in chall.metrics.items()}
     else:
         if champ is not None:
@@ -135,13 +143,28 @@ def compare_and_promote(settings: Settings, version: str, dataset_dir: Path | st
             champion_f1=None if champ_scores is None else champ_scores.get("object_f1"),
             f1_tolerance=rule["object_f1_tolerance"],
         )
-        if promoted:
-            promote(settings, chall.version)
-    client.set_model_version_tag(settings.registered_model, chall.version, "promotion", reason)
-    client.set_tag(chall.run_id, "promotion", reason)  # the run says why, too
-    decision = _decision(chall, champ, champ_scores, rule, promoted, reason)
-    log.info("promotion decision for version %s: %s", chall.version, reason)
+    return _decision(chall, champ, champ_scores, rule, promoted, reason)
+
+
+def apply_decision(settings: Settings, decision: Decision) -> Decision:
+    """Carry ``decision`` out: promote when it says so, record its reason on the model version
+    and on its run (the registry and the run both say why). Idempotent."""
+    if decision["promoted"] and decision["reason"] != ALREADY_CHAMPION:
+        promote(settings, decision["version"])
+    client = setup(settings)
+    reason = decision["reason"]
+    client.set_model_version_tag(
+        settings.registered_model, decision["version"], "promotion", reason
+    )
+    if decision["run_id"]:
+        client.set_tag(decision["run_id"], "promotion", reason)
+    log.info("promotion decision for version %s: %s", decision["version"], reason)
     return decision
+
+
+def compare_and_promote(settings: Settings, version: str, dataset_dir: Path | str) -> Decision:
+    """Promote ``version`` if it beats the champion re-evaluated on ``dataset_dir``'s val split."""
+    return apply_decision(settings, challenge(settings, version, dataset_dir))
 
 
 def _decision(
@@ -169,4 +192,30 @@ def _decision(
         margin=rule["margin"],
         dataset_tag=chall.dataset_tag,
         run_id=chall.run_id,
+        challenger_metrics={
+            m: chall.metrics[f"val_{m}"] for m in METRICS if f"val_{m}" in chall.metrics
+        },
+        champion_metrics=None
+        if champ_scores is None
+        else {m: float(cs[m]) for m in METRICS if m in cs},
     )
+
+
+def metrics_table(decision: Decision) -> str:
+    """Markdown table: the challenger's and the champion's val metrics side by side (the
+    champion re-evaluated on the challenger's val split), and their difference."""
+    chall = decision.get("challenger_metrics") or {"iou": decision["challenger_iou"]}
+    champ = decision.get("champion_metrics") or {}
+    champ_head = f"champion v{decision['champion_version']}" if champ else "champion (none yet)"
+    rows = [
+        f"| val metric | challenger v{decision['version']} | {champ_head} | difference |",
+        "|---|---|---|---|",
+    ]
+    for m in METRICS:
+        if m not in chall:
+            continue
+        other = champ.get(m)
+        diff = f"{chall[m] - other:+.4f}" if other is not None else "-"
+        shown = f"{other:.4f}" if other is not None else "-"
+        rows.append(f"| {m} | {chall[m]:.4f} | {shown} | {diff} |")
+    return "\n".join(rows)

@@ -234,6 +234,9 @@ def test_openapi_lists_every_route(client) -> None:
         "/models/{version}/promote",
         "/training/start",
         "/training/status/{run_id}",
+        "/predictions",
+        "/predictions/{run_id}",
+        "/predictions/{run_id}/outputs/{name}",
     }
     assert client.get("/docs").status_code == 200
 

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from tests.airflow_helpers import events_of, load_dag, load_module, run_dag, task_states
+from tests.airflow_helpers import events_of, load_dag, load_module, run_dag, task_states, xcom
 
 TESTS = Path(__file__).resolve().parents[1]
 
@@ -48,7 +48,7 @@ def _events(run_id: str) -> list[dict[str, Any]]:
 
 
 def test_dag_shape(predict_dag: Any) -> None:
-    assert set(predict_dag.task_ids) == {"find_scenes", "resolve_model", "predict"}
+    assert set(predict_dag.task_ids) == {"find_scenes", "resolve_model", "predict", "annotate"}
     assert predict_dag.max_active_runs == 1
     assert set(predict_dag.params) == {
         "paths",
@@ -93,6 +93,10 @@ def test_inbox_scenes_end_to_end(
     # the corrupt scene fails its own task (at once, no retries); the others complete
     assert states["predict[0]"] == "success" and states["predict[1]"] == "success", states
     assert states["predict[2]"] == "failed" and str(dr.state) == "failed"
+    # the annotation export still runs, over the scenes that were predicted
+    assert states["annotate"] == "success", states
+    exported = xcom(dr, "annotate")
+    assert exported["scenes"] == ["a_city", "b_town"] and exported["budget"] == 20
 
     for name in ("a_city", "b_town"):
         out = s.predictions / name

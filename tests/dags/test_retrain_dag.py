@@ -68,6 +68,8 @@ def test_dag_shape_schedule_and_params(retrain_dag: Any) -> None:
         "train",
         "evaluate",
         "register",
+        "compare",
+        "approve",
         "promote",
         "notify",
     }
@@ -90,6 +92,7 @@ def test_first_run_trains_each_arch_and_promotes_the_best(story: Any) -> None:
 
     dr = story.first
     states = task_states(dr)
+    assert states.pop("approve") == "skipped"  # promotion: auto asks nobody
     assert all(v == "success" for v in states.values()), states
     assert {"train[0]", "train[1]", "train[2]"} <= set(states)
     setup(story.settings)
@@ -139,6 +142,7 @@ def test_forced_run_not_better_by_margin_stays_challenger(story: Any) -> None:
 
     dr = story.forced
     states = task_states(dr)
+    assert states.pop("approve") == "skipped"  # not better: nothing to approve
     assert all(v == "success" for v in states.values()), states
     decision = xcom(dr, "promote")
     assert decision["promoted"] is False

@@ -24,7 +24,9 @@ ASGIApp = Callable[
 ]
 
 router = APIRouter()
-SINGLE_PARTS = ("file", "dataset")  # a second one was silently dropped (the last one won)
+# a second one was silently dropped (the last one won)
+SINGLE_PARTS = ("file", "dataset", "scene", "model_version", "threshold", "tile", "overlap")
+UPLOAD_PATHS = ("/data/upload", "/predictions")  # POST routes taking a file: size-capped
 
 
 async def one_of_each_part(request: Request) -> None:
@@ -76,7 +78,7 @@ class UploadSizeLimit:
         receive: Callable[[], Awaitable[Message]],
         send: Callable[[Message], Awaitable[None]],
     ) -> None:
-        if scope["type"] != "http" or not scope["path"].endswith("/data/upload"):
+        if scope["type"] != "http" or not scope["path"].endswith(UPLOAD_PATHS):
             await self.app(scope, receive, send)
             return
         limit = self.limit() + MULTIPART_SLACK
