@@ -1,10 +1,11 @@
 """How unsure the model is about each window of a predicted scene, read one window at a time.
 
-``prob.tif`` holds the foreground probability as uint8 (0-255). The score of a window is the
-mean binary entropy ``H(p) = -p log2 p - (1-p) log2 (1-p)`` over its valid pixels (1 at
-p = 0.5, 0 at p = 0 or 1), looked up from a 256-entry table. Where a prediction also wrote a
-TTA variance COG (``uncertainty.tif``, uint8 = variance scaled to 0-255 by 4 * 255, so 1 is the
-largest possible variance of a [0, 1] value), its mean is the score instead.
+Inference writes an uncertainty COG beside the probability (``uncertainty.tif``, uint8,
+0-255 = 0-1): the binary entropy of the blended probability, or with TTA 4 x the variance of
+the views. The score of a window is its mean over the valid pixels. A prediction made before
+that COG existed has only ``prob.tif`` (the foreground probability as uint8): its windows are
+scored by the binary entropy ``H(p) = -p log2 p - (1-p) log2 (1-p)`` of that, looked up from a
+256-entry table (1 at p = 0.5, 0 at p = 0 or 1).
 """
 
 from __future__ import annotations
@@ -61,7 +62,7 @@ def _starts(extent: int, size: int) -> list[int]:
 
 
 def score_windows(out_dir: Path, size: int) -> Iterator[WindowScore]:
-    """Every window of the prediction in ``out_dir`` with its score (TTA variance COG when
+    """Every window of the prediction in ``out_dir`` with its score (the uncertainty COG when
     present, else the probability's entropy), reading one strip of ``size`` rows at a time
     (each block decoded once; memory bounded by the scene's width, not its area)."""
     import rasterio

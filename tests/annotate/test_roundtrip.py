@@ -64,13 +64,24 @@ def test_export_ranks_the_least_certain_windows(home: Any, predicted: Any) -> No
 
     out = export_tasks(home, ["city7"], dataset="city")
     assert out["windows"] == 6 and len(out["exported"]) == 3  # 3x2 windows, budget 3
-    with rasterio.open(predicted.out / "prob.tif") as src:
-        prob = src.read(1)
+    with rasterio.open(predicted.out / "uncertainty.tif") as src:  # entropy, 0-255 = 0-1 bit
+        unc = src.read(1).astype(np.float64) / 255.0
     every = sorted(
-        (_window_entropy(prob, r, c, 128), r, c) for r in (0, 128) for c in (0, 128, 256)
+        (float(unc[r : r + 128, c : c + 128].mean()), r, c) for r in (0, 128) for c in (0, 128, 256)
     )
     expected = [round(s, 4) for s, _, _ in every[::-1][:3]]
     assert [round(t["score"], 4) for t in out["exported"]] == expected  # the top 3, in order
+    # a prediction made before the uncertainty COG existed: the probability's entropy
+    from satseg.annotate.uncertainty import score_windows
+
+    with rasterio.open(predicted.out / "prob.tif") as src:
+        prob = src.read(1)
+    (predicted.out / "uncertainty.tif").unlink()
+    old = {(w.row, w.col): w.score for w in score_windows(predicted.out, 128)}
+    assert old == pytest.approx(
+        {(r, c): _window_entropy(prob, r, c, 128) for r in (0, 128) for c in (0, 128, 256)},
+        abs=1e-5,
+    )
     index = read_index(home, "city")["tasks"]
     assert sorted(t["rank"] for t in index.values()) == [1, 2, 3]
     root = home.home / "annotate" / "city"
