@@ -200,11 +200,17 @@ def report_file(settings: Settings, day: str, name: str) -> Path:
 
 # --- annotation tasks ----------------------------------------------------------------------
 def annotation_tasks(settings: Settings) -> dict[str, Any]:
-    """What ``SATSEG_HOME/annotate/<dataset>/`` holds, per dataset (no task format assumed)."""
+    """The labelling tasks ``satseg.annotate`` exported, per dataset, best rank first."""
+    from satseg.annotate.tasks import list_tasks
+
     root = settings.home / ANNOTATE
-    out: dict[str, Any] = {"root": str(root), "datasets": []}
-    if not root.is_dir():
-        return out
+    by_ds: dict[str, list[dict[str, Any]]] = {}
+    for t in list_tasks(settings):
+        by_ds.setdefault(t["dataset"], []).append(t)
+    return {
+        "root": str(root),
+        "datasets": [{"name": ds, "tasks": tasks} for ds, tasks in sorted(by_ds.items())],
+    }
     for d in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
         files = sorted(
             str(f.relative_to(d))

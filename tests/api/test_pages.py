@@ -249,13 +249,24 @@ def test_monitoring_page_serves_reports_sandboxed(client, settings) -> None:
         assert client.get(f"/pages/monitoring/files/{bad}").status_code == 404, bad
 
 
-def test_annotate_page_lists_the_task_folder(client, settings) -> None:
+def test_annotate_page_lists_the_exported_tasks(
+    client, settings, with_predictions, tmp_path, monkeypatch
+) -> None:
+    from satseg.annotate.export import export_tasks
+    from satseg.config import get_settings, reset_settings_cache
+
     assert "No open labelling tasks" in client.get("/pages/annotate").text
-    task = settings.home / "annotate" / "city" / "task-001"
-    task.mkdir(parents=True)
-    (task / "crop.png").write_bytes(b"x")
+    with_predictions()
+    params = tmp_path / "annotate.yaml"  # the roof model is sure of itself: take any window
+    params.write_text("annotate: {min_uncertainty: 0.0, window_px: 128}\n")
+    monkeypatch.setenv("SATSEG_PARAMS_FILE", str(params))
+    reset_settings_cache()
+    out = export_tasks(get_settings(), ["city"], dataset="city", budget=2)
+    assert len(out["exported"]) == 2
     page = client.get("/pages/annotate").text
-    assert "city" in page and "task-001/crop.png" in page
+    for t in out["exported"]:
+        assert t["task"] in page and f"{t['score']:.3f}" in page
+    assert page.count("<td>open</td>") == 2 and "city" in page
 
 
 def test_static_files_come_from_the_package_only(client) -> None:
