@@ -211,11 +211,3 @@ def annotation_tasks(settings: Settings) -> dict[str, Any]:
         "root": str(root),
         "datasets": [{"name": ds, "tasks": tasks} for ds, tasks in sorted(by_ds.items())],
     }
-    for d in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
-        files = sorted(
-            str(f.relative_to(d))
-            for f in d.rglob("*")
-            if f.is_file() and not f.name.startswith(".")
-        )
-        out["datasets"].append({"name": d.name, "files": files})
-    return out
