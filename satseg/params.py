@@ -38,11 +38,13 @@ Arch = Literal["linknet", "unet", "manet"]
 Loss = Literal["bce_dice", "bce_jaccard", "focal", "bce"]
 Scale = Literal["percentile", "max", "none"]
 Precision = Literal["auto", "fp32", "bf16", "int8"]
+Runtime = Literal["auto", "tensorflow", "onnxruntime"]
 Correction = Literal["bonferroni", "bh"]
 PngCompression = Literal["deflate", "none", "huffman"]
 ARCHS: tuple[str, ...] = get_args(Arch)  # satseg.models.ARCHS
 LOSSES: tuple[str, ...] = get_args(Loss)
 PRECISIONS: tuple[str, ...] = get_args(Precision)  # satseg.inference.engine.PRECISIONS
+RUNTIMES: tuple[str, ...] = get_args(Runtime)  # satseg.inference.runtime
 CORRECTIONS: tuple[str, ...] = get_args(Correction)  # satseg.monitoring.drift.CORRECTIONS
 MAX_SWEEP = 8  # mapped training tasks of one retraining run; each is a full training run
 BACKBONE_NAME = r"^[a-z][a-z0-9_]{0,63}$"  # encoder names (satseg.models.factory.backbones())
@@ -231,8 +233,13 @@ class PredictParams(Section):
     )
     precision: Precision = Field(
         default="auto",
-        description="auto (bf16 on CPUs with AVX512_BF16/AMX, else fp32) | fp32 | bf16 | "
-        "int8 (TFLite)",
+        description="auto (the fastest this CPU and the model's verified artifacts allow) | "
+        "fp32 | bf16 (TensorFlow) | int8 (ONNX Runtime if verified, else TFLite)",
+    )
+    runtime: Runtime = Field(
+        default="auto",
+        description="auto | tensorflow | onnxruntime (the ONNX made and verified at "
+        "registration; TensorFlow when missing)",
     )
     scale: Scale | None = Field(
         default=None, description="uint16 -> uint8 stretch; null = ingest.scale (what training saw)"
@@ -245,6 +252,8 @@ class PredictParams(Section):
     def _overlap(self) -> PredictParams:
         if self.overlap > self.tile // 2:
             raise ValueError(f"overlap={self.overlap} must be <= tile/2 = {self.tile // 2}")
+        if self.runtime == "onnxruntime" and self.precision == "bf16":
+            raise ValueError("precision=bf16 runs on TensorFlow only (runtime: tensorflow or auto)")
         return self
 
 

@@ -74,6 +74,9 @@ def to_mixed_bfloat16(model: Any) -> Any:
 class Predictor:
     """Callable: float32 batch (n, t, t, 3) -> float32 foreground probability (n, t, t)."""
 
+    runtime = "tensorflow"
+    choice: Any = None  # satseg.inference.runtime.Choice, set by runtime.select
+
     def __new__(cls, model: Any, tile: int, precision: str = "auto") -> Predictor:
         if cls is Predictor and resolve_precision(precision) == "int8":
             return super().__new__(Int8Predictor)
