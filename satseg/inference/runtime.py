@@ -208,5 +208,5 @@ def predictor_for(model: Any, tile: int, runtime: str, precision: str, info: dic
             pred.choice = Choice(rt, pred.precision, "predictor given by the caller")
         return pred
     return select(
-        model, tile, runtime, precision, info.get("artifacts", info.get("artifacts_reason"))
+        model, tile, runtime, precision, info.get("artifacts") or info.get("artifacts_reason")
     )

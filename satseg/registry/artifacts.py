@@ -113,7 +113,8 @@ def ort_session(path: Path | str, threads: int | None = None) -> Any:
 def run_session(session: Any, x: np.ndarray) -> np.ndarray:
     """float32 (n, t, t, 3) in [0, 1] -> float32 foreground probability (n, t, t)."""
     y = session.run(None, {INPUT: np.ascontiguousarray(x, np.float32)})[0]
-    return np.asarray(y[..., -1], np.float32)
+    n, h, w = x.shape[:3]  # channels last; any leading unit axes of the graph dropped
+    return np.asarray(y.reshape(n, h, w, -1)[..., -1], np.float32)
 
 
 def mask_iou(a: np.ndarray, b: np.ndarray, threshold: float = THRESHOLD) -> float:
