@@ -87,7 +87,8 @@ def load_model_file(path: Path | str) -> tuple[Any, dict[str, Any]]:
 
     p = Path(path)
     model = tf.keras.models.load_model(p, compile=False)
-    return model, {"name": p.stem, "version": f"file:{p.name}", "run_id": None, "dataset_tag": None}
+    info = {"name": p.stem, "version": f"file:{p.name}", "run_id": None, "dataset_tag": None}
+    return model, {**info, "artifacts_reason": "a local model file has no ONNX artifacts"}
 
 
 def predict_many(
