@@ -7,9 +7,11 @@ what was verified for this model version at registration (``satseg.registry.arti
 before the first scene; anything missing, tampered or off falls back to TensorFlow, and the
 reason goes into the prediction's tags, STAC item and summary.
 
-``auto`` is what ``bench/predict.py`` measured (docs/benchmarks.md, "ONNX Runtime"): on CPUs
-with native bf16 (AVX512_BF16 / AMX) TensorFlow's bf16 beat ONNX Runtime's fp32 and int8 per
-tile; elsewhere ONNX Runtime's verified int8, else its fp32, else TensorFlow fp32.
+``auto`` follows what ``bench/predict.py`` measured (docs/benchmarks.md, "ONNX Runtime"): ONNX
+Runtime's int8 graph where it was verified for this version (the fastest per tile); else, on
+CPUs with native bf16 (AVX512_BF16 / AMX), TensorFlow bf16 (faster there than ONNX Runtime
+fp32); else ONNX Runtime fp32 where verified (1.38x TensorFlow on AVX2, issue 18); else
+TensorFlow fp32. A visible GPU always means TensorFlow.
 """
 
 from __future__ import annotations
@@ -85,18 +87,19 @@ def resolve(runtime: str, precision: str, artifacts: Any, facts: Host) -> Choice
                 return Choice("onnxruntime", p, f"{_asked(runtime, precision)}: {usable[p][1]}")
         why = usable.get(wanted[-1], (False, "bf16 runs on TensorFlow only"))[1]
         return _tf(precision, facts, f"{_asked(runtime, precision)}, TensorFlow: {why}")
-    if precision == "bf16" or facts.bf16:
+    if precision == "bf16":
+        return _tf(precision, facts, "bf16 runs on TensorFlow")
+    if usable["int8"][0]:
+        return Choice("onnxruntime", "int8", f"auto: {usable['int8'][1]}")
+    if facts.bf16:
         return _tf(
             precision,
             facts,
             "auto: bf16 CPU (AVX512_BF16/AMX), where TensorFlow bf16 measured faster than "
-            "ONNX Runtime fp32 and int8"
-            if precision == "auto"
-            else "bf16 runs on TensorFlow",
+            f"ONNX Runtime fp32; int8 not usable: {usable['int8'][1]}",
         )
-    for p in ORT_ORDER:
-        if usable[p][0]:
-            return Choice("onnxruntime", p, f"auto: {usable[p][1]}")
+    if usable["fp32"][0]:
+        return Choice("onnxruntime", "fp32", f"auto: {usable['fp32'][1]}")
     return _tf("fp32", facts, f"auto, TensorFlow: {usable['fp32'][1]}")
 
 

@@ -107,6 +107,10 @@ def ort_session(path: Path | str, threads: int | None = None) -> Any:
     opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     opts.log_severity_level = 3  # tf2onnx's Resize attribute warns once per node
+    # Idle workers sleep instead of spinning: on a CPU shared with the reader/writer threads
+    # and other tasks, spinning cost 1.6x the CPU per tile and halved the throughput
+    # (measured, docs/benchmarks.md); on an idle CPU it gained 10 %.
+    opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
     return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
 
 

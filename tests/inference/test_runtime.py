@@ -140,9 +140,16 @@ def test_runtime_rules(exported: tuple[Any, Path], tmp_path: Path) -> None:
     # auto on a CPU without native bf16: the fastest verified ONNX graph
     c = resolve("auto", "auto", art, CPU)
     assert (c.runtime, c.precision) == ("onnxruntime", best) and "verified" in c.reason
-    # bf16 CPU: TensorFlow bf16 (measured faster there); GPU: TensorFlow
+    # bf16 CPU: verified int8 first, else TensorFlow bf16 (faster there than ORT fp32)
     c = resolve("auto", "auto", art, BF16_CPU)
-    assert (c.runtime, c.precision) == ("tensorflow", "bf16") and "bf16 CPU" in c.reason
+    assert (c.runtime, c.precision) == (
+        ("onnxruntime", "int8") if int8_ok else ("tensorflow", "bf16")
+    )
+    no_int8 = A.InferenceArtifacts(art.dir, {**art.meta, "variants": {"fp32": art.variant("fp32")}})  # type: ignore[union-attr]
+    c = resolve("auto", "auto", no_int8, BF16_CPU)
+    assert (c.runtime, c.precision) == ("tensorflow", "bf16") and "no ONNX int8" in c.reason
+    c = resolve("auto", "auto", no_int8, CPU)
+    assert (c.runtime, c.precision) == ("onnxruntime", "fp32")
     assert resolve("auto", "auto", art, GPU).runtime == "tensorflow"
     assert resolve("auto", "auto", art, GPU).precision == "fp32"
     # explicit choices are honoured where possible
