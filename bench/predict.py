@@ -64,9 +64,14 @@ def build(weights: str | None) -> Any:
 
 
 def tile_of(option: str) -> tuple[str, int, int]:
-    """``name@tile`` -> (name, tile, batch): the batch keeps the pixels per call of 256/8."""
+    """``name@tile`` -> (name, tile, batch): the batch keeps the pixels per call of 256/8;
+    without ``@tile``, the ``predict:`` defaults (tile, batch_size) of params.yaml."""
     name, _, t = option.partition("@")
-    tile = int(t) if t else TILE
+    if not t:
+        from satseg.params import PredictParams
+
+        return name, PredictParams().tile, PredictParams().batch_size
+    tile = int(t)
     return name, tile, max(1, BATCH * TILE * TILE // (tile * tile))
 
 
@@ -453,11 +458,10 @@ def main() -> None:
             "bf16@256",
             "ort-fp32@256",
             "ort-int8@256",
-            "fp32@512",
-            "bf16@512",
             "ort-int8@512",
-            "bf16@1024",
-            "auto@512",
+            "bf16@512",
+            "ort-int8@1024",
+            "auto",  # the product's defaults (tile, runtime, precision)
         ],
     )
     ap.add_argument(
@@ -494,6 +498,8 @@ def main() -> None:
             )
     out = work / "results.json"  # parts run separately (--only) accumulate in one file
     previous = json.loads(out.read_text()) if out.exists() else {}
+    if "runtime" in previous and "runtime" in results:
+        results["runtime"] = {**previous["runtime"], **results["runtime"]}
     if "e2e" in previous and "e2e" in results:
         results["e2e"] = {**previous["e2e"], **{str(k): v for k, v in results["e2e"].items()}}
     out.write_text(json.dumps({**previous, **results}, indent=2, default=str))
@@ -624,7 +630,7 @@ def runtime_study(work: Path, weights: str, size: int, options: list[str]) -> di
         _print_e2e(size, opt, r)
     ok = {k: v["outputs"] for k, v in res.items() if "error" not in v}
     base = options[0]
-    if base in ok:
+    if base in ok and len(ok) > 1:
         acc = run_worker("accuracy", {"size": size, "seed": 11, "ref": ok[base], "runs": ok})
         for k, v in acc.items():
             if isinstance(v, dict):

@@ -216,14 +216,19 @@ class PredictParams(Section):
     """``predict:``: sliding-window inference and post-processing."""
 
     tile: int = Field(
-        default=256, ge=32, description="Sliding-window tile edge (px; multiple of 32)"
+        default=512,
+        ge=32,
+        description="Sliding-window tile edge (px; multiple of 32); 512: 1.36x less model "
+        "work than 256 at 64 px overlap, same IoU (measured)",
     )
     overlap: int = Field(
         default=64,
         ge=0,
         description="Px shared by neighbouring tiles, blended with a sin⁴ window (<= tile/2)",
     )
-    batch_size: int = Field(default=8, ge=1, description="Tiles per model call")
+    batch_size: int = Field(
+        default=2, ge=1, description="Tiles per model call (2 x 512² = 8 x 256² pixels)"
+    )
     threshold: float = Field(default=0.5, gt=0, lt=1, description="Probability -> mask")
     min_area_px: int = Field(
         default=16, ge=0, description="Drop mask components smaller than this (px, 4-connected)"
