@@ -80,6 +80,12 @@ def resolve(runtime: str, precision: str, artifacts: Any, facts: Host) -> Choice
         return _tf(precision, facts, "runtime tensorflow requested")
     if runtime == "auto" and facts.gpu:
         return _tf(precision, facts, "auto: a GPU is visible, TensorFlow")
+    if runtime == "auto" and precision == "fp32" and facts.bf16:
+        return _tf(
+            precision,
+            facts,
+            "auto: TensorFlow fp32 measured faster than ONNX Runtime fp32 on bf16 (AVX-512) CPUs",
+        )
     if runtime == "onnxruntime" or precision in ORT_ORDER:
         wanted = ORT_ORDER if precision == "auto" else (precision,)
         for p in wanted:

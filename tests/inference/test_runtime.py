@@ -161,8 +161,10 @@ def test_runtime_rules(exported: tuple[Any, Path], tmp_path: Path) -> None:
     )
     c = resolve("tensorflow", "int8", art, CPU)  # the TFLite path, on request
     assert (c.runtime, c.precision) == ("tensorflow", "int8")
-    c = resolve("auto", "fp32", art, BF16_CPU)  # asked fp32: the verified ONNX fp32 graph
+    c = resolve("auto", "fp32", art, CPU)  # asked fp32: the verified ONNX fp32 graph ...
     assert (c.runtime, c.precision) == ("onnxruntime", "fp32")
+    c = resolve("auto", "fp32", art, BF16_CPU)  # ... except where TF fp32 measured faster
+    assert (c.runtime, c.precision) == ("tensorflow", "fp32") and "measured faster" in c.reason
     assert resolve("onnxruntime", "fp32", art, BF16_CPU).runtime == "onnxruntime"
     assert resolve("auto", "bf16", art, CPU).runtime == "tensorflow"
     # nothing to run ONNX with: TensorFlow, saying why
