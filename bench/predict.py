@@ -16,6 +16,12 @@ Measured in the same run, on the same CPU:
   patches through ``model.predict``, stitched, thresholded, one GeoTIFF write.
 * **precision / compilation options** on a labelled scene: throughput on identical tiles,
   and the mask IoU against the ground truth and against fp32, probability differences.
+* **runtimes and tile sizes** (``--only runtime``): TensorFlow fp32/bf16 against ONNX
+  Runtime fp32/int8 (the artifacts ``satseg.registry.artifacts`` makes at registration,
+  exported once here from the same weights) and what ``runtime: auto`` picks, each at
+  256/512/1024 px tiles (option ``name@tile``; batch scaled to the same pixels per call),
+  end to end and model only in the same run, with the mask IoU against the generator's
+  truth and against TensorFlow fp32 at 256/64 (today's path, the baseline).
 
 The model is a LinkNet-ResNet18 trained for a few minutes on generated scenes (cached in
 the work folder) so that accuracy differences mean something; ``--weights`` reuses one.
@@ -57,7 +63,19 @@ def build(weights: str | None) -> Any:
     return model
 
 
-def sample_tiles(scene: str, n: int) -> Any:
+def tile_of(option: str) -> tuple[str, int, int]:
+    """``name@tile`` -> (name, tile, batch): the batch keeps the pixels per call of 256/8;
+    without ``@tile``, the ``predict:`` defaults (tile, batch_size) of params.yaml."""
+    name, _, t = option.partition("@")
+    if not t:
+        from satseg.params import PredictParams
+
+        return name, PredictParams().tile, PredictParams().batch_size
+    tile = int(t)
+    return name, tile, max(1, BATCH * TILE * TILE // (tile * tile))
+
+
+def sample_tiles(scene: str, n: int, tile: int = TILE) -> Any:
     """n uint8 tiles of the scene, read and scaled the way predict_scene reads them."""
     import numpy as np
 
@@ -66,17 +84,19 @@ def sample_tiles(scene: str, n: int) -> Any:
 
     tiles = []
     with open_scene(scene) as src:
-        xs = positions(src.width, TILE, TILE - OVERLAP)
-        for y in positions(src.height, TILE, TILE - OVERLAP):
-            rgb, _ = src.rows(y, y + TILE)
+        xs = positions(src.width, tile, tile - OVERLAP)
+        for y in positions(src.height, tile, tile - OVERLAP):
+            rgb, _ = src.rows(y, y + tile)
             for x in xs:
-                tiles.append(rgb[:, x : x + TILE].copy())
+                tiles.append(rgb[:, x : x + tile].copy())
                 if len(tiles) == n:
                     return np.stack(tiles)
     return np.stack(tiles)
 
 
-def model_only(predictor: Any, tiles: Any, rounds: int = 3) -> list[dict[str, float]]:
+def model_only(
+    predictor: Any, tiles: Any, rounds: int = 3, batch: int = BATCH
+) -> list[dict[str, float]]:
     """Per round: wall tiles/s and CPU ms per tile (all threads) on in-memory batches.
 
     CPU time per tile is the robust figure on a shared machine: other processes stretch
@@ -84,7 +104,7 @@ def model_only(predictor: Any, tiles: Any, rounds: int = 3) -> list[dict[str, fl
     """
     from satseg.io.raster import to_model_input
 
-    batches = [to_model_input(tiles[i : i + BATCH]) for i in range(0, len(tiles), BATCH)]
+    batches = [to_model_input(tiles[i : i + batch]) for i in range(0, len(tiles), batch)]
     predictor(batches[0])
     out = []
     for _ in range(rounds):
@@ -102,7 +122,7 @@ def med(rounds: list[dict[str, float]], key: str) -> float:
     return float(statistics.median(r[key] for r in rounds))
 
 
-def make_predictor(model: Any, option: str) -> Any:
+def make_predictor(model: Any, option: str, artifacts: str | None = None, tile: int = TILE) -> Any:
     """Predictor variants compared in the precision study (all share predict_scene)."""
     import numpy as np
     import tensorflow as tf
@@ -110,7 +130,15 @@ def make_predictor(model: Any, option: str) -> Any:
     from satseg.inference.engine import Predictor
 
     if option in ("fp32", "bf16", "int8"):  # int8: satseg's TFLite predictor
-        return Predictor(model, TILE, option)
+        return Predictor(model, tile, option)
+    if option in ("ort-fp32", "ort-int8", "auto"):  # satseg.inference.runtime, as tasks run it
+        from satseg.inference.runtime import select
+        from satseg.registry.artifacts import load_dir
+
+        art = load_dir(artifacts) if artifacts else None
+        if option == "auto":
+            return select(model, tile, "auto", "auto", art)
+        return select(model, tile, "onnxruntime", option.removeprefix("ort-"), art)
     if option == "fp32-predict":  # Keras' own loop, as the seed project called it
 
         class KerasPredict(Predictor):
@@ -237,14 +265,28 @@ def w_train(a: dict[str, Any]) -> dict[str, Any]:
     return {"weights": a["weights"], "seconds": time.perf_counter() - t0, "patches": len(x)}
 
 
+def w_export(a: dict[str, Any]) -> dict[str, Any]:
+    """The registration step's export (satseg.registry.artifacts.export) of the bench model:
+    calibrated on tiles of the training scene, verified on tiles of another scene."""
+    from satseg.registry.artifacts import export
+
+    model = build(a["weights"])
+    t0 = time.perf_counter()
+    calib = sample_tiles(a["calib_scene"], 32)
+    sample = sample_tiles(a["sample_scene"], 16)
+    meta = export(model, Path(a["out"]), calib, sample, {"tile": TILE})
+    return {"seconds": time.perf_counter() - t0, "variants": meta["variants"]}
+
+
 def w_e2e(a: dict[str, Any]) -> dict[str, Any]:
     from satseg.inference.predict import predict_scene
 
     model = build(a["weights"])
     option, pipeline = a["option"].removesuffix("-seq"), not a["option"].endswith("-seq")
-    predictor = make_predictor(model, option)
-    tiles = sample_tiles(a["scene"], SAMPLE_BATCHES * BATCH)
-    before = model_only(predictor, tiles)
+    name, tile, batch = tile_of(option)
+    predictor = make_predictor(model, name, a.get("artifacts"), tile)
+    tiles = sample_tiles(a["scene"], SAMPLE_BATCHES * BATCH * TILE * TILE // (tile * tile), tile)
+    before = model_only(predictor, tiles, batch=batch)
     rss_before = rss_mib()
     t0, c0 = time.perf_counter(), time.process_time()
     s = predict_scene(
@@ -252,16 +294,19 @@ def w_e2e(a: dict[str, Any]) -> dict[str, Any]:
         a["scene"],
         a["out"],
         force=True,
-        tile=TILE,
+        tile=tile,
         overlap=OVERLAP,
-        batch_size=BATCH,
+        batch_size=batch,
         pipeline=pipeline,
     )
     e2e, e2e_cpu = time.perf_counter() - t0, time.process_time() - c0
     rss = rss_mib()
-    after = model_only(predictor, tiles)
+    after = model_only(predictor, tiles, batch=batch)
     return {
         "option": a["option"],
+        "runtime": s.get("runtime"),
+        "runtime_reason": s.get("runtime_reason"),
+        "precision": s["params"]["precision"],
         "e2e_s": e2e,
         "tiles": s["tiles"] - s["tiles_skipped_nodata"],
         "model_s_inside": s["model_seconds"],
@@ -351,6 +396,7 @@ WORKERS = {
     "e2e": w_e2e,
     "seed": w_seed,
     "accuracy": w_accuracy,
+    "export": w_export,
 }
 
 
@@ -403,7 +449,21 @@ def main() -> None:
             "tflite-int8-dynamic",
         ],
     )
-    ap.add_argument("--only", choices=["e2e", "precision"], help="run one part")
+    ap.add_argument("--only", choices=["e2e", "precision", "runtime"], help="run one part")
+    ap.add_argument(
+        "--runtime-options",
+        nargs="+",
+        default=[
+            "fp32@256",  # today's path: the baseline
+            "bf16@256",
+            "ort-fp32@256",
+            "ort-int8@256",
+            "ort-int8@512",
+            "bf16@512",
+            "ort-int8@1024",
+            "auto",  # the product's defaults (tile, runtime, precision)
+        ],
+    )
     ap.add_argument(
         "--seed-max", type=int, default=20000, help="largest size for the seed baseline"
     )
@@ -425,6 +485,11 @@ def main() -> None:
 
     if args.only in (None, "precision"):
         results["precision"] = precision_study(work, weights, args.precision_options)
+    if args.only in (None, "runtime"):
+        results["runtime"] = {
+            str(size): runtime_study(work, weights, size, args.runtime_options)
+            for size in args.sizes
+        }
     if args.only in (None, "e2e"):
         results["e2e"] = {}
         for size in args.sizes:
@@ -433,6 +498,8 @@ def main() -> None:
             )
     out = work / "results.json"  # parts run separately (--only) accumulate in one file
     previous = json.loads(out.read_text()) if out.exists() else {}
+    if "runtime" in previous and "runtime" in results:
+        results["runtime"] = {**previous["runtime"], **results["runtime"]}
     if "e2e" in previous and "e2e" in results:
         results["e2e"] = {**previous["e2e"], **{str(k): v for k, v in results["e2e"].items()}}
     out.write_text(json.dumps({**previous, **results}, indent=2, default=str))
@@ -526,6 +593,72 @@ def _print_e2e(size: int, opt: str, r: dict[str, Any]) -> None:
     if "rss_before_e2e_mib" in r:
         line += f" ({r['rss_before_e2e_mib']:.0f} before the scene)"
     print(line, flush=True)
+
+
+def runtime_study(work: Path, weights: str, size: int, options: list[str]) -> dict[str, Any]:
+    """Runtimes x tile sizes on one generated scene: speed (e2e, model only), IoU, RSS."""
+    art = work / "artifacts"
+    if not (art / "inference.json").exists():
+        print("exporting ONNX fp32 + int8 (the registration step) ...", flush=True)
+        r = run_worker(
+            "export",
+            {
+                "weights": weights,
+                "calib_scene": scene(work, 2048, seed=100),
+                "sample_scene": scene(work, 2048, seed=7),
+                "out": str(art),
+            },
+        )
+        print(json.dumps(r, indent=1, default=str), flush=True)
+    img = scene(work, size, seed=11)
+    res: dict[str, Any] = {}
+    for opt in options:
+        print(f"{size}² {opt} ...", flush=True)
+        out = str(work / "rt" / f"{size}_{opt.replace('@', '_')}")
+        r = run_worker(
+            "e2e",
+            {"weights": weights, "scene": img, "option": opt, "out": out, "artifacts": str(art)},
+        )
+        if "error" not in r:
+            model_s = r["tiles"] / _tps(r)
+            r["model_only_mpx_s"] = r["mpx"] / model_s
+            r["e2e_mpx_s"] = r["mpx"] / r["e2e_s"]
+            r["e2e_vs_model"] = model_s / r["e2e_s"]
+            model_cpu = r["tiles"] * med(r["model_rounds"], "cpu_ms_per_tile") / 1000
+            r["e2e_vs_model_cpu"] = model_cpu / r["e2e_cpu_s"]
+        res[opt] = r
+        _print_e2e(size, opt, r)
+    ok = {k: v["outputs"] for k, v in res.items() if "error" not in v}
+    base = options[0]
+    if base in ok and len(ok) > 1:
+        acc = run_worker("accuracy", {"size": size, "seed": 11, "ref": ok[base], "runs": ok})
+        for k, v in acc.items():
+            if isinstance(v, dict):
+                res[k]["accuracy"] = v
+    _print_runtime_table(size, options, res)
+    return res
+
+
+def _print_runtime_table(size: int, options: list[str], res: dict[str, Any]) -> None:
+    base = res.get(options[0], {})
+    print(
+        f"\n{size}²: | option | runtime, precision | e2e Mpx/s | vs {options[0]} | model only"
+        " Mpx/s | e2e / model | CPU-s | peak RSS MiB | IoU vs truth | IoU vs baseline |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    for k in options:
+        r = res.get(k, {})
+        if "error" in r or not r:
+            print(f"| {k} | failed: {str(r.get('error'))[:80]} |")
+            continue
+        a = r.get("accuracy", {})
+        print(
+            f"| {k} | {r.get('runtime')} {r.get('precision')} | {r['e2e_mpx_s']:.2f} | "
+            f"{r['e2e_mpx_s'] / base.get('e2e_mpx_s', float('nan')):.2f}x | "
+            f"{r['model_only_mpx_s']:.2f} | {100 * r['e2e_vs_model']:.0f} % | "
+            f"{r['e2e_cpu_s']:.0f} | {r['rss_mib']:.0f} | "
+            f"{a.get('iou_truth', float('nan')):.4f} | {a.get('iou_vs_fp32', float('nan')):.4f} |"
+        )
 
 
 def precision_study(

@@ -38,6 +38,7 @@ Arch = Literal["linknet", "unet", "manet"]
 Loss = Literal["bce_dice", "bce_jaccard", "focal", "bce"]
 Scale = Literal["percentile", "max", "none"]
 Precision = Literal["auto", "fp32", "bf16", "int8"]
+Runtime = Literal["auto", "tensorflow", "onnxruntime"]
 Correction = Literal["bonferroni", "bh"]
 PngCompression = Literal["deflate", "none", "huffman"]
 PromotionMetric = Literal["iou", "object_f1", "boundary_iou", "dice"]  # satseg.metrics
@@ -47,6 +48,7 @@ OnTimeout = Literal["reject", "promote"]
 ARCHS: tuple[str, ...] = get_args(Arch)  # satseg.models.ARCHS
 LOSSES: tuple[str, ...] = get_args(Loss)
 PRECISIONS: tuple[str, ...] = get_args(Precision)  # satseg.inference.engine.PRECISIONS
+RUNTIMES: tuple[str, ...] = get_args(Runtime)  # satseg.inference.runtime
 CORRECTIONS: tuple[str, ...] = get_args(Correction)  # satseg.monitoring.drift.CORRECTIONS
 PREDICT_RUN_OPTIONS = (
     "threshold",
@@ -306,14 +308,19 @@ class PredictParams(Section):
     """``predict:``: sliding-window inference and post-processing."""
 
     tile: int = Field(
-        default=256, ge=32, description="Sliding-window tile edge (px; multiple of 32)"
+        default=512,
+        ge=32,
+        description="Sliding-window tile edge (px; multiple of 32); 512: 1.36x less model "
+        "work than 256 at 64 px overlap, same IoU (measured)",
     )
     overlap: int = Field(
         default=64,
         ge=0,
         description="Px shared by neighbouring tiles, blended with a sin⁴ window (<= tile/2)",
     )
-    batch_size: int = Field(default=8, ge=1, description="Tiles per model call")
+    batch_size: int = Field(
+        default=2, ge=1, description="Tiles per model call (2 x 512² = 8 x 256² pixels)"
+    )
     threshold: float | None = Field(
         default=None,
         gt=0,
@@ -331,8 +338,13 @@ class PredictParams(Section):
     )
     precision: Precision = Field(
         default="auto",
-        description="auto (bf16 on CPUs with AVX512_BF16/AMX, else fp32) | fp32 | bf16 | "
-        "int8 (TFLite)",
+        description="auto (the fastest this CPU and the model's verified artifacts allow) | "
+        "fp32 | bf16 (TensorFlow) | int8 (ONNX Runtime if verified, else TFLite)",
+    )
+    runtime: Runtime = Field(
+        default="auto",
+        description="auto | tensorflow | onnxruntime (the ONNX made and verified at "
+        "registration; TensorFlow when missing)",
     )
     scale: Scale | None = Field(
         default=None, description="uint16 -> uint8 stretch; null = ingest.scale (what training saw)"
@@ -360,6 +372,8 @@ class PredictParams(Section):
     def _overlap(self) -> PredictParams:
         if self.overlap > self.tile // 2:
             raise ValueError(f"overlap={self.overlap} must be <= tile/2 = {self.tile // 2}")
+        if self.runtime == "onnxruntime" and self.precision == "bf16":
+            raise ValueError("precision=bf16 runs on TensorFlow only (runtime: tensorflow or auto)")
         return self
 
 

@@ -101,8 +101,10 @@ def test_cross_field_rules() -> None:
     assert validate({"preprocess": {"patch_size": 128}}).preprocess.stride == 128  # null stride
     assert validate({}).preprocess.stride == default_of(PreprocessParams, "patch_size")
     with pytest.raises(ParamsError, match=r"overlap=200 must be <= tile/2 = 128"):
-        validate({"predict": {"overlap": 200}}, "x.yaml")
+        validate({"predict": {"tile": 256, "overlap": 200}}, "x.yaml")
     assert validate({"predict": {"tile": 512, "overlap": 200}}).predict.overlap == 200
+    with pytest.raises(ParamsError, match="bf16 runs on TensorFlow only"):
+        validate({"predict": {"runtime": "onnxruntime", "precision": "bf16"}})
     with pytest.raises(ParamsError, match=r"predict\.tile must be >= 32"):
         validate({"predict": {"tile": 16, "overlap": 0}})
 

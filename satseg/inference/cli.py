@@ -39,6 +39,7 @@ def register(app: typer.Typer) -> None:
         overlap: int | None = param_option(PredictParams, "overlap"),
         batch_size: int | None = param_option(PredictParams, "batch_size", "--batch-size"),
         precision: str | None = param_option(PredictParams, "precision"),
+        runtime: str | None = param_option(PredictParams, "runtime"),
         force: bool = typer.Option(False, help="Recompute even if outputs are up to date"),
     ) -> None:
         """Segment scenes into probability/mask COGs, GeoJSON, quicklook and STAC item."""
@@ -58,6 +59,7 @@ def register(app: typer.Typer) -> None:
                 overlap=overlap,
                 batch_size=batch_size,
                 precision=precision,
+                runtime=runtime,
             )
             params.validate()
         except (ValueError, TypeError) as err:
@@ -82,6 +84,8 @@ _SHOWN = (
     "polygons",
     "seconds",
     "mpx_per_s",
+    "runtime",
+    "runtime_reason",
     "warnings",
     "error",
     "check",

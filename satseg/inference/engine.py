@@ -5,7 +5,10 @@ The model is called through one ``tf.function`` with a fixed tile shape (no retr
 model is cloned under Keras' ``mixed_bfloat16`` policy with the same weights: convolutions
 run in bfloat16, the output layer stays float32. ``precision="fp32"`` turns this off.
 ``precision="int8"`` converts the model to TFLite with dynamic-range quantisation (int8
-weights, activations quantised per call); ``bench/predict.py`` compares all of them.
+weights, activations quantised per call; converted in the process, so only on request:
+``runtime: tensorflow``). Which runtime and precision a prediction uses, including ONNX
+Runtime's verified graphs, is decided in ``satseg.inference.runtime``; ``bench/predict.py``
+compares all of them.
 """
 
 from __future__ import annotations
@@ -73,6 +76,9 @@ def to_mixed_bfloat16(model: Any) -> Any:
 
 class Predictor:
     """Callable: float32 batch (n, t, t, 3) -> float32 foreground probability (n, t, t)."""
+
+    runtime = "tensorflow"
+    choice: Any = None  # satseg.inference.runtime.Choice, set by runtime.select
 
     def __new__(cls, model: Any, tile: int, precision: str = "auto") -> Predictor:
         if cls is Predictor and resolve_precision(precision) == "int8":

@@ -65,15 +65,17 @@ def load_registered_model(
 ) -> tuple[Any, dict[str, Any]]:
     """(Keras model, info dict) from the MLflow registry: champion unless a version is named."""
     from satseg.registry import load_model
+    from satseg.registry.artifacts import fetch
 
     model, ref = load_model(settings, ref=str(version) if version else CHAMPION)
-    info = {
+    info: dict[str, Any] = {
         "name": ref.name,
         "version": str(ref.version),
         "run_id": ref.run_id,
         "dataset_tag": ref.dataset_tag,
         "postprocess": ref.postprocess,  # threshold / min area tuned on val ({} before)
     }
+    info["artifacts"], info["artifacts_reason"] = fetch(settings, ref.run_id)
     return model, info
 
 
@@ -86,7 +88,8 @@ def load_model_file(path: Path | str) -> tuple[Any, dict[str, Any]]:
 
     p = Path(path)
     model = tf.keras.models.load_model(p, compile=False)
-    return model, {"name": p.stem, "version": f"file:{p.name}", "run_id": None, "dataset_tag": None}
+    info = {"name": p.stem, "version": f"file:{p.name}", "run_id": None, "dataset_tag": None}
+    return model, {**info, "artifacts_reason": "a local model file has no ONNX artifacts"}
 
 
 def predict_many(
@@ -98,10 +101,11 @@ def predict_many(
     force: bool = False,
 ) -> list[dict[str, Any]]:
     """Predict each scene into ``out_root/<scene>/``; a bad scene is reported, not fatal."""
-    from satseg.inference.engine import as_predictor, configure_tf
+    from satseg.inference.engine import configure_tf
+    from satseg.inference.runtime import predictor_for
 
-    configure_tf()
-    predictor = as_predictor(model, params.tile, params.precision)
+    configure_tf()  # one predictor (one loaded session) for every scene
+    predictor = predictor_for(model, params.tile, params.runtime, params.precision, info)
     results = []
     for scene in scenes:
         out = out_root / scene_name(scene)

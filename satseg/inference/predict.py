@@ -23,7 +23,7 @@ import numpy as np
 from satseg import __version__
 from satseg.inference.blend import StripBlender
 from satseg.inference.cog import CogWriter
-from satseg.inference.engine import as_predictor, configure_tf
+from satseg.inference.engine import configure_tf
 from satseg.inference.outputs import Decimator, stac_item, write_quicklook
 from satseg.inference.params import (
     FALLBACK_POSTPROCESS,
@@ -36,6 +36,7 @@ from satseg.inference.params import (
 )
 from satseg.inference.pipeline import Worker, prefetch, trim_heap
 from satseg.inference.postprocess import NODATA, MaskStream, threshold_u8
+from satseg.inference.runtime import predictor_for
 from satseg.inference.sink import RowSink
 from satseg.inference.tta import TTA
 from satseg.inference.vectorize import PolygonWriter
@@ -222,8 +223,10 @@ def _run(
 ) -> dict[str, Any]:
     """Open the writers, stream the tiles through them, then write the quicklook, STAC and
     the summary (the writers publish their files only when the pass completes)."""
-    predictor = TTA(as_predictor(model, p.tile, p.precision), p.tta)
-    precision = predictor.precision
+    base = predictor_for(model, p.tile, p.runtime, p.precision, info)
+    predictor = TTA(base, p.tta)
+    precision = getattr(base, "precision", "fp32")
+    info = {**info, "runtime": base.choice.tags()}  # runtime and its reason, for outputs
     paths = output_paths(out)
     rgb_q, mask_q = Decimator(source.width, source.height), Decimator(source.width, source.height)
     with _open_writers(paths, source, _tags(info, p, precision, source), info, p) as writers:
@@ -249,6 +252,7 @@ def _tags(
         "tile": p.tile,
         "overlap": p.overlap,
         "precision": precision,
+        **info.get("runtime", {}),
         "source": source.path.name,
         "software": f"satseg {__version__}",
     }
@@ -393,6 +397,7 @@ def _summarise(
         "satseg:uncertainty": _uncertainty_kind(p),
         "satseg:polygons": done.polygons,
         "satseg:warnings": warnings_,
+        **{f"satseg:{k}": v for k, v in info.get("runtime", {}).items()},
     }
     W, H = source.width, source.height
     stac = stac_item(
@@ -421,6 +426,7 @@ def _summarise(
         "postprocess_from": info.get("postprocess_from"),
         "tta": p.tta,
         "uncertainty": _uncertainty_kind(p),
+        **info.get("runtime", {}),
         "scaler": source.scaling,
         "tiles": done.tiles,
         "tiles_skipped_nodata": done.tiles_skipped,

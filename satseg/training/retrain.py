@@ -300,10 +300,11 @@ def _evaluate_one(settings: Settings, data: DataVersion, c: Candidate) -> Scored
 
 def register_best(settings: Settings, data: DataVersion, evaluated: Evaluated) -> dict[str, Any]:
     """Register the best candidate as a new version aliased ``challenger`` (its ModelRef dict)."""
-    from satseg.registry import store, tracking
+    from satseg.registry import artifacts, store, tracking
 
     best = evaluated["best"]
     tags = {**tracking.lineage_tags(dict(data)), "val_iou": f"{best['metrics']['iou']:.6f}"}
+    artifacts.log_for_run(settings, best["run_id"], best["model_uri"], data["dir"])  # ONNX, once
     return store.register(settings, best["model_uri"], best["run_id"], tags).to_dict()
 
 

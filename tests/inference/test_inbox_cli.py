@@ -110,6 +110,8 @@ def test_cli_predict_with_model_file(settings, tmp_path, roof_model) -> None:
             "--tta",
             "flips",
             "--regularize",
+            "--runtime",
+            "onnxruntime",
         ],
     )
     assert r.exit_code == 1, r.output  # one scene failed ...
@@ -121,6 +123,13 @@ def test_cli_predict_with_model_file(settings, tmp_path, roof_model) -> None:
     assert with_tags["model"]["version"] == "file:roof.keras" and with_tags["params"]["tile"] == 128
     assert with_tags["tta"] == "flips" and with_tags["params"]["regularize"] is True
     assert with_tags["postprocess_from"]["min_area_px"] == "fallback"  # a file has no tuning
+    assert with_tags["runtime"] == "tensorflow"  # a model file has no ONNX artifacts
+    assert "local model file" in with_tags["runtime_reason"] and lines[0]["runtime"] == "tensorflow"
+
+
+def test_cli_rejects_unknown_runtime(settings, tmp_path) -> None:
+    r = CliRunner().invoke(app, ["predict", str(tmp_path / "x.tif"), "--runtime", "tflite"])
+    assert r.exit_code != 0 and "runtime" in r.output
 
 
 def test_cli_rejects_bad_overlap(settings, tmp_path) -> None:
