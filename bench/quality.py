@@ -13,8 +13,8 @@ val inside tiles 1-4); each variant is then trained by ``satseg.training.fit.fit
 
 * pooled pixel IoU / Dice / precision / recall over all 18 images, and the mean per-image IoU
   (images without buildings and without predicted buildings count as 1.0);
-* object F1 and boundary IoU when ``satseg.metrics`` provides ``object_f1`` / ``boundary_iou``
-  (another part of issue 16), else omitted;
+* object F1 (IoU >= 0.5 matches) and boundary IoU, pooled, when ``satseg.metrics.Scorer``
+  exists (another part of issue 16), else omitted;
 * the val IoU of the chosen checkpoint, epochs run, wall and CPU seconds, patches/s.
 
 Inference is the product's: sliding 256 px tiles with 64 px overlap blended by the sin⁴ window
@@ -140,22 +140,13 @@ def predict_image(predictor: Any, rgb: Any, tile: int = 256, overlap: int = 64) 
     return (acc / np.maximum(wsum, 1e-6))[:h, :w]
 
 
-def _extra_metrics(truth: Any, pred: Any) -> dict[str, float]:
-    """Object F1 / boundary IoU from ``satseg.metrics`` when it exists (else nothing)."""
+def _scorer() -> Any:
+    """``satseg.metrics.Scorer`` (object F1, boundary IoU; issue 16's metrics part) or None."""
     try:
-        from satseg import metrics as m  # type: ignore[attr-defined]
+        from satseg.metrics import Scorer  # type: ignore[import-not-found, unused-ignore]
     except ImportError:
-        return {}
-    out: dict[str, float] = {}
-    for name in ("object_f1", "boundary_iou"):
-        fn = getattr(m, name, None)
-        if fn is not None:
-            try:
-                res = fn(truth, pred)
-                out[name] = float(res["f1"] if isinstance(res, dict) and "f1" in res else res)
-            except Exception as e:  # an API still in flux: report, do not fail the bench
-                out[f"{name}_error"] = str(e)[:80]  # type: ignore[assignment]
-    return out
+        return None
+    return Scorer()
 
 
 def score_tiles(model: Any, threshold: float = 0.5) -> dict[str, Any]:
@@ -168,7 +159,7 @@ def score_tiles(model: Any, threshold: float = 0.5) -> dict[str, Any]:
     predictor = as_predictor(model, 256)
     tp = fp = fn = 0
     per_image: list[float] = []
-    extras: list[dict[str, float]] = []
+    scorer = _scorer()
     for _stem, img_path, truth_path in test_images():
         rgb = cv2.cvtColor(cv2.imread(str(img_path), cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
         truth = cv2.imread(str(truth_path), cv2.IMREAD_GRAYSCALE) > 127
@@ -176,10 +167,12 @@ def score_tiles(model: Any, threshold: float = 0.5) -> dict[str, Any]:
         a, b, c = int((truth & pred).sum()), int((~truth & pred).sum()), int((truth & ~pred).sum())
         tp, fp, fn = tp + a, fp + b, fn + c
         per_image.append(scores(a, b, c)["iou"])
-        extras.append(_extra_metrics(truth, pred))
+        if scorer is not None:
+            scorer.update(truth, pred)
     out: dict[str, Any] = {**scores(tp, fp, fn), "mean_image_iou": float(np.mean(per_image))}
-    for key in {k for e in extras for k in e if not k.endswith("_error")}:
-        out[key] = float(np.mean([e[key] for e in extras if key in e]))
+    if scorer is not None:  # pooled over the 18 images, like the pixel scores
+        res = scorer.result()
+        out.update({k: res[k] for k in res if k.startswith(("object", "boundary"))})
     out["images"] = len(per_image)
     out["precision_used"] = predictor.precision
     return out
