@@ -225,25 +225,25 @@ class TrainParams(Section):
         description="Training window edge with sampler: scenes (px, multiple of 32)",
     )
     scale_jitter: float = Field(
-        default=0.25,
+        default=0.0,
         ge=0,
         le=1,
         description="sampler scenes: windows cut at 1/(1+s) to (1+s) x window, resized (zoom)",
     )
     color_jitter: float = Field(
-        default=0.2,
+        default=0.0,
         ge=0,
         le=0.5,
         description="Saturation, hue and gamma jitter on top of brightness/contrast (0 = off)",
     )
     blur_prob: float = Field(
-        default=0.2,
+        default=0.0,
         ge=0,
         le=1,
         description="Share of training windows Gaussian-blurred (σ 0.5-1.5 px)",
     )
     border_weight: float = Field(
-        default=5.0,
+        default=0.0,
         ge=0,
         le=50,
         description="U-Net border weight w0 on the gaps between buildings in the BCE (0 = off)",
@@ -252,12 +252,12 @@ class TrainParams(Section):
         default=5.0, gt=0, le=50, description="Width σ of the border weight (px)"
     )
     schedule: Schedule = Field(
-        default="cosine",
+        default="plateau",
         description="cosine: warmup, then cosine decay over the time budget (or epochs) | "
         "plateau: halve after patience//2 epochs without val_loss progress",
     )
     weight_decay: float = Field(
-        default=1e-4, ge=0, le=0.1, description="AdamW decoupled weight decay (0 = plain Adam)"
+        default=0.0, ge=0, le=0.1, description="AdamW decoupled weight decay (0 = plain Adam)"
     )
     precision: TrainPrecision = Field(
         default="auto",

@@ -206,7 +206,7 @@ def test_fit_on_scene_windows_in_bf16_returns_a_float32_model(
     from satseg.training.config import TrainConfig
     from satseg.training.fit import fit
 
-    cfg = TrainConfig(epochs=2, batch_size=4, precision="bf16", border_weight=5, sampler="scenes",
+    cfg = TrainConfig(epochs=2, batch_size=4, precision="bf16", border_weight=5, sampler="scenes", schedule="cosine",
                       window=64, time_budget_min=60)  # fmt: skip
     model, history = fit(grid_dataset, cfg, tmp_path / "w")
     assert len(history["loss"]) == 2 and np.isfinite(history["loss"]).all()
