@@ -4,10 +4,13 @@
     python bench/train.py --budget-min 2 --archs linknet unet
     python bench/train.py --real --real-min 12     # + Dubai imagery through satseg_ingest/satseg_retrain
 
+Unseen-tile quality (train on Dubai tiles 1-4, score tiles 5-6) is ``bench/quality.py``.
+
 Measured in one run, on the same generated 256 px patches:
 
 * **speed**: training patches/s of each arch (LinkNet/UNet/MA-Net, ResNet-18 encoder, batch 8,
-  the real tf.data pipeline with augmentation) and the peak RSS of its process. Baseline: the
+  the real tf.data pipeline with augmentation, decoded patches cached in RAM) in fp32 and
+  mixed bfloat16 (``train.precision``), and the peak RSS of its process. Baseline: the
   input pipeline alone (decode + augment, no model), to show it is not the bottleneck.
 * **quality**: val IoU after ``--budget-min`` minutes of training per arch, against two trivial
   baselines: all background (IoU 0) and the best global brightness threshold (chosen on the
@@ -63,16 +66,20 @@ def child_pipeline(data: str, batches: int) -> dict[str, Any]:
     return {"patches_s": batches * 8 / (time.perf_counter() - t), **_usage()}
 
 
-def child_speed(data: str, arch: str, steps: int) -> dict[str, Any]:
+def child_speed(data: str, arch: str, steps: int, precision: str = "fp32") -> dict[str, Any]:
     import tensorflow as tf
 
+    from satseg.inference.engine import to_mixed_bfloat16
     from satseg.models import build_model
     from satseg.training.data import list_split, make_dataset
     from satseg.training.losses import bce_dice, metrics
 
     tf.keras.utils.set_random_seed(0)
-    ds = make_dataset(list_split(data, "train"), 8, augment=True, shuffle=True, repeat=True)
+    ds = make_dataset(
+        list_split(data, "train"), 8, augment=True, shuffle=True, repeat=True, cache=True
+    )
     model = build_model(arch, "resnet18")
+    model = to_mixed_bfloat16(model) if precision == "bf16" else model  # as fit() trains it
     model.compile(optimizer=tf.keras.optimizers.Adam(1e-3), loss=bce_dice, metrics=metrics())
     model.fit(ds, epochs=1, steps_per_epoch=2, verbose=0)  # trace + warm up
     cpu0 = _usage()["cpu_s"]
@@ -177,12 +184,14 @@ def synthetic(args: argparse.Namespace, root: Path) -> dict[str, Any]:
     out: dict[str, Any] = {"pipeline": _spawn("pipeline", data=data, batches=10), "speed": {}}
     print(f"input pipeline alone: {out['pipeline']['patches_s']:.0f} patches/s", flush=True)
     for arch in args.archs:
-        out["speed"][arch] = s = _spawn("speed", data=data, arch=arch, steps=args.steps)
-        print(
-            f"{arch:8s} train {s['patches_s']:.1f} patches/s "
-            f"({s['cpu_s_per_patch']:.2f} CPU s/patch), peak RSS {s['rss_mib']:.0f} MiB",
-            flush=True,
-        )
+        for prec in args.precisions:
+            kw = {"data": data, "arch": arch, "steps": args.steps, "precision": prec}
+            out["speed"][f"{arch}/{prec}"] = s = _spawn("speed", **kw)
+            print(
+                f"{arch:8s} {prec} train {s['patches_s']:.1f} patches/s "
+                f"({s['cpu_s_per_patch']:.2f} CPU s/patch), peak RSS {s['rss_mib']:.0f} MiB",
+                flush=True,
+            )
     out["baselines"] = {
         "all_background": all_background(data),
         "brightness": brightness_baseline(data),
@@ -316,6 +325,13 @@ def main() -> None:
     ap.add_argument("--child", nargs=2, metavar=("KIND", "JSON"), help=argparse.SUPPRESS)
     ap.add_argument("--archs", nargs="+", default=list(ARCHS), choices=ARCHS)
     ap.add_argument("--steps", type=int, default=8, help="timed training steps per arch")
+    ap.add_argument(
+        "--precisions",
+        nargs="+",
+        default=["fp32", "bf16"],
+        choices=["fp32", "bf16"],
+        help="training precisions timed (bf16 is emulated, slowly, without AVX512_BF16/AMX)",
+    )
     ap.add_argument("--budget-min", type=float, default=2.0, help="training minutes per arch")
     ap.add_argument("--train-patches", type=int, default=48)
     ap.add_argument("--val-patches", type=int, default=12)

@@ -45,6 +45,9 @@ PromotionMetric = Literal["iou", "object_f1", "boundary_iou", "dice"]  # satseg.
 Tta = Literal["none", "flips", "d4"]  # satseg.inference.tta
 Promotion = Literal["auto", "approve"]
 OnTimeout = Literal["reject", "promote"]
+Sampler = Literal["scenes", "patches"]
+Schedule = Literal["cosine", "plateau"]
+TrainPrecision = Literal["auto", "fp32", "bf16"]
 ARCHS: tuple[str, ...] = get_args(Arch)  # satseg.models.ARCHS
 LOSSES: tuple[str, ...] = get_args(Loss)
 PRECISIONS: tuple[str, ...] = get_args(Precision)  # satseg.inference.engine.PRECISIONS
@@ -264,7 +267,7 @@ class TrainParams(Section):
         default=0.001,
         gt=0,
         le=1,
-        description="Adam; halved after patience//2 epochs without val_loss progress",
+        description="Peak Adam(W) rate (see schedule: cosine decay or halved on plateau)",
     )
     loss: Loss = Field(default="bce_dice", description="bce_dice | bce_jaccard | focal | bce")
     patience: int = Field(
@@ -277,7 +280,8 @@ class TrainParams(Section):
         default=42, ge=0, le=2**32 - 1, description="Shuffling, augmentation, initial weights"
     )
     augment: bool = Field(
-        default=True, description="Flips, rot90, brightness/contrast on the train split"
+        default=True,
+        description="Flips, rot90, brightness/contrast (+ colour, blur, zoom below) on train",
     )
     steps_per_epoch: int | None = Field(
         default=None,
@@ -301,6 +305,57 @@ class TrainParams(Section):
         ge=0,
         le=1,
         description="Not promoted when object F1 is more than this below the champion's",
+    )
+    sampler: Sampler = Field(
+        default="scenes",
+        description="scenes: fresh random windows from the whole train scenes every epoch "
+        "(RandomGeoSampler style) | patches: the pre-cut patches",
+    )
+    window: int = Field(
+        default=256,
+        ge=64,
+        le=1024,
+        multiple_of=32,
+        description="Training window edge with sampler: scenes (px, multiple of 32)",
+    )
+    scale_jitter: float = Field(
+        default=0.0,
+        ge=0,
+        le=1,
+        description="sampler scenes: windows cut at 1/(1+s) to (1+s) x window, resized (zoom)",
+    )
+    color_jitter: float = Field(
+        default=0.0,
+        ge=0,
+        le=0.5,
+        description="Saturation, hue and gamma jitter on top of brightness/contrast (0 = off)",
+    )
+    blur_prob: float = Field(
+        default=0.0,
+        ge=0,
+        le=1,
+        description="Share of training windows Gaussian-blurred (σ 0.5-1.5 px)",
+    )
+    border_weight: float = Field(
+        default=0.0,
+        ge=0,
+        le=50,
+        description="U-Net border weight w0 on the gaps between buildings in the BCE (0 = off)",
+    )
+    border_sigma: float = Field(
+        default=5.0, gt=0, le=50, description="Width σ of the border weight (px)"
+    )
+    schedule: Schedule = Field(
+        default="plateau",
+        description="cosine: warmup, then cosine decay over the time budget (or epochs) | "
+        "plateau: halve after patience//2 epochs without val_loss progress",
+    )
+    weight_decay: float = Field(
+        default=0.0, ge=0, le=0.1, description="AdamW decoupled weight decay (0 = plain Adam)"
+    )
+    precision: TrainPrecision = Field(
+        default="auto",
+        description="auto (mixed bf16 on CPUs with AVX512_BF16/AMX, else fp32) | fp32 | bf16",
     )
 
 

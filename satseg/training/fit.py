@@ -7,6 +7,7 @@ logged model both describe the checkpoint that early stopping chose.
 from __future__ import annotations
 
 import logging
+import math
 import time
 import warnings
 from collections.abc import Sequence
@@ -18,14 +19,24 @@ from satseg.models import build_model, uncompiled_copy  # first: selects tf.kera
 # isort: split
 import tensorflow as tf
 
+from satseg.inference.engine import resolve_precision, to_mixed_bfloat16
 from satseg.io.atomic import atomic_path
 from satseg.training.config import TrainConfig
-from satseg.training.data import list_split, make_dataset
+from satseg.training.data import (
+    CACHE_MAX_BYTES,
+    Augment,
+    list_split,
+    make_dataset,
+    make_window_dataset,
+)
 from satseg.training.losses import get_loss, metrics
+from satseg.training.windows import border_weights, group_patches, load_mosaics, mosaic_bytes
 
 log = logging.getLogger(__name__)
 
 BN_MOMENTUM = 0.9
+WARMUP = 0.05  # share of the run spent warming the learning rate up (cosine schedule)
+FLOOR = 0.02  # cosine decays to this share of the peak rate
 
 
 def save_model(model: tf.keras.Model, path: Path) -> Path:
@@ -90,6 +101,91 @@ class TimeBudget(tf.keras.callbacks.Callback):  # type: ignore[misc]
             self.model.stop_training = True
 
 
+def cosine_lr(progress: float, base: float, warmup: float = WARMUP, floor: float = FLOOR) -> float:
+    """Learning rate at ``progress`` (0-1) of a run: linear warmup from base/10 over the first
+    ``warmup`` share, then cosine decay to ``base * floor`` at 1 (and after)."""
+    p = min(max(progress, 0.0), 1.0)
+    if p < warmup:
+        return base * (0.1 + 0.9 * p / warmup)
+    q = (p - warmup) / (1.0 - warmup)
+    return base * (floor + (1.0 - floor) * 0.5 * (1.0 + math.cos(math.pi * q)))
+
+
+class CosineBudget(tf.keras.callbacks.Callback):  # type: ignore[misc]
+    """Sets the learning rate before every batch from how far the run has got.
+
+    Progress is the larger of epochs done / ``epochs`` and, with a time budget, minutes spent
+    / ``minutes``: the decay ends when the nightly budget does, whatever the CPU's speed.
+    """
+
+    def __init__(self, base: float, epochs: int, minutes: float | None) -> None:
+        super().__init__()
+        self.base, self.epochs, self.seconds = base, epochs, (minutes or 0) * 60.0
+        self.start, self.epoch = 0.0, 0
+
+    def on_train_begin(self, logs: dict[str, float] | None = None) -> None:
+        self.start = time.monotonic()
+
+    def on_epoch_begin(self, epoch: int, logs: dict[str, float] | None = None) -> None:
+        self.epoch = epoch
+
+    def progress(self, batch: int) -> float:
+        steps = (self.params or {}).get("steps") or 1
+        p = (self.epoch + batch / steps) / self.epochs
+        if self.seconds:
+            p = max(p, (time.monotonic() - self.start) / self.seconds)
+        return p
+
+    def on_train_batch_begin(self, batch: int, logs: dict[str, float] | None = None) -> None:
+        lr = cosine_lr(self.progress(batch), self.base)
+        tf.keras.backend.set_value(self.model.optimizer.learning_rate, lr)
+
+    def on_epoch_end(self, epoch: int, logs: dict[str, float] | None = None) -> None:
+        if logs is not None:
+            logs["lr"] = float(tf.keras.backend.get_value(self.model.optimizer.learning_rate))
+
+
+def _optimizer(cfg: TrainConfig) -> tf.keras.optimizers.Optimizer:
+    if cfg.weight_decay <= 0:
+        return tf.keras.optimizers.Adam(cfg.learning_rate)
+    opt = tf.keras.optimizers.AdamW(learning_rate=cfg.learning_rate, weight_decay=cfg.weight_decay)
+    opt.exclude_from_weight_decay(var_names=["bn", "bias", "beta", "gamma"])
+    return opt
+
+
+def train_datasets(dataset_dir: Path | str, cfg: TrainConfig) -> tuple[Any, Any, int]:
+    """(train dataset, val dataset, train windows per epoch) for ``cfg``.
+
+    ``sampler: scenes`` cuts fresh windows from the reassembled train scenes each epoch, as
+    many per epoch as the train split has patches; it falls back to the patches when the
+    split has no grid patches or its scenes would not fit in ``CACHE_MAX_BYTES``.
+    """
+    train, val = list_split(dataset_dir, "train"), list_split(dataset_dir, "val")
+    border = (cfg.border_weight, cfg.border_sigma) if cfg.border_weight > 0 else None
+    aug = Augment(cfg.color_jitter, cfg.blur_prob) if cfg.augment else Augment()
+    repeat = cfg.steps_per_epoch is not None
+    val_ds = make_dataset(val, cfg.batch_size, cache=True)
+    size = (train.height, train.width)
+    if cfg.sampler == "scenes" and group_patches(train.images, train.masks):
+        if mosaic_bytes(train.images, size) <= CACHE_MAX_BYTES:
+            mosaics = load_mosaics(train.images, train.masks, size)
+            for m in mosaics:
+                m.weight = border_weights(m.mask, *border) if border else None
+            ds = make_window_dataset(
+                mosaics, len(train), cfg.batch_size, window=cfg.window, seed=cfg.seed,
+                scale_jitter=cfg.scale_jitter if cfg.augment else 0.0,
+                augment=cfg.augment, aug=aug, repeat=repeat,
+            )  # fmt: skip
+            log.info("sampler scenes: %d scenes, %d windows/epoch", len(mosaics), len(train))
+            return ds, val_ds, len(train)
+        log.warning("train scenes exceed %d bytes: training on the patches", CACHE_MAX_BYTES)
+    ds = make_dataset(
+        train, cfg.batch_size, augment=cfg.augment, shuffle=True, seed=cfg.seed,
+        repeat=repeat, aug=aug, border=border, cache=True,
+    )  # fmt: skip
+    return ds, val_ds, len(train)
+
+
 def fit(
     dataset_dir: Path | str,
     cfg: TrainConfig,
@@ -97,26 +193,20 @@ def fit(
     callbacks: Sequence[tf.keras.callbacks.Callback] = (),
     verbose: int = 0,
 ) -> tuple[tf.keras.Model, dict[str, list[float]]]:
-    """Train ``cfg`` on ``dataset_dir``; best weights checkpointed in ``workdir``."""
+    """Train ``cfg`` on ``dataset_dir``; best weights checkpointed in ``workdir``.
+
+    With ``precision`` bf16 (``auto`` on CPUs with native bfloat16) a mixed-bfloat16 clone is
+    trained (float32 weights, bfloat16 convolutions, float32 output); the returned model is
+    the float32 original holding the best weights, as with fp32 training.
+    """
     tf.keras.backend.clear_session()  # free graphs of earlier runs in this process
     tf.keras.utils.set_random_seed(cfg.seed)
-    train, val = list_split(dataset_dir, "train"), list_split(dataset_dir, "val")
-    train_ds = make_dataset(
-        train,
-        cfg.batch_size,
-        augment=cfg.augment,
-        shuffle=True,
-        seed=cfg.seed,
-        repeat=cfg.steps_per_epoch is not None,
-    )
-    val_ds = make_dataset(val, cfg.batch_size)
+    train_ds, val_ds, n_train = train_datasets(dataset_dir, cfg)
     model = build_model(cfg.arch, cfg.backbone, encoder_weights=cfg.encoder_weights)
     set_bn_momentum(model, BN_MOMENTUM)
-    model.compile(
-        optimizer=tf.keras.optimizers.Adam(cfg.learning_rate),
-        loss=get_loss(cfg.loss),
-        metrics=metrics(),
-    )
+    precision = resolve_precision(cfg.precision)
+    trained = to_mixed_bfloat16(model) if precision == "bf16" else model
+    trained.compile(optimizer=_optimizer(cfg), loss=get_loss(cfg.loss), metrics=metrics())
     workdir.mkdir(parents=True, exist_ok=True)
     ckpt = workdir / "best.weights.h5"
     cbs = [
@@ -124,17 +214,16 @@ def fit(
             str(ckpt), monitor="val_iou", mode="max", save_best_only=True, save_weights_only=True
         ),
         tf.keras.callbacks.EarlyStopping(monitor="val_iou", mode="max", patience=cfg.patience),
-        tf.keras.callbacks.ReduceLROnPlateau(
-            monitor="val_loss", factor=0.5, patience=max(1, cfg.patience // 2), min_lr=1e-6
-        ),
+        _schedule(cfg),
         EpochLog(cfg.epochs),
         *([TimeBudget(cfg.time_budget_min)] if cfg.time_budget_min else []),
         *callbacks,
     ]
     log.info(
-        "training %s-%s: %d train / %d val patches", cfg.arch, cfg.backbone, len(train), len(val)
+        "training %s-%s (%s, sampler %s): %d train windows/epoch",
+        *(cfg.arch, cfg.backbone, precision, cfg.sampler, n_train),
     )
-    hist = model.fit(
+    hist = trained.fit(
         train_ds,
         validation_data=val_ds,
         epochs=cfg.epochs,
@@ -143,6 +232,16 @@ def fit(
         verbose=verbose,
     )
     if ckpt.exists():
-        model.load_weights(str(ckpt))
+        trained.load_weights(str(ckpt))
+    if trained is not model:
+        model.set_weights(trained.get_weights())
     history: dict[str, Any] = {k: [float(v) for v in vs] for k, vs in hist.history.items()}
     return model, history
+
+
+def _schedule(cfg: TrainConfig) -> tf.keras.callbacks.Callback:
+    if cfg.schedule == "cosine":
+        return CosineBudget(cfg.learning_rate, cfg.epochs, cfg.time_budget_min)
+    return tf.keras.callbacks.ReduceLROnPlateau(
+        monitor="val_loss", factor=0.5, patience=max(1, cfg.patience // 2), min_lr=1e-6
+    )

@@ -2,6 +2,8 @@
 
 segmentation-models' own losses do not serialise (STACK_FACTS), so these are used only to
 compile the training copy; the model that is saved and logged is never compiled.
+Targets may carry a second channel of per-pixel weights (U-Net border weights), which the
+BCE/focal terms apply; Dice/Jaccard and the metrics read only the mask channel.
 Metrics count true/false positives over the whole epoch (micro average at threshold 0.5),
 the same definition ``evaluate`` uses, so epoch curves and final figures agree.
 """
@@ -16,6 +18,14 @@ import tensorflow as tf
 EPS = 1e-6
 
 
+def split_target(y_true: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor | None]:
+    """(mask (..., 1), border weights (..., 1) or None): targets may carry a weight channel
+    (``training.data.make_dataset(border=...)``)."""
+    if y_true.shape[-1] == 2:
+        return y_true[..., :1], y_true[..., 1:]
+    return y_true, None
+
+
 def _soft_dice(y_true: tf.Tensor, y_pred: tf.Tensor) -> tf.Tensor:
     inter = tf.reduce_sum(y_true * y_pred, axis=(1, 2, 3))
     total = tf.reduce_sum(y_true + y_pred, axis=(1, 2, 3))
@@ -28,35 +38,50 @@ def _soft_jaccard(y_true: tf.Tensor, y_pred: tf.Tensor) -> tf.Tensor:
     return (inter + 1.0) / (union + 1.0)
 
 
-def _bce(y_true: tf.Tensor, y_pred: tf.Tensor) -> tf.Tensor:
+def _weighted_mean(x: tf.Tensor, w: tf.Tensor | None) -> tf.Tensor:
+    """Per-image mean of ``x``, weighted by ``w`` (normalised: the loss keeps its scale)."""
+    if w is None:
+        return tf.reduce_mean(x, axis=(1, 2, 3))
+    return tf.reduce_sum(w * x, axis=(1, 2, 3)) / tf.maximum(tf.reduce_sum(w, axis=(1, 2, 3)), EPS)
+
+
+def _bce(y_true: tf.Tensor, y_pred: tf.Tensor, w: tf.Tensor | None = None) -> tf.Tensor:
     y_pred = tf.clip_by_value(y_pred, EPS, 1.0 - EPS)
     ll = y_true * tf.math.log(y_pred) + (1.0 - y_true) * tf.math.log(1.0 - y_pred)
-    return -tf.reduce_mean(ll, axis=(1, 2, 3))
+    return _weighted_mean(-ll, w)
 
 
 def _focal(
-    y_true: tf.Tensor, y_pred: tf.Tensor, gamma: float = 2.0, alpha: float = 0.25
+    y_true: tf.Tensor,
+    y_pred: tf.Tensor,
+    w: tf.Tensor | None = None,
+    gamma: float = 2.0,
+    alpha: float = 0.25,
 ) -> tf.Tensor:
     y_pred = tf.clip_by_value(y_pred, EPS, 1.0 - EPS)
     p_t = y_true * y_pred + (1.0 - y_true) * (1.0 - y_pred)
     a_t = y_true * alpha + (1.0 - y_true) * (1.0 - alpha)
-    return tf.reduce_mean(-a_t * (1.0 - p_t) ** gamma * tf.math.log(p_t), axis=(1, 2, 3))
+    return _weighted_mean(-a_t * (1.0 - p_t) ** gamma * tf.math.log(p_t), w)
 
 
 def bce_dice(y_true: tf.Tensor, y_pred: tf.Tensor) -> tf.Tensor:
-    return _bce(y_true, y_pred) + 1.0 - _soft_dice(y_true, y_pred)
+    t, w = split_target(y_true)
+    return _bce(t, y_pred, w) + 1.0 - _soft_dice(t, y_pred)
 
 
 def bce_jaccard(y_true: tf.Tensor, y_pred: tf.Tensor) -> tf.Tensor:
-    return _bce(y_true, y_pred) + 1.0 - _soft_jaccard(y_true, y_pred)
+    t, w = split_target(y_true)
+    return _bce(t, y_pred, w) + 1.0 - _soft_jaccard(t, y_pred)
 
 
 def focal(y_true: tf.Tensor, y_pred: tf.Tensor) -> tf.Tensor:
-    return _focal(y_true, y_pred)
+    t, w = split_target(y_true)
+    return _focal(t, y_pred, w)
 
 
 def bce(y_true: tf.Tensor, y_pred: tf.Tensor) -> tf.Tensor:
-    return _bce(y_true, y_pred)
+    t, w = split_target(y_true)
+    return _bce(t, y_pred, w)
 
 
 LOSS_FNS: dict[str, Callable[[tf.Tensor, tf.Tensor], tf.Tensor]] = {
@@ -99,7 +124,7 @@ class PixelScore(tf.keras.metrics.Metric):  # type: ignore[misc]
         self.fn = self.add_weight(name="fn", initializer="zeros")
 
     def update_state(self, y_true: tf.Tensor, y_pred: tf.Tensor, sample_weight: Any = None) -> None:
-        t = tf.cast(y_true > 0.5, tf.float32)
+        t = tf.cast(split_target(y_true)[0] > 0.5, tf.float32)
         p = tf.cast(y_pred > self.threshold, tf.float32)
         self.tp.assign_add(tf.reduce_sum(t * p))
         self.fp.assign_add(tf.reduce_sum((1.0 - t) * p))

@@ -36,8 +36,13 @@ def write_sample_dataset(
     size: int = 64,
     seed: int = 0,
     style: SceneStyle = SceneStyle(),
+    ingest_ids: bool = False,
 ) -> Path:
-    """Cut ``n_train + n_val`` patches of ``size`` px from one generated scene; returns out_dir."""
+    """Cut ``n_train + n_val`` patches of ``size`` px from one generated scene; returns out_dir.
+
+    With ``ingest_ids`` the patches are named as ingest names them (``<scene>_rNNNNN_cNNNNN``,
+    pixel offsets in the scene), so ``sampler: scenes`` can put the scene back together.
+    """
     out = Path(out_dir)
     for split in ("train", "val"):  # a rewrite replaces the dataset, as ingest does
         shutil.rmtree(out / split, ignore_errors=True)
@@ -50,7 +55,11 @@ def write_sample_dataset(
     for k in range(n):
         r, c = divmod(k, cols)
         split = "train" if k < n_train else "val"
-        pid = f"{dataset}_{seed}_{r:03d}_{c:03d}"
+        pid = (
+            f"{dataset}_{seed}_r{r * size:05d}_c{c * size:05d}"
+            if ingest_ids
+            else f"{dataset}_{seed}_{r:03d}_{c:03d}"
+        )
         win = np.s_[r * size : (r + 1) * size, c * size : (c + 1) * size]
         _png(out / split / "images" / f"{pid}.png", np.ascontiguousarray(rgb[win]))
         _png(out / split / "masks" / f"{pid}.png", np.ascontiguousarray(mask[win] * 255))

@@ -66,7 +66,8 @@ def test_pipeline_learns_a_clear_signal(tmp_path: Path) -> None:
     d = write_sample_dataset(
         tmp_path / "learn", n_train=32, n_val=8, seed=3, style=SceneStyle(building_density=2.0)
     )
-    cfg = TrainConfig(arch="linknet", epochs=6, batch_size=8, patience=6, seed=1)
+    # fp32: the epoch metric of a bf16 clone differs from the float32 model's in the 4th digit
+    cfg = TrainConfig(arch="linknet", epochs=6, batch_size=8, patience=6, seed=1, precision="fp32")
     model, history = fit(d, cfg, tmp_path / "w", verbose=0)
     final = evaluate(model, d, "val")
     assert final["iou"] > 0.5, history["val_iou"]

@@ -1,0 +1,304 @@
+"""Quality benchmark: the default retrain on Dubai tiles 1-4, scored on unseen tiles 5-6.
+
+    python bench/quality.py                         # main's defaults vs today's, nightly budget
+    python bench/quality.py --budget-min 6          # short comparison, same seed
+    python bench/quality.py --variants main default nob:border_weight=0
+    python bench/quality.py --epochs 3 --budget-min 0   # fixed epochs instead of minutes
+
+Tiles 1-4 of ``../shared/data/real/dubai_buildings`` go through the product's own ingest
+(``satseg.ingest.pipeline.run_once``, params.yaml defaults: 256 px patches, scene split with
+val inside tiles 1-4); each variant is then trained by ``satseg.training.fit.fit`` with the
+``train:`` defaults plus the variant's overrides, and scored on the 18 images of tiles 5-6
+(never seen, never used to pick a checkpoint) against ``truth/*_buildings.png``:
+
+* pooled pixel IoU / Dice / precision / recall over all 18 images, and the mean per-image IoU
+  (images without buildings and without predicted buildings count as 1.0);
+* object F1 (IoU >= 0.5 matches) and boundary IoU, pooled, when ``satseg.metrics.Scorer``
+  exists (another part of issue 16), else omitted;
+* the val IoU of the chosen checkpoint, epochs run, wall and CPU seconds, patches/s.
+
+Inference is the product's: sliding 256 px tiles with 64 px overlap blended by the sin⁴ window
+(``satseg.inference.blend``), ``Predictor`` at ``precision: auto``, threshold 0.5, no
+post-processing (that is scored by the metrics/post-processing benchmark). ``main`` is the
+training defaults of main before issue 16, expressed as overrides of today's fields, so both
+run in one session on one machine. Each variant runs in its own subprocess, one after another;
+on a shared CPU compare figures of one run only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+os.environ.setdefault("SM_FRAMEWORK", "tf.keras")
+os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")
+
+REAL = REPO.parent / "shared" / "data" / "real" / "dubai_buildings"
+TRAIN_TILES = ("tile1", "tile2", "tile3", "tile4")
+TEST_TILES = ("tile5", "tile6")
+
+# main's training defaults before issue 16, as overrides of the fields added since
+MAIN: dict[str, Any] = {
+    "sampler": "patches",
+    "scale_jitter": 0.0,
+    "color_jitter": 0.0,
+    "blur_prob": 0.0,
+    "border_weight": 0.0,
+    "schedule": "plateau",
+    "weight_decay": 0.0,
+    "precision": "fp32",
+}
+
+
+def _usage() -> float:
+    ru = resource.getrusage(resource.RUSAGE_SELF)
+    return ru.ru_utime + ru.ru_stime
+
+
+def parse_variant(spec: str) -> tuple[str, dict[str, Any]]:
+    """``main`` | ``default`` | ``name:key=val,key=val`` (values as YAML scalars)."""
+    import yaml
+
+    name, _, rest = spec.partition(":")
+    base = dict(MAIN) if name == "main" else {}
+    for item in filter(None, rest.split(",")):
+        key, _, val = item.partition("=")
+        if key.startswith("main+"):  # main's defaults plus this change
+            base.update(MAIN)
+            key = key.removeprefix("main+")
+        base[key] = yaml.safe_load(val)
+    return name, base
+
+
+# --------------------------------------------------------------------------- data
+def ingest(home: Path) -> Path:
+    """Tiles 1-4 through the product's ingest into ``home``; returns the dataset dir."""
+    os.environ["SATSEG_HOME"] = str(home)
+    from satseg.config import get_settings
+    from satseg.ingest.pipeline import run_once
+
+    settings = get_settings()
+    settings.ensure_dirs()
+    inbox = settings.inbox / "dubai"
+    inbox.mkdir(parents=True, exist_ok=True)
+    for p in sorted((REAL / "labelme").iterdir()):
+        if p.name.startswith(TRAIN_TILES):
+            shutil.copy(p, inbox / p.name)
+    for _ in range(2):  # the inbox takes a file once its size held still between two scans
+        run_once(settings, poll_interval=0)
+    return settings.processed / "dubai"
+
+
+def test_images() -> list[tuple[str, Path, Path]]:
+    out = []
+    for img in sorted((REAL / "labelme").glob("*.jpg")):
+        if img.name.startswith(TEST_TILES):
+            out.append((img.stem, img, REAL / "truth" / f"{img.stem}_buildings.png"))
+    return out
+
+
+# --------------------------------------------------------------------------- scoring
+def predict_image(predictor: Any, rgb: Any, tile: int = 256, overlap: int = 64) -> Any:
+    """Foreground probability of a whole image: blended sliding tiles, as ``satseg predict``."""
+    import numpy as np
+
+    from satseg.inference.blend import positions, weight_window
+    from satseg.io.raster import to_model_input
+
+    h, w = rgb.shape[:2]
+    ph, pw = max(h, tile), max(w, tile)
+    img = np.zeros((ph, pw, 3), np.float32)
+    img[:h, :w] = to_model_input(rgb)
+    win = weight_window(tile)
+    acc = np.zeros((ph, pw), np.float32)
+    wsum = np.zeros((ph, pw), np.float32)
+    origins = [
+        (y, x)
+        for y in positions(ph, tile, tile - overlap)
+        for x in positions(pw, tile, tile - overlap)
+    ]
+    for i in range(0, len(origins), 8):
+        chunk = origins[i : i + 8]
+        batch = np.stack([img[y : y + tile, x : x + tile] for y, x in chunk])
+        probs = predictor(batch)
+        for (y, x), p in zip(chunk, probs, strict=True):
+            acc[y : y + tile, x : x + tile] += p * win
+            wsum[y : y + tile, x : x + tile] += win
+    return (acc / np.maximum(wsum, 1e-6))[:h, :w]
+
+
+def _scorer() -> Any:
+    """``satseg.metrics.Scorer`` (object F1, boundary IoU; issue 16's metrics part) or None."""
+    try:
+        from satseg.metrics import Scorer  # type: ignore[import-not-found, unused-ignore]
+    except ImportError:
+        return None
+    return Scorer()
+
+
+def score_tiles(model: Any, threshold: float = 0.5) -> dict[str, Any]:
+    import cv2
+    import numpy as np
+
+    from satseg.inference.engine import as_predictor
+    from satseg.training.losses import scores
+
+    predictor = as_predictor(model, 256)
+    tp = fp = fn = 0
+    per_image: list[float] = []
+    scorer = _scorer()
+    for _stem, img_path, truth_path in test_images():
+        rgb = cv2.cvtColor(cv2.imread(str(img_path), cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
+        truth = cv2.imread(str(truth_path), cv2.IMREAD_GRAYSCALE) > 127
+        pred = predict_image(predictor, rgb) > threshold
+        a, b, c = int((truth & pred).sum()), int((~truth & pred).sum()), int((truth & ~pred).sum())
+        tp, fp, fn = tp + a, fp + b, fn + c
+        per_image.append(scores(a, b, c)["iou"])
+        if scorer is not None:
+            scorer.update(truth, pred)
+    out: dict[str, Any] = {**scores(tp, fp, fn), "mean_image_iou": float(np.mean(per_image))}
+    if scorer is not None:  # pooled over the 18 images, like the pixel scores
+        res = scorer.result()
+        out.update({k: res[k] for k in res if k.startswith(("object", "boundary"))})
+    out["images"] = len(per_image)
+    out["precision_used"] = predictor.precision
+    return out
+
+
+# --------------------------------------------------------------------------- children
+def child_train(
+    data: str, overrides: dict[str, Any], budget_min: float, epochs: int
+) -> dict[str, Any]:
+    from satseg.config import get_settings
+    from satseg.training.config import TrainConfig
+    from satseg.training.evaluate import evaluate
+    from satseg.training.fit import fit
+
+    opts = dict(overrides)
+    opts["time_budget_min"] = budget_min if budget_min > 0 else None
+    if epochs:
+        opts["epochs"] = epochs
+    cfg = TrainConfig.from_settings(get_settings(), **opts)
+    cpu0, t = _usage(), time.perf_counter()
+    with tempfile.TemporaryDirectory() as work:
+        model, history = fit(data, cfg, Path(work))
+    wall, cpu = time.perf_counter() - t, _usage() - cpu0
+    val = evaluate(model, data, "val")
+    t2 = time.perf_counter()
+    unseen = score_tiles(model)
+    n_epochs = len(history["loss"])
+    return {
+        "config": {k: v for k, v in cfg.to_dict().items() if k != "encoder_weights"},
+        "epochs": n_epochs,
+        "best_epoch": int(max(range(n_epochs), key=lambda i: history["val_iou"][i])) + 1,
+        "train_wall_s": wall,
+        "train_cpu_s": cpu,
+        "patches_seen": history.get("patches_seen", [0])[-1] if "patches_seen" in history else None,
+        "val": val,
+        "unseen": unseen,
+        "score_s": time.perf_counter() - t2,
+        "history_val_iou": history["val_iou"],
+    }
+
+
+def _spawn(kw: dict[str, Any], home: Path) -> dict[str, Any]:
+    env = {**os.environ, "SATSEG_HOME": str(home)}
+    r = subprocess.run(
+        [sys.executable, __file__, "--child", json.dumps(kw)],
+        capture_output=True,
+        text=True,
+        check=False,
+        env=env,
+    )
+    if r.returncode != 0:
+        raise RuntimeError(f"{kw} failed:\n{r.stderr[-3000:]}")
+    return dict(json.loads(r.stdout.strip().splitlines()[-1]))
+
+
+def _row(name: str, r: dict[str, Any]) -> str:
+    u, v = r["unseen"], r["val"]
+    extra = "".join(f" {k} {u[k]:.3f}" for k in ("object_f1", "boundary_iou") if k in u)
+    return (
+        f"{name:14s} unseen IoU {u['iou']:.3f} (per image {u['mean_image_iou']:.3f}, "
+        f"P {u['precision']:.3f} R {u['recall']:.3f}){extra} | val IoU {v['iou']:.3f} | "
+        f"{r['epochs']} epochs (best {r['best_epoch']}) in {r['train_wall_s'] / 60:.1f} min, "
+        f"{r['train_cpu_s'] / 60:.1f} CPU-min"
+    )
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    ap.add_argument("--child", help=argparse.SUPPRESS)
+    ap.add_argument(
+        "--variants",
+        nargs="+",
+        default=["main", "default"],
+        help="main | default | name:key=val,...",
+    )
+    ap.add_argument(
+        "--budget-min",
+        type=float,
+        default=None,
+        help="train.time_budget_min (default: params.yaml); 0 = none",
+    )
+    ap.add_argument("--epochs", type=int, default=0, help="train.epochs (0 = params.yaml)")
+    ap.add_argument("--out", type=Path, help="write all figures as JSON here")
+    args = ap.parse_args()
+    if args.child:
+        kw = json.loads(args.child)
+        print(json.dumps(child_train(**kw), default=str))
+        return
+    if not REAL.is_dir():
+        print(f"real imagery not found at {REAL}: skipped")
+        return
+    from satseg.params import TrainParams
+
+    budget = (
+        args.budget_min if args.budget_min is not None else (TrainParams().time_budget_min or 0)
+    )
+    results: dict[str, Any] = {
+        "cpus": os.cpu_count(),
+        "load_avg_start": os.getloadavg(),
+        "budget_min": budget,
+        "variants": {},
+    }
+    with tempfile.TemporaryDirectory(prefix="satseg-bench-quality-") as tmp:
+        home = Path(tmp) / "home"
+        t = time.perf_counter()
+        data = ingest(home)
+        counts = json.loads((data / "manifest.json").read_text())["counts"]
+        print(f"ingest tiles 1-4: {counts} in {time.perf_counter() - t:.0f} s", flush=True)
+        for spec in args.variants:
+            name, overrides = parse_variant(spec)
+            kw = {
+                "data": str(data),
+                "overrides": overrides,
+                "budget_min": budget,
+                "epochs": args.epochs,
+            }
+            results["variants"][name] = r = {"overrides": overrides, **_spawn(kw, home)}
+            print(_row(name, r), flush=True)
+    results["load_avg_end"] = os.getloadavg()
+    text = json.dumps(results, indent=2, default=str)
+    print(text)
+    if args.out:
+        args.out.write_text(text)
+
+
+if __name__ == "__main__":
+    main()
