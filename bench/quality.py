@@ -154,7 +154,7 @@ def score_tiles(model: Any, threshold: float = 0.5) -> dict[str, Any]:
     import numpy as np
 
     from satseg.inference.engine import as_predictor
-    from satseg.training.losses import scores
+    from satseg.metrics import pixel_scores as scores
 
     predictor = as_predictor(model, 256)
     tp = fp = fn = 0

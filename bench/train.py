@@ -119,8 +119,8 @@ def brightness_baseline(data: str) -> dict[str, float]:
     import cv2
     import numpy as np
 
+    from satseg.metrics import pixel_scores as scores
     from satseg.training.data import list_split
-    from satseg.training.losses import scores
 
     def load(split: str) -> tuple[np.ndarray, np.ndarray]:
         sp = list_split(data, split)
@@ -143,8 +143,8 @@ def brightness_baseline(data: str) -> dict[str, float]:
 def all_background(data: str, split: str = "val") -> dict[str, float]:
     import cv2
 
+    from satseg.metrics import pixel_scores as scores
     from satseg.training.data import list_split
-    from satseg.training.losses import scores
 
     masks = [cv2.imread(str(p), cv2.IMREAD_GRAYSCALE) > 127 for p in list_split(data, split).masks]
     fg = int(sum(int(m.sum()) for m in masks))

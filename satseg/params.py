@@ -292,8 +292,9 @@ class TrainParams(Section):
     time_budget_min: float | None = Field(
         default=30,
         gt=0,
-        le=10080,
-        description="Stop after the epoch that crosses it (minutes; null = no budget)",
+        le=600,
+        description="Stop after the epoch that crosses it (minutes, at most 10 h: the train "
+        "task's execution_timeout is 12 h; null = no budget)",
     )
     promotion_metric: PromotionMetric = Field(
         default="iou",

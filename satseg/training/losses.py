@@ -99,20 +99,6 @@ def get_loss(name: str) -> Callable[[tf.Tensor, tf.Tensor], tf.Tensor]:
         raise ValueError(f"loss {name!r}: choose one of {', '.join(LOSS_FNS)}") from None
 
 
-def scores(tp: float, fp: float, fn: float) -> dict[str, float]:
-    """IoU, Dice, precision, recall from pixel counts (empty truth and prediction -> 1.0)."""
-
-    def ratio(a: float, b: float) -> float:
-        return float(a / b) if b > 0 else 1.0
-
-    return {
-        "iou": ratio(tp, tp + fp + fn),
-        "dice": ratio(2 * tp, 2 * tp + fp + fn),
-        "precision": ratio(tp, tp + fp),
-        "recall": ratio(tp, tp + fn),
-    }
-
-
 class PixelScore(tf.keras.metrics.Metric):  # type: ignore[misc]
     """One of iou/dice/precision/recall from tp/fp/fn accumulated over the epoch."""
 

@@ -9,8 +9,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from satseg.metrics import pixel_scores as scores
 from satseg.training.config import MAX_SWEEP, TrainConfig, expand_sweep, plan_configs
-from satseg.training.losses import LOSS_FNS, PixelScore, scores
+from satseg.training.losses import LOSS_FNS, PixelScore
 
 
 def test_params_yaml_then_overrides(settings: Any, tmp_path: Path, monkeypatch: Any) -> None:
