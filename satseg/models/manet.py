@@ -41,11 +41,20 @@ class PositionAttention(tf.keras.layers.Layer):  # type: ignore[misc]
 
     def build(self, input_shape: Any) -> None:
         c = int(input_shape[-1])
-        # Sub-layer names carry the parent's: HDF5 saving needs unique weight names.
-        self.query = layers.Conv2D(self.key_channels, 1, name=f"{self.name}_query")
-        self.key = layers.Conv2D(self.key_channels, 1, name=f"{self.name}_key")
-        self.value = layers.Conv2D(c, 3, padding="same", name=f"{self.name}_value")
-        self.out = layers.Conv2D(c, 3, padding="same", name=f"{self.name}_out")
+        # Sub-layer names carry the parent's: HDF5 saving needs unique weight names; they
+        # share the parent's dtype policy (mixed bfloat16 training clones this layer).
+        self.query = layers.Conv2D(
+            self.key_channels, 1, name=f"{self.name}_query", dtype=self.dtype_policy
+        )
+        self.key = layers.Conv2D(
+            self.key_channels, 1, name=f"{self.name}_key", dtype=self.dtype_policy
+        )
+        self.value = layers.Conv2D(
+            c, 3, padding="same", name=f"{self.name}_value", dtype=self.dtype_policy
+        )
+        self.out = layers.Conv2D(
+            c, 3, padding="same", name=f"{self.name}_out", dtype=self.dtype_policy
+        )
         for conv in (self.query, self.key, self.value, self.out):
             _build(conv, (None, None, None, c))
         super().build(input_shape)
@@ -57,7 +66,7 @@ class PositionAttention(tf.keras.layers.Layer):  # type: ignore[misc]
         q = tf.reshape(self.query(x), (b, h * w, self.key_channels))
         k = tf.reshape(self.key(x), (b, h * w, self.key_channels))
         v = tf.reshape(self.value(x), (b, h * w, c))
-        scale = tf.math.rsqrt(tf.cast(self.key_channels, x.dtype))
+        scale = tf.math.rsqrt(tf.cast(self.key_channels, q.dtype))
         attn = tf.nn.softmax(tf.matmul(q, k, transpose_b=True) * scale, axis=-1)
         ctx = tf.reshape(tf.matmul(attn, v), (b, h, w, c))
         return x + self.out(ctx)
@@ -77,8 +86,12 @@ class ChannelAttention(tf.keras.layers.Layer):  # type: ignore[misc]
     def build(self, input_shape: Any) -> None:
         c = int(input_shape[-1])
         r = max(1, c // self.reduction)
-        self.squeeze = layers.Conv2D(r, 1, activation="relu", name=f"{self.name}_squeeze")
-        self.excite = layers.Conv2D(c, 1, activation="sigmoid", name=f"{self.name}_excite")
+        self.squeeze = layers.Conv2D(
+            r, 1, activation="relu", name=f"{self.name}_squeeze", dtype=self.dtype_policy
+        )
+        self.excite = layers.Conv2D(
+            c, 1, activation="sigmoid", name=f"{self.name}_excite", dtype=self.dtype_policy
+        )
         _build(self.squeeze, (None, 1, 1, c))
         _build(self.excite, (None, 1, 1, r))
         super().build(input_shape)

@@ -34,6 +34,21 @@ def test_arch_builds_and_trains_one_step(arch: str) -> None:
     assert changed > 0.9 * len(before)
 
 
+@pytest.mark.parametrize("arch", ARCHS)
+def test_arch_runs_under_mixed_bfloat16(arch: str) -> None:
+    """Every arch cloned for mixed bf16 (training's and inference's ``precision: bf16``):
+    custom layers' sub-layers follow the policy, the output stays float32 and close."""
+    from satseg.inference.engine import to_mixed_bfloat16
+
+    tf.keras.utils.set_random_seed(0)
+    model = build_model(arch, "resnet18")
+    bf = to_mixed_bfloat16(model)
+    x = np.random.default_rng(1).random((1, 64, 64, 3), dtype=np.float32)
+    out = bf(x, training=False)
+    assert out.dtype == tf.float32 and out.shape == (1, 64, 64, 1)
+    assert float(np.abs(out.numpy() - model(x, training=False).numpy()).max()) < 0.1
+
+
 @pytest.mark.parametrize("backbone", ["mobilenetv2", "vgg16", "efficientnetb0"])
 def test_manet_works_on_other_backbones(backbone: str) -> None:
     model = build_model("manet", backbone)
