@@ -56,6 +56,11 @@ class Settings(BaseSettings):
         ),
     )
     max_upload_mb: int = Field(default=2048, description="Upload size limit of the REST API")
+    onnx_artifacts: bool = Field(
+        default=True,
+        description="Make verified ONNX fp32/int8 inference files when a model is registered "
+        "(false: TensorFlow serves it)",
+    )
     encoder_weights: Path | None = Field(
         default=None, description="Optional local .h5 encoder weights (no downloads)"
     )

@@ -29,6 +29,9 @@ os.environ.update(
         "TF_USE_LEGACY_KERAS": "1",
         "TF_CPP_MIN_LOG_LEVEL": "2",
         "CUDA_VISIBLE_DEVICES": "",
+        # ONNX conversion at registration costs 20-45 s a model: on only where a test asks
+        # (tests/registry/test_artifacts.py, the end-to-end loop)
+        "SATSEG_ONNX_ARTIFACTS": "false",
         "GIT_AUTHOR_NAME": "satseg-tests",
         "GIT_AUTHOR_EMAIL": "tests@satseg.local",
         "GIT_COMMITTER_NAME": "satseg-tests",

@@ -31,6 +31,7 @@ def test_ingest_retrain_predict_monitor_drift_retrain(
         )
     )
     monkeypatch.setenv("SATSEG_PARAMS_FILE", str(params))
+    monkeypatch.setenv("SATSEG_ONNX_ARTIFACTS", "true")  # the whole loop, as deployed
     reset_settings_cache()
     s = get_settings()
     s.ensure_dirs()

@@ -297,6 +297,9 @@ def log_for_run(settings: Settings, run_id: str, model_uri: str, dataset_dir: st
 
     from satseg.registry.tracking import setup
 
+    if not settings.onnx_artifacts:
+        log.info("no ONNX artifacts for run %s: SATSEG_ONNX_ARTIFACTS is off", run_id)
+        return
     client = setup(settings)
     if any(
         f.path == f"{ARTIFACT_PATH}/{META}" for f in client.list_artifacts(run_id, ARTIFACT_PATH)

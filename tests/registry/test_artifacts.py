@@ -10,10 +10,17 @@ from typing import Any
 
 import mlflow
 import numpy as np
+import pytest
 from registry_models import constant_model
 
 from satseg.registry import artifacts as A
 from satseg.registry import tracking
+
+
+@pytest.fixture(autouse=True)
+def _onnx_on(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The suite turns registration's ONNX export off (tests/conftest.py); these test it."""
+    monkeypatch.setenv("SATSEG_ONNX_ARTIFACTS", "true")
 
 
 def _logged_run(settings: Any, model: Any) -> tuple[str, str]:
