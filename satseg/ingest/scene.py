@@ -56,25 +56,15 @@ def _class_params(ing: Any) -> dict[str, Any]:
     }
 
 
-def class_table(p: dict[str, Any]) -> ClassTable | None:
-    """The ClassTable of scene parameters ``p`` (``scene_params``), None when binary."""
-    from satseg.params import IngestParams
-
-    if "classes" not in p:
-        return None
-    keys = ("classes", "unlabeled", "unknown_label", "label_property")
-    return ClassTable.from_params(IngestParams(**{k: p[k] for k in keys}))
-
-
 def _open_labels(
     annotation: Path,
     kind: str,
     source: SceneReader,
     p: dict[str, Any],
+    table: ClassTable | None,
     limits: PixelLimits,
     name: str | None,
 ) -> tuple[PolygonSet | MaskReader, dict[str, Any]]:
-    table = class_table(p)
     if kind == "mask":
         lut = None if table is None else table.value_lut()
         mask = MaskReader(annotation, limits=limits, name=name, lut=lut)
@@ -117,6 +107,7 @@ def _patch(
     tmp: Path,
     scene: str,
     p: dict[str, Any],
+    table: ClassTable | None,
     workers: int | None,
     settings: Settings,
 ) -> Any:
@@ -130,7 +121,7 @@ def _patch(
         params,
         workers=workers,
         show_progress=settings.log_progress,
-        table=class_table(p),
+        table=table,
     )
     if isinstance(labels, MaskReader):
         labels.close()
@@ -161,6 +152,7 @@ def build_scene(
     p = scene_params(settings)
     pre = settings.params().preprocess
     limits = PixelLimits.from_params(settings.params().ingest)
+    table = ClassTable.from_params(settings.params().ingest)  # p["classes"], as a table
     try:
         source = open_scene(image, p["bands"], p["scale"], limits=limits, name=image_name)
     except RasterError as e:
@@ -168,8 +160,11 @@ def build_scene(
     tmp = tmp_scene_dir(scenes_root(settings, dataset), scene)
     try:
         described = source.describe()
-        labels, label_info = _open_labels(annotation, kind, source, p, limits, annotation_name)
-        patched = _patch(source, labels, tmp, scene, p, workers or pre.workers or None, settings)
+        labels, label_info = _open_labels(
+            annotation, kind, source, p, table, limits, annotation_name
+        )
+        n = workers or pre.workers or None
+        patched = _patch(source, labels, tmp, scene, p, table, n, settings)
     except LabelRasterError as e:
         shutil.rmtree(tmp, ignore_errors=True)
         raise IngestError(str(e), e.check, "annotation") from e
