@@ -101,3 +101,42 @@ def binary_json() -> dict[str, Any]:
         "ignore_index": None,
         "unlabeled": "background",
     }
+
+
+@dataclass(frozen=True)
+class ModelClasses:
+    """What a model's output channels mean: the class table as recorded with the model.
+
+    Binary (``multiclass`` False): one sigmoid channel, the probability of ``names[0]``
+    (``building`` unless the table says otherwise), today's path. Multi-class: one softmax
+    channel per class, channel ``i`` = class index ``i`` = pixel value ``i`` of the class
+    raster; :data:`IGNORE` is the class raster's nodata.
+    """
+
+    names: tuple[str, ...]
+    colors: tuple[str, ...]
+    multiclass: bool
+
+    @classmethod
+    def from_json(cls, doc: dict[str, Any] | None) -> ModelClasses:
+        """From ``ClassTable.to_json()`` / ``binary_json()``; None or {} (a model registered
+        before class tables) is binary ``building``."""
+        doc = doc or binary_json()
+        rows = sorted(doc.get("classes") or binary_json()["classes"], key=lambda c: c["index"])
+        multiclass = doc.get("ignore_index") is not None
+        if multiclass and [c["index"] for c in rows] != list(range(len(rows))):
+            raise ValueError(f"class indices must be 0..n-1, got {[c['index'] for c in rows]}")
+        return cls(
+            names=tuple(str(c["name"]) for c in rows),
+            colors=tuple(str(c.get("color") or BINARY_COLOR) for c in rows),
+            multiclass=multiclass,
+        )
+
+    @property
+    def channels(self) -> int:
+        """Model output channels: 1 (sigmoid) for binary, n (softmax) for multi-class."""
+        return len(self.names) if self.multiclass else 1
+
+    def rgb(self) -> list[tuple[int, int, int]]:
+        """Colours as RGB tuples, in class order."""
+        return [tuple(int(c.lstrip("#")[i : i + 2], 16) for i in (0, 2, 4)) for c in self.colors]  # type: ignore[misc]

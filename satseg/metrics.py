@@ -26,6 +26,7 @@ DILATION_RATIO = 0.02  # boundary width as a share of the image diagonal (Cheng 
 MATCH_IOU = 0.5  # SpaceNet: a predicted building counts when IoU >= 0.5 with a true one
 CONNECTIVITY = 4  # objects are 4-connected, like the mask filter and the polygons
 METRIC_NAMES = ("iou", "dice", "boundary_iou", "object_f1")  # what promotion may rank on
+CLASS_METRIC_NAMES = ("miou", "mdice", "pixel_accuracy")  # multi-class; plus iou_<class>
 
 
 def _ratio(a: float, b: float) -> float:
@@ -241,3 +242,63 @@ def _same_shape(t: np.ndarray, p: np.ndarray) -> None:
         raise ValueError(f"truth {t.shape} and prediction {p.shape} differ in shape")
     if t.ndim < 2:
         raise ValueError(f"masks must be 2-D (or stacks of 2-D), got shape {t.shape}")
+
+
+# ---- multi-class (class-index masks, IGNORE = 255 excluded) --------------------------------
+
+
+@dataclass
+class ClassScorer:
+    """Per-class pixel scores of class-index masks, accumulated over many pairs.
+
+    ``truth`` and ``pred`` hold class indices ``0..n-1``; truth pixels equal to ``ignore``
+    (255, :data:`satseg.classes.IGNORE`) count for nothing. ``result()`` gives, for each
+    class name, ``iou_<name>``, ``dice_<name>``, ``precision_<name>``, ``recall_<name>``, and
+    ``miou`` / ``mdice``: the means over the classes present in truth or prediction (a class
+    seen nowhere is left out of the mean, as in torchmetrics' ``ignore_index`` with absent
+    classes), plus ``pixel_accuracy``.
+    """
+
+    names: tuple[str, ...]
+    ignore: int = 255
+    confusion: np.ndarray = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.confusion = np.zeros((len(self.names), len(self.names)), np.int64)
+
+    def update(self, truth: np.ndarray, pred: np.ndarray) -> None:
+        t, p = np.asarray(truth), np.asarray(pred)
+        _same_shape(t, p)
+        n = len(self.names)
+        keep = t != self.ignore
+        t, p = t[keep].astype(np.int64), p[keep].astype(np.int64)
+        bad = (t >= n) | (p >= n) | (t < 0) | (p < 0)
+        if bad.any():
+            raise ValueError(f"class indices outside 0..{n - 1} (and ignore {self.ignore})")
+        self.confusion += np.bincount(t * n + p, minlength=n * n).reshape(n, n)
+
+    def result(self) -> dict[str, float]:
+        cm = self.confusion
+        tp = np.diag(cm).astype(float)
+        fp = cm.sum(axis=0) - tp
+        fn = cm.sum(axis=1) - tp
+        out: dict[str, float] = {}
+        present: list[str] = []
+        for i, name in enumerate(self.names):
+            for k, v in pixel_scores(tp[i], fp[i], fn[i]).items():
+                out[f"{k}_{name}"] = v
+            if tp[i] + fp[i] + fn[i] > 0:
+                present.append(name)
+        out["miou"] = float(np.mean([out[f"iou_{n}"] for n in present])) if present else 1.0
+        out["mdice"] = float(np.mean([out[f"dice_{n}"] for n in present])) if present else 1.0
+        out["pixel_accuracy"] = _ratio(float(tp.sum()), float(cm.sum()))
+        return out
+
+
+def class_scores(
+    truth: np.ndarray, pred: np.ndarray, names: tuple[str, ...] | list[str], ignore: int = 255
+) -> dict[str, float]:
+    """Per-class scores and mean IoU of one pair (or stack) of class-index masks."""
+    s = ClassScorer(tuple(names), ignore)
+    s.update(truth, pred)
+    return s.result()

@@ -119,3 +119,31 @@ def test_bad_inputs_fail_clearly() -> None:
         m.pixel_counts(np.zeros(4), np.zeros(4))
     with pytest.raises(ValueError, match="dilation_ratio"):
         m.boundary_width((10, 10), 0.0)
+
+
+def test_class_scores_per_class_and_mean_ignore_excluded() -> None:
+    from satseg.metrics import ClassScorer, class_scores
+
+    truth = np.array([[0, 0, 1, 1], [2, 2, 255, 255]], np.uint8)
+    pred = np.array([[0, 1, 1, 1], [2, 0, 0, 2]], np.uint8)
+    s = class_scores(truth, pred, ("a", "b", "c"))
+    # a: tp 1, fp 1 (row 2 col 1), fn 1 -> 1/3 ; b: tp 2, fp 1 -> 2/3 ; c: tp 1, fn 1 -> 1/2
+    assert s["iou_a"] == pytest.approx(1 / 3)
+    assert s["iou_b"] == pytest.approx(2 / 3)
+    assert s["iou_c"] == pytest.approx(1 / 2)
+    assert s["miou"] == pytest.approx((1 / 3 + 2 / 3 + 1 / 2) / 3)
+    assert s["pixel_accuracy"] == pytest.approx(4 / 6)  # ignored pixels are not counted
+    acc = ClassScorer(("a", "b", "c"))
+    acc.update(truth[:1], pred[:1])
+    acc.update(truth[1:], pred[1:])
+    assert acc.result() == s
+
+
+def test_class_scores_absent_class_left_out_of_mean_and_bad_index_refused() -> None:
+    from satseg.metrics import class_scores
+
+    t = np.zeros((4, 4), np.uint8)
+    s = class_scores(t, t, ("land", "water"))
+    assert s["miou"] == 1.0 and s["iou_water"] == 1.0
+    with pytest.raises(ValueError, match="class indices"):
+        class_scores(t, np.full((4, 4), 3, np.uint8), ("land", "water"))

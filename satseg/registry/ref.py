@@ -6,6 +6,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 POSTPROCESS_TAG = "postprocess"  # run tag: JSON of the threshold / min area tuned on val
+CLASSES_TAG = "classes"  # run tag: JSON of the class table (satseg.classes); absent = binary
 
 
 @dataclass
@@ -20,6 +21,8 @@ class ModelRef:
     metrics: dict[str, float] = field(default_factory=dict)
     # threshold, min_area_px (+ opening_px, metric, split) tuned on val; {} before tuning
     postprocess: dict[str, Any] = field(default_factory=dict)
+    # the class table the model was trained with (ClassTable.to_json / binary_json); {} = binary
+    classes: dict[str, Any] = field(default_factory=dict)
 
     @property
     def uri(self) -> str:

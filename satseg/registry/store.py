@@ -15,7 +15,7 @@ from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
 from satseg.config import Settings
-from satseg.registry.ref import POSTPROCESS_TAG, ModelRef
+from satseg.registry.ref import CLASSES_TAG, POSTPROCESS_TAG, ModelRef
 from satseg.registry.tracking import setup
 
 log = logging.getLogger(__name__)
@@ -48,6 +48,7 @@ def _ref(client: MlflowClient, mv: Any, aliases: dict[str, str] | None = None) -
     aliases = _aliases(client, mv.name) if aliases is None else aliases
     metrics: dict[str, float] = {}
     postprocess: dict[str, Any] = {}
+    classes: dict[str, Any] = {}
     try:
         run = client.get_run(mv.run_id).data
         metrics = {
@@ -56,6 +57,7 @@ def _ref(client: MlflowClient, mv: Any, aliases: dict[str, str] | None = None) -
             if k.startswith("final_")
         }
         postprocess = _postprocess(run.tags.get(POSTPROCESS_TAG))
+        classes = _postprocess(run.tags.get(CLASSES_TAG))
     except MlflowException:
         pass
     return ModelRef(
@@ -66,15 +68,16 @@ def _ref(client: MlflowClient, mv: Any, aliases: dict[str, str] | None = None) -
         aliases=sorted(a for a, v in aliases.items() if str(v) == str(mv.version)),
         metrics=metrics,
         postprocess=postprocess,
+        classes=classes,
     )
 
 
 def _postprocess(raw: str | None) -> dict[str, Any]:
-    """The run's tuned post-processing; {} when absent or unreadable (then the fallback)."""
+    """A JSON run tag (tuned post-processing, class table); {} when absent or unreadable."""
     try:
         value = json.loads(raw) if raw else {}
     except ValueError:
-        log.warning("ignoring unreadable %s tag %r", POSTPROCESS_TAG, raw)
+        log.warning("ignoring unreadable JSON run tag %r", raw)
         return {}
     return dict(value) if isinstance(value, dict) else {}
 

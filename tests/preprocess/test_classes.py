@@ -186,3 +186,19 @@ def test_training_refuses_a_class_table_dataset_until_it_is_built(tmp_path: Path
 
     (tmp_path / "manifest.json").write_text(json.dumps({**doc, "classes": binary_json()}))
     assert read_manifest(tmp_path)["dataset"] == "lc"
+
+
+def test_model_classes_binary_default_and_multiclass_round_trip() -> None:
+    from satseg.classes import ClassTable, ModelClasses
+    from satseg.params import IngestParams
+
+    old = ModelClasses.from_json(None)  # a model registered before class tables
+    assert (old.names, old.multiclass, old.channels) == (("building",), False, 1)
+    ing = IngestParams.model_validate(
+        {"classes": [{"name": "land", "color": "#aa8800"}, {"name": "water", "color": "#0000ff"}]}
+    )
+    table = ClassTable.from_params(ing)
+    assert table is not None
+    mc = ModelClasses.from_json(table.to_json())
+    assert mc.names == ("land", "water") and mc.multiclass and mc.channels == 2
+    assert mc.rgb() == [(0xAA, 0x88, 0x00), (0, 0, 255)]
