@@ -103,8 +103,15 @@ def check_data_drift(
 
 
 def evaluate_champion(settings: Settings, when: datetime | None = None) -> dict[str, Any]:
-    """Evaluate the champion on each dataset's newest version it has not been evaluated on."""
+    """Evaluate the champion on each dataset's newest version it has not been evaluated on.
+
+    A multi-class champion (its class table, ``ModelClasses``) is scored per class
+    (``classeval.evaluate_classes``) on datasets with the same classes; a dataset whose class
+    table does not fit the model is skipped with the reason (``skipped``).
+    """
     from satseg import registry
+    from satseg.classes import ModelClasses
+    from satseg.monitoring import classeval
     from satseg.monitoring import performance as perf
     from satseg.monitoring import reference as ref_mod
 
@@ -113,20 +120,31 @@ def evaluate_champion(settings: Settings, when: datetime | None = None) -> dict[
         return {"status": "no_champion", "concept_drift": False}
     hist_path = settings.state / "performance.csv"
     history = perf.load_history(hist_path)
-    todo = [
-        t
-        for t in ref_mod.latest_tags(settings).values()
-        if not perf.evaluated(history, champ.version, t)
-    ]
+    classes = ModelClasses.from_json(champ.classes)
+    todo, skipped = [], []
+    for t in ref_mod.latest_tags(settings).values():
+        if perf.evaluated(history, champ.version, t):
+            continue
+        d = ref_mod.tag_dir(settings, t)
+        why = classeval.mismatch(classes, classeval.dataset_classes(d))
+        if why:
+            log.warning("champion v%s not evaluated on %s: %s", champ.version, t, why)
+            skipped.append({"dataset_tag": t, "reason": why})
+        else:
+            todo.append((t, d))
     results: list[dict[str, Any]] = []
     if todo:
-        from satseg.training.evaluate import as_deployed, evaluate
-
         model, ref = registry.load_model(settings, champ.version)
-        baseline = _baseline_iou(ref.metrics)
-        deployed = as_deployed(settings, ref.postprocess)  # masks as the champion predicts
-        for tag in todo:
-            metrics = evaluate(model, ref_mod.tag_dir(settings, tag), split="val", **deployed)
+        baseline = _baseline_iou(ref.metrics, classes)
+        per_class = _baseline_classes(ref.metrics, classes)
+        for tag, d in todo:
+            if classes.multiclass:
+                metrics = classeval.evaluate_classes(model, d, classes.names, split="val")
+            else:
+                from satseg.training.evaluate import as_deployed, evaluate
+
+                deployed = as_deployed(settings, ref.postprocess)  # masks as it predicts
+                metrics = evaluate(model, d, split="val", **deployed)
             row = perf.record_evaluation(
                 hist_path,
                 metrics,
@@ -135,21 +153,49 @@ def evaluate_champion(settings: Settings, when: datetime | None = None) -> dict[
                 dataset_tag=tag,
                 model_run_id=ref.run_id,
                 when=when,
+                classes=classes.names if classes.multiclass else None,
             )
             history = perf.load_history(hist_path)
             results.append(
                 perf.concept_drift(
-                    history, row, iou_drop=_iou_drop(settings), baseline_iou=baseline
+                    history,
+                    row,
+                    iou_drop=_iou_drop(settings),
+                    baseline_iou=baseline,
+                    baseline_classes=per_class,
                 )
             )
-    return summarize_performance(settings, results, when)
+    out = summarize_performance(settings, results, when, colors=_colors(classes))
+    if skipped:
+        out["skipped"] = skipped
+    return out
 
 
-def _baseline_iou(metrics: dict[str, Any]) -> float | None:
-    for k in ("val_iou", "iou", "best_val_iou"):
+def _baseline_iou(metrics: dict[str, Any], classes: Any = None) -> float | None:
+    """What the champion scored at training: IoU (binary) or mean IoU (multi-class)."""
+    multi = classes is not None and classes.multiclass
+    for k in ("val_miou", "miou") if multi else ("val_iou", "iou", "best_val_iou"):
         if metrics.get(k) is not None:
             return float(metrics[k])
     return None
+
+
+def _baseline_classes(metrics: dict[str, Any], classes: Any) -> dict[str, float]:
+    """Per-class IoU at training (``iou_<class>``, or ``val_iou_<class>``) of a multi-class
+    model; {} for a binary one (its one IoU is the baseline)."""
+    if not classes.multiclass:
+        return {}
+    out = {}
+    for name in classes.names:
+        for k in (f"val_iou_{name}", f"iou_{name}"):
+            if metrics.get(k) is not None:
+                out[name] = float(metrics[k])
+                break
+    return out
+
+
+def _colors(classes: Any) -> dict[str, str] | None:
+    return dict(zip(classes.names, classes.colors, strict=True)) if classes.multiclass else None
 
 
 def _iou_drop(settings: Settings) -> float:
@@ -157,9 +203,14 @@ def _iou_drop(settings: Settings) -> float:
 
 
 def summarize_performance(
-    settings: Settings, results: list[dict[str, Any]], when: datetime | None = None
+    settings: Settings,
+    results: list[dict[str, Any]],
+    when: datetime | None = None,
+    *,
+    colors: dict[str, str] | None = None,
 ) -> dict[str, Any]:
-    """Plot the whole history and say whether any new evaluation showed concept drift."""
+    """Plot the whole history and say whether any new evaluation showed concept drift
+    (``drifted_classes``: the classes of multi-class champions whose IoU fell too far)."""
     from satseg.monitoring import performance as perf
     from satseg.monitoring import report
 
@@ -167,19 +218,18 @@ def summarize_performance(
     plot = None
     if history:
         day = day_dir(settings, when)
-        plot = str(perf.plot_history(history, day / "performance.png"))
+        plot = str(perf.plot_history(history, day / "performance.png", colors=colors))
         report.write_day_index(day)
     drifted = [r for r in results if r["concept_drift"]]
     return {
         "status": "evaluated" if results else "up_to_date",
         "evaluations": results,
         "concept_drift": bool(drifted),
-        "plot": plot,
-        "reason": "; ".join(
-            f"champion v{r['model_version']} IoU {r['iou']:.3f} on {r['dataset_tag']} vs "
-            f"{r['baseline_iou']:.3f} ({r['baseline']}): drop {r['drop']:.3f} > {r['iou_drop']}"
-            for r in drifted
+        "drifted_classes": list(
+            dict.fromkeys(c for r in drifted for c in r.get("drifted_classes") or [])
         ),
+        "plot": plot,
+        "reason": "; ".join(perf.drift_reason(r) for r in drifted),
     }
 
 
@@ -208,6 +258,7 @@ def drift_event(data: dict[str, Any], perf: dict[str, Any]) -> dict[str, Any] | 
         "data_report": data.get("report"),
         "plot": perf.get("plot"),
         "share_drifted": data.get("share_drifted"),
+        "drifted_classes": perf.get("drifted_classes") or None,
         "mlflow_run_id": data.get("mlflow_run_id"),
     }
 
