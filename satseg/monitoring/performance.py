@@ -259,10 +259,10 @@ def plot_history(
     nan = float("nan")
     fig, ax = plt.subplots(figsize=(8, 4), dpi=100)
     try:
-        mean = "m" if classes else ""
-        for m, style in (("iou", "o-"), ("dice", "s--")):
+        labels = ("IoU / mIoU", "Dice / mDice") if classes else ("IOU", "DICE")
+        for m, style, label in zip(("iou", "dice"), ("o-", "s--"), labels, strict=True):
             values = [nan if r[m] is None else r[m] for r in history]
-            ax.plot(times, values, style, label=f"{mean}{m.upper()}" if mean else m.upper())
+            ax.plot(times, values, style, label=label)
         for name in classes:
             values = [r.get(f"{CLASS_IOU}{name}", nan) for r in history]
             color = colors.get(name) if colors else None
