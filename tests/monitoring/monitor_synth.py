@@ -104,3 +104,89 @@ def version_sample_dataset(
     v = version_dataset(settings, dataset)
     assert v.tag == tag
     return tag
+
+
+# --- multi-class ----------------------------------------------------------------------------
+
+CLASS_TABLE = {  # ClassTable.to_json() of a three-class table, as ingest records it
+    "classes": [
+        {"index": 0, "name": "building", "color": "#ff0000"},
+        {"index": 1, "name": "vegetation", "color": "#00ff00"},
+        {"index": 2, "name": "water", "color": "#0000ff"},
+    ],
+    "ignore_index": 255,
+    "unlabeled": "ignore",
+}
+CLASS_COLOURS = {"building": (220, 40, 30), "vegetation": (30, 200, 40), "water": (20, 40, 210)}
+
+
+def colour_model() -> Any:
+    """A fixed 3-class 'segmenter': softmax of 20 x (r, g, b), i.e. class = strongest band.
+    Right on ``write_class_dataset`` scenes; murky water (green-blue) fools it."""
+    import numpy as np
+    import tensorflow as tf
+
+    inp = tf.keras.Input((None, None, 3))
+    out = tf.keras.layers.Conv2D(3, 1, activation="softmax", name="prob")(inp)
+    model = tf.keras.Model(inp, out, name="colour_model")
+    w = (20.0 * np.eye(3, dtype=np.float32)).reshape(1, 1, 3, 3)
+    model.get_layer("prob").set_weights([w, np.zeros(3, np.float32)])
+    return model
+
+
+def write_class_dataset(
+    out: Path, *, dataset: str, tag: str, water: tuple[int, int, int] | None = None
+) -> Path:
+    """A processed multi-class dataset (class-index masks, 255 = ignore, manifest class table):
+    64 px patches of three vertical bands building | vegetation | water, the top 8 rows
+    unlabeled (grey, ignored). ``water`` paints the water band another colour."""
+    import shutil
+
+    import numpy as np
+
+    from satseg.io.atomic import write_json
+    from satseg.training.sample import _png
+
+    colours = {**CLASS_COLOURS, **({"water": water} if water else {})}
+    for split in ("train", "val"):
+        shutil.rmtree(out / split, ignore_errors=True)
+    counts = {"train": 2, "val": 3}
+    for split, n in counts.items():
+        for k in range(n):
+            rgb = np.zeros((64, 64, 3), np.uint8)
+            mask = np.zeros((64, 64), np.uint8)
+            edges = (0, 20 + k, 44 - k, 64)  # a little different per patch
+            for i, name in enumerate(("building", "vegetation", "water")):
+                rgb[:, edges[i] : edges[i + 1]] = colours[name]
+                mask[:, edges[i] : edges[i + 1]] = i
+            rgb[:8], mask[:8] = 128, 255
+            _png(out / split / "images" / f"{dataset}_{split}_{k}.png", rgb)
+            _png(out / split / "masks" / f"{dataset}_{split}_{k}.png", mask)
+    doc = {"dataset": dataset, "tag": tag, "counts": counts, "patch_size": 64}
+    write_json(out / "manifest.json", {**doc, "classes": CLASS_TABLE})
+    return out
+
+
+def register_class_champion(settings: Any, dataset_tag: str, ious: dict[str, float]) -> str:
+    """Log the colour model as a multi-class training run (final_miou, final_iou_<class>, the
+    class table in the CLASSES_TAG run tag) and make it champion."""
+    import json
+
+    import mlflow
+    import mlflow.tensorflow
+
+    from satseg.registry.ref import CLASSES_TAG
+    from satseg.registry.store import promote, register
+    from satseg.registry.tracking import setup
+
+    setup(settings)
+    with mlflow.start_run() as run:
+        mlflow.set_tag(CLASSES_TAG, json.dumps(CLASS_TABLE))
+        mlflow.log_metrics({f"final_iou_{k}": v for k, v in ious.items()})
+        mlflow.log_metric("final_miou", sum(ious.values()) / len(ious))
+        info = mlflow.tensorflow.log_model(
+            colour_model(), name="model", keras_model_kwargs={"save_format": "h5"}
+        )
+    ref = register(settings, str(info.model_uri), run.info.run_id, {"dataset_tag": dataset_tag})
+    promote(settings, ref.version)
+    return ref.version
