@@ -6,6 +6,7 @@ use, so building the app does not pay for MLflow until a model route is called.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,7 @@ class BadRequest(Exception):
     """The request names something malformed, e.g. a tag that is not ``<dataset>-v<N>`` (400)."""
 
 
+HEX_COLOUR = re.compile(r"#[0-9a-fA-F]{6}")  # what ingest.classes allows (satseg.params)
 NOT_DATASETS = frozenset({"predict-done"})  # raw/predict-done holds inputs already segmented
 
 
@@ -91,6 +93,32 @@ def checkout(settings: Settings, tag: str) -> dict[str, Any]:
 def models(settings: Settings) -> list[Any]:
     """Every registered version, newest first, with its aliases and final metrics."""
     return list(registry.list_models(settings))
+
+
+def model_entry(ref: Any) -> dict[str, Any]:
+    """A version as ``/models`` shows it: the ModelRef's fields (``metrics`` holds the final
+    ones: ``val_iou`` for binary, ``miou`` and ``iou_<class>`` for multi-class) with
+    ``classes`` as the rows of its class table (index, name, colour; a binary model, or one
+    registered before class tables, has the one ``building`` class), ``multiclass`` and
+    ``ignore_index``."""
+    from satseg.classes import ModelClasses, binary_json
+
+    table = ref.classes or binary_json()
+    try:
+        mc = ModelClasses.from_json(table)
+    except (ValueError, KeyError, TypeError):  # a malformed tag: show what was recorded
+        return {**ref.to_dict(), "multiclass": None, "ignore_index": None}
+    first = 0 if mc.multiclass else int(binary_json()["classes"][0]["index"])
+    rows = [
+        {"index": first + i, "name": n, "color": c if HEX_COLOUR.fullmatch(c) else None}
+        for i, (n, c) in enumerate(zip(mc.names, mc.colors, strict=True))
+    ]
+    return {
+        **ref.to_dict(),
+        "classes": rows,
+        "multiclass": mc.multiclass,
+        "ignore_index": table.get("ignore_index") if mc.multiclass else None,
+    }
 
 
 def promote(settings: Settings, version: str) -> Any:

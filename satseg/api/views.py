@@ -148,7 +148,9 @@ def models(settings: Settings) -> dict[str, Any]:
 
     refs = catalog.models(settings)
     return {
-        "versions": [{**r.to_dict(), "lineage": store.lineage(settings, r.run_id)} for r in refs],
+        "versions": [
+            {**catalog.model_entry(r), "lineage": store.lineage(settings, r.run_id)} for r in refs
+        ],
         "history": store.history(settings) if refs else [],
         "registered_model": settings.registered_model,
     }

@@ -13,9 +13,9 @@ from satseg.api.deps import MAY_RUN_RETRAIN, SettingsDep
 router = APIRouter()
 
 
-@router.get("/models", summary="Registered model versions with metrics and aliases")
+@router.get("/models", summary="Registered model versions with metrics, aliases and class tables")
 def get_models(settings: SettingsDep) -> Any:
-    return jsonable_encoder(catalog.models(settings))
+    return jsonable_encoder([catalog.model_entry(r) for r in catalog.models(settings)])
 
 
 @router.post(
