@@ -458,9 +458,11 @@ def score_mc_tiles(model: Any, ref: Any, limit: int | None, lut: Any, names: Any
 
 
 def child_real_mc(
-    kind: str, root: str, epochs: int, budget_min: float | None, limit: int | None
+    model: str, root: str, epochs: int, budget_min: float | None, limit: int | None
 ) -> dict[str, Any]:
-    """One model through satseg_ingest + satseg_retrain (``dag.test()``), scored on tiles 5-6."""
+    """One model (``multiclass`` | ``binary``) through satseg_ingest + satseg_retrain
+    (``dag.test()``), scored on tiles 5-6."""
+    kind = model
     home_root = Path(root) / kind
     home_root.mkdir(parents=True, exist_ok=True)
     params = mc_params_file(home_root, kind, epochs, budget_min)
@@ -505,7 +507,7 @@ def child_real_mc(
             f"{kind}: satseg_retrain ({retrain_run.state}) registered no model; see its task logs"
             f" under {home_root / 'airflow' / 'logs'}"
         )
-    model, ref = registry.load_model(settings, refs[0].version)
+    net, ref = registry.load_model(settings, refs[0].version)
     return {
         "kind": kind,
         "params_file": str(params),
@@ -522,7 +524,7 @@ def child_real_mc(
             "val_metrics": ref.metrics,
             "classes": ref.classes,
         },
-        "unseen": score_mc_tiles(model, ref, limit, table.value_lut(), table.names),
+        "unseen": score_mc_tiles(net, ref, limit, table.value_lut(), table.names),
     }
 
 
@@ -589,7 +591,7 @@ def real_multiclass(args: argparse.Namespace, root: Path) -> dict[str, Any]:
     out: dict[str, Any] = {"plan": plan}
     for kind in plan["models"]:
         kw = {
-            "kind": kind,
+            "model": kind,
             "root": str(root / "mc"),
             "epochs": args.mc_epochs,
             "budget_min": args.mc_budget_min,
