@@ -298,3 +298,168 @@ def test_binary_model_info_keeps_the_binary_outputs(
     )
     assert set(res["outputs"]) == set(OUTPUT_NAMES) and "class_areas" not in res
     assert read(res["outputs"]["probability"]).shape[0] == 1
+
+
+def test_registered_model_carries_its_class_table_into_prediction(
+    settings: Any, tmp_path: Path, landcover: Any, class_model: Any
+) -> None:
+    """Logged with the ``classes`` run tag and registered: the version's ModelRef and the
+    info from ``load_registered_model`` carry the table; prediction makes the class outputs."""
+    import mlflow
+
+    from satseg.inference.jobs import load_registered_model, predict_many
+    from satseg.inference.params import PredictParams
+    from satseg.registry import store, tracking
+    from satseg.registry.ref import CLASSES_TAG
+
+    data = {"dataset": "lc", "tag": "lc-v1", "md5": "0" * 32}
+    tracking.setup(settings)
+    with mlflow.start_run() as run:
+        mlflow.set_tags({**tracking.lineage_tags(data), CLASSES_TAG: json.dumps(class_doc())})
+        uri = tracking.log_keras_model(class_model)
+    ref = store.register(settings, uri, run.info.run_id, tracking.lineage_tags(data))
+    assert ref.classes == class_doc()
+    model, info = load_registered_model(settings, ref.version)
+    assert ModelClasses.from_json(info["classes"]).names == LANDCOVER_CLASSES
+    params = PredictParams(**FAST)
+    (res,) = predict_many(model, info, [landcover.image], tmp_path / "out", params)
+    assert res["status"] == "ok" and res["model"]["version"] == ref.version
+    assert [c["name"] for c in res["class_areas"]] == list(LANDCOVER_CLASSES)
+    direct = predict_scene(
+        class_model, landcover.image, tmp_path / "direct", model_info=info, **FAST
+    )
+    np.testing.assert_array_equal(
+        read(res["outputs"]["classes"]), read(direct["outputs"]["classes"])
+    )
+
+
+def test_onnx_runtime_gives_the_class_raster_of_tensorflow(
+    tmp_path: Path, landcover: Any, class_model: Any, class_info: dict[str, Any]
+) -> None:
+    """The multi-class model exported by registration's own step: ONNX Runtime returns every
+    channel and predicts the same class raster as TensorFlow."""
+    from satseg.inference.runtime import OrtPredictor
+    from satseg.io.scene import open_scene
+    from satseg.registry import artifacts as A
+
+    with open_scene(landcover.image) as src:
+        rgb, _ = src.rows(0, 256)
+    tiles = np.stack([rgb[y : y + 128, x : x + 128] for y in (0, 128) for x in (0, 128)])
+    A.export(class_model, tmp_path / "art", tiles, tiles, {"tile": 128})
+    art = A.load_dir(tmp_path / "art")
+    assert art is not None and art.usable("fp32")[0]
+    ort = OrtPredictor(art.path("fp32"), 128, "fp32", multiclass=True)
+    assert ort(tiles[:2].astype(np.float32) / 255).shape == (2, 128, 128, 5)
+    info = {**class_info, "artifacts": art}
+    tf_res = predict_scene(
+        class_model,
+        landcover.image,
+        tmp_path / "tf",
+        model_info=info,
+        runtime="tensorflow",
+        **FAST,
+    )
+    ort_res = predict_scene(
+        class_model,
+        landcover.image,
+        tmp_path / "ort",
+        model_info=info,
+        runtime="onnxruntime",
+        **FAST,
+    )
+    assert (tf_res["runtime"], ort_res["runtime"]) == ("tensorflow", "onnxruntime")
+    a, b = read(tf_res["outputs"]["classes"]), read(ort_res["outputs"]["classes"])
+    assert np.mean(a == b) > 0.999  # float32 round-off may flip an exact tie, nothing more
+    prob_a, prob_b = read(tf_res["outputs"]["probability"]), read(ort_res["outputs"]["probability"])
+    assert np.abs(prob_a.astype(int) - prob_b).max() <= 1
+
+
+def test_a_linknet_with_five_softmax_outputs_streams_consistently(
+    tmp_path: Path, landcover: Any, class_info: dict[str, Any]
+) -> None:
+    """A real architecture (untrained LinkNet-resnet18, 5 softmax channels) through the
+    whole pass, two tile layouts: the outputs are consistent with each other."""
+    from satseg.inference.engine import configure_tf
+
+    configure_tf()
+    from satseg.models.factory import build_model
+
+    model = build_model("linknet", "resnet18", classes=5)
+    res = predict_scene(
+        model,
+        landcover.image,
+        tmp_path / "a",
+        model_info=class_info,
+        precision="fp32",
+        tile=64,
+        overlap=16,
+    )
+    prob, cls = read(res["outputs"]["probability"]), read(res["outputs"]["classes"])[0]
+    assert prob.shape == (5, 288, 320)
+    valid = cls != IGNORE
+    top2 = np.sort(prob, axis=0)[-2:]
+    clear = valid & (top2[1] > top2[0] + 1)
+    np.testing.assert_array_equal(prob.argmax(axis=0)[clear], cls[clear])
+    counts = np.bincount(cls[valid], minlength=5)
+    assert [c["pixels"] for c in res["class_areas"]] == counts.tolist()
+
+
+def test_blender_with_channels_reconstructs_and_stays_a_strip() -> None:
+    """n channels blend like one (each channel on its own), in a strip that does not grow
+    with the scene height."""
+    from satseg.inference.blend import StripBlender
+
+    def blend(field: np.ndarray) -> tuple[np.ndarray, tuple[int, ...]]:
+        h, w, n = field.shape
+        b = StripBlender(w, h, 64, 48, 4, channels=n)
+        out = np.full(field.shape, np.nan, np.float32)
+        for i, y in enumerate(b.ys):
+            for x in b.xs:
+                t = np.zeros((64, 64, n), np.float32)
+                src = field[y : y + 64, x : x + 64]
+                t[: src.shape[0], : src.shape[1]] = src
+                b.add(y, x, t)
+            upto = b.ys[i + 1] if i + 1 < len(b.ys) else h
+            for r0, rows, valid in b.flush(upto):
+                assert valid.shape == rows.shape[:2]
+                out[r0 : r0 + rows.shape[0]] = rows
+        return out, b.acc.shape
+
+    rng = np.random.default_rng(1)
+    field = rng.random((700, 150, 4), dtype=np.float32)
+    out, tall = blend(field)
+    np.testing.assert_allclose(out, field, atol=1e-5)
+    _, short = blend(field[:130])
+    assert tall == short and tall[1:] == (150, 4) and tall[0] < 300
+
+
+def test_class_polygons_streamed_in_chunks_are_whole_per_class(tmp_path: Path) -> None:
+    """Every 4-connected region of each class is one polygon with its class, however the
+    rows are chunked; burnt back they give the class raster; IGNORE makes no polygon."""
+    import cv2
+    import shapely
+    from affine import Affine
+    from rasterio.features import rasterize
+
+    from satseg.inference.vectorize import PolygonWriter
+
+    h, w, names = 300, 160, ("a", "b", "c")
+    noise = cv2.GaussianBlur(np.random.default_rng(4).random((h, w)).astype(np.float32), (0, 0), 4)
+    cls = np.digitize(noise, np.quantile(noise, [0.4, 0.75])).astype(np.uint8)
+    cls[:, 70:73] = 2  # a thin region across every chunk
+    cls[250:, :30] = IGNORE
+    path = tmp_path / "c.geojson"
+    with PolygonWriter(path, w, h, None, Affine.identity(), classes=names) as pw:
+        for r0 in range(0, h, 37):
+            pw.push(r0, cls[r0 : r0 + 37])
+    feats = json.loads(path.read_text())["features"]
+    for i, name in enumerate(names):
+        mine = [f for f in feats if f["properties"]["class"] == name]
+        assert all(f["properties"]["class_index"] == i for f in mine)
+        n_comp = cv2.connectedComponents((cls == i).astype(np.uint8), connectivity=4)[0] - 1
+        assert len(mine) == n_comp == pw.count_by_value[i], name
+        geoms = [shapely.geometry.shape(f["geometry"]) for f in mine]
+        assert all(g.is_valid for g in geoms)
+        burnt = rasterize([(g, 1) for g in geoms], out_shape=(h, w), dtype="uint8")
+        np.testing.assert_array_equal(burnt, (cls == i).astype(np.uint8))
+    assert len(feats) == pw.count
