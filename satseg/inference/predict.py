@@ -5,6 +5,15 @@ overlapping tiles, predicted in batches, blended in a strip buffer, and the fini
 straight to the probability COG, the mask post-processor, the polygon writer and the
 quicklook decimator. Nothing is held for the whole scene, so peak memory depends on the
 scene width and the batch, not on the scene size.
+
+A multi-class model (its class table in ``model_info["classes"]``, from the registered
+version; see :class:`satseg.classes.ModelClasses`) streams the same way with n softmax
+channels: ``classes.tif`` (uint8 argmax class, 255 nodata, colour table, category names and
+a raster attribute table in ``classes.tif.aux.xml``), ``prob.tif`` with one band per class,
+the uncertainty as class entropy, per-class polygons (``class``, ``class_index``,
+``area_m2``), a quicklook with a legend, ``classification:classes`` in the STAC item and
+per-class areas in the summary. Without a table (every model registered before) it is
+binary, exactly as before.
 """
 
 from __future__ import annotations
@@ -333,7 +342,7 @@ def _open_class_writers(
             H,
             source.crs,
             source.transform,
-            _vector_props(info, p, source),
+            _vector_props(info, p, source, classes),
             regularize=p.regularize,
             simplify_px=p.simplify_px,
             classes=classes.names,
@@ -599,7 +608,12 @@ def _class_areas(
     ]
 
 
-def _vector_props(info: dict[str, Any], p: PredictParams, source: SceneReader) -> dict[str, Any]:
+def _vector_props(
+    info: dict[str, Any],
+    p: PredictParams,
+    source: SceneReader,
+    classes: ModelClasses | None = None,
+) -> dict[str, Any]:
     props: dict[str, Any] = {
         "satseg": {
             "model": {k: info.get(k) for k in ("name", "version", "run_id")},
@@ -609,6 +623,13 @@ def _vector_props(info: dict[str, Any], p: PredictParams, source: SceneReader) -
             "source": source.path.name,
         }
     }
+    if classes is not None:  # the class raster is the argmax: no threshold or minimum area
+        for k in ("threshold", "opening_px", "min_area_px"):
+            del props["satseg"][k]
+        props["satseg"]["classes"] = [
+            {"index": i, "name": n, "color": c}
+            for i, (n, c) in enumerate(zip(classes.names, classes.colors, strict=True))
+        ]
     if not source.georeferenced:
         props["satseg"]["warning"] = source.warnings[0] if source.warnings else "pixel space"
     return props

@@ -205,6 +205,8 @@ def test_polygons_per_class_with_areas_matching_the_class_pixels(
     cls = read(out["classes"])[0]
     doc = json.loads(Path(out["vectors"]).read_text())
     feats = doc["features"]
+    assert [c["name"] for c in doc["satseg"]["classes"]] == list(LANDCOVER_CLASSES)
+    assert "threshold" not in doc["satseg"]
     assert feats and all({"class", "class_index", "area_m2"} <= set(f["properties"]) for f in feats)
     areas: dict[str, float] = {}
     for f in feats:
@@ -463,3 +465,23 @@ def test_class_polygons_streamed_in_chunks_are_whole_per_class(tmp_path: Path) -
         burnt = rasterize([(g, 1) for g in geoms], out_shape=(h, w), dtype="uint8")
         np.testing.assert_array_equal(burnt, (cls == i).astype(np.uint8))
     assert len(feats) == pw.count
+
+
+def test_int8_tensorflow_lite_returns_every_class(
+    tmp_path: Path,
+    landcover: Any,
+    class_model: Any,
+    class_info: dict[str, Any],
+    predicted: dict[str, Any],
+) -> None:
+    """The dynamic-range int8 TFLite graph keeps the n channels: nearly the fp32 classes."""
+    res = predict_scene(
+        class_model,
+        landcover.image,
+        tmp_path / "q",
+        model_info=class_info,
+        **{**FAST, "precision": "int8", "runtime": "tensorflow"},
+    )
+    assert res["params"]["precision"] == "int8"
+    a, b = read(res["outputs"]["classes"]), read(predicted["outputs"]["classes"])
+    assert np.mean(a == b) > 0.98
