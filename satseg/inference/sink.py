@@ -85,6 +85,11 @@ class RowSink:
         self.stats["positive_px"] += int(np.count_nonzero(m == 1))
 
 
+# Class rows go to the polygon writer in pieces of at least this many rows: a region that
+# spans the scene (land, say) is joined across fewer cuts (fewer unions of a large polygon).
+VECTOR_ROWS = 256
+
+
 class ClassRowSink:
     """The writer side for a multi-class model: blended class probabilities ``(h, w, n)`` ->
     the n-band probability COG, the class raster (argmax, ``IGNORE`` on nodata), the
@@ -111,6 +116,8 @@ class ClassRowSink:
         self.n = blender.channels
         self.stats = {"valid_px": 0}
         self.class_px = np.zeros(self.n, np.int64)
+        self._vec_rows: list[np.ndarray] = []  # class rows not yet polygonised
+        self._vec_row0 = 0
 
     def handle(self, msg: tuple[Any, ...]) -> None:
         kind = msg[0]
@@ -131,6 +138,8 @@ class ClassRowSink:
                 self._rows(row0, prob, valid, unc)
             for _ in spread or ():  # run the spread blender's flush to its end
                 pass
+        elif kind == "finish":
+            self._polygonise()
 
     def _rows(self, row0: int, prob: np.ndarray, valid: np.ndarray, unc: np.ndarray) -> None:
         from satseg.classes import IGNORE
@@ -141,7 +150,17 @@ class ClassRowSink:
         cls = np.argmax(prob, axis=-1).astype(np.uint8)
         cls[~valid] = IGNORE
         self.class_w.write(row0, cls)
-        self.vec.push(row0, cls)
+        self._vec_rows.append(cls)
+        if sum(len(r) for r in self._vec_rows) >= VECTOR_ROWS:
+            self._polygonise()
         self.class_q.push(row0, cls)
         self.stats["valid_px"] += int(np.count_nonzero(valid))
         self.class_px += np.bincount(cls.ravel(), minlength=256)[: self.n]
+
+    def _polygonise(self) -> None:
+        """Hand the buffered class rows to the polygon writer in one piece."""
+        if self._vec_rows:
+            rows = np.concatenate(self._vec_rows)
+            self.vec.push(self._vec_row0, rows)
+            self._vec_row0 += len(rows)
+            self._vec_rows = []
