@@ -485,3 +485,19 @@ def test_int8_tensorflow_lite_returns_every_class(
     assert res["params"]["precision"] == "int8"
     a, b = read(res["outputs"]["classes"]), read(predicted["outputs"]["classes"])
     assert np.mean(a == b) > 0.98
+
+
+def test_a_binary_predictor_is_refused_for_a_multiclass_model(
+    class_model: Any, class_info: dict[str, Any], model_info: dict[str, Any]
+) -> None:
+    """One predictor serves every scene of a task: it must match the model's class table."""
+    from satseg.inference.engine import as_predictor
+    from satseg.inference.runtime import predictor_for
+
+    binary = as_predictor(class_model, 128, "fp32")
+    with pytest.raises(ValueError, match="binary but the model's class table is multi-class"):
+        predictor_for(binary, 128, "tensorflow", "fp32", class_info)
+    multi = predictor_for(class_model, 128, "tensorflow", "fp32", class_info)
+    assert multi.multiclass and predictor_for(multi, 128, "auto", "auto", class_info) is multi
+    assert multi(np.zeros((2, 128, 128, 3), np.float32)).shape == (2, 128, 128, 5)
+    assert not predictor_for(class_model, 128, "tensorflow", "fp32", model_info).multiclass
