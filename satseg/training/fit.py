@@ -35,6 +35,7 @@ from satseg.training.data import (
     make_dataset,
     make_window_dataset,
 )
+from satseg.training.evaluate import resolve_metric
 from satseg.training.losses import (
     balanced_weights,
     class_metrics,
@@ -261,6 +262,7 @@ def fit(
     tf.keras.backend.clear_session()  # free graphs of earlier runs in this process
     tf.keras.utils.set_random_seed(cfg.seed)
     classes = dataset_classes(dataset_dir)
+    resolve_metric(cfg.promotion_metric, classes)  # a bad metric or class name: fail now
     loss, epoch_metrics, monitor = objective(cfg, dataset_dir, classes)
     train_ds, val_ds, n_train = train_datasets(dataset_dir, cfg)
     model = build_model(
