@@ -174,7 +174,7 @@ def test_the_scene_list_shows_each_class_share(client, scenes) -> None:
     row = page.split(f'<a href="/pages/predictions/{SCENE}">', 1)[1].split("</tr>", 1)[0]
     for c in summary["class_areas"]:
         assert f"{c['name']} {100 * c['share']:.2f} %" in row, c["name"]
-    assert "test-landcover v7" in row
+    assert "test-landcover v7" in row and "area per class" in page
     city = page.split('<a href="/pages/predictions/city">', 1)[1].split("</tr>", 1)[0]
     assert f"{_summary(scenes['city'])['building_area_m2']:,.1f} m²" in city  # binary as before
 
