@@ -31,7 +31,7 @@ OUTPUT_FILES = (  # those present: a binary model writes mask.tif, a multi-class
     "prob.tif",
     "mask.tif",
     "classes.tif",
-    "classes.tif.aux.xml",  # the class raster's category names and attribute table (PAM)
+    "classes.tif.aux.xml",  # its category names and attribute table (cog.aux_path)
     "mask.geojson",
     "quicklook.png",
     "item.json",

@@ -17,6 +17,7 @@ from typing import Any
 from satseg import vocab
 from satseg.api import catalog
 from satseg.config import Settings
+from satseg.inference.cog import aux_path
 from satseg.inference.params import CLASS_OUTPUT_NAMES, OUTPUT_NAMES, SUMMARY
 
 DAY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
@@ -27,7 +28,7 @@ ANNOTATE = "annotate"  # SATSEG_HOME/annotate/<dataset>/: labelling tasks (issue
 FILES = {
     **OUTPUT_NAMES,
     **CLASS_OUTPUT_NAMES,
-    "classes_aux": CLASS_OUTPUT_NAMES["classes"] + ".aux.xml",
+    "classes_aux": aux_path(Path(CLASS_OUTPUT_NAMES["classes"])).name,
 }
 DOWNLOADS = {"probability", "mask", "classes", "classes_aux", "vectors", "stac", "quicklook"}
 
