@@ -152,7 +152,10 @@ class ApprovalGate(HITLOperator):  # type: ignore[misc]
     def __init__(self, *, decision_task: str, **kwargs: Any) -> None:
         kwargs.setdefault("subject", "Promote a new satseg champion?")
         kwargs.pop("params", None)  # the DAG's params are not this form's fields
-        comment = Param("", type="string", description="Why (kept with the model version)")
+        # optional: "null" in the type, else the UI marks it required and greys out Approve
+        comment = Param(
+            None, type=["null", "string"], description="Why (optional; kept with the model version)"
+        )
         super().__init__(
             options=list(APPROVAL_OPTIONS),
             defaults=[REJECT],

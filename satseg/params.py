@@ -41,7 +41,13 @@ Precision = Literal["auto", "fp32", "bf16", "int8"]
 Runtime = Literal["auto", "tensorflow", "onnxruntime"]
 Correction = Literal["bonferroni", "bh"]
 PngCompression = Literal["deflate", "none", "huffman"]
-PromotionMetric = Literal["iou", "object_f1", "boundary_iou", "dice"]  # satseg.metrics
+# satseg.metrics: binary iou | object_f1 | boundary_iou | dice; multi-class miou | mdice |
+# pixel_accuracy | iou_<class> | dice_<class> (a class name of the dataset's table, checked there)
+PROMOTION_METRIC = (
+    r"^(iou|object_f1|boundary_iou|dice|miou|mdice|pixel_accuracy|(iou|dice)_[a-z][a-z0-9_]{0,31})$"
+)
+PromotionMetric = Annotated[str, Field(pattern=PROMOTION_METRIC)]
+ClassWeighting = Literal["none", "balanced"]
 Tta = Literal["none", "flips", "d4"]  # satseg.inference.tta
 Promotion = Literal["auto", "approve"]
 OnTimeout = Literal["reject", "promote"]
@@ -269,7 +275,11 @@ class TrainParams(Section):
         le=1,
         description="Peak Adam(W) rate (see schedule: cosine decay or halved on plateau)",
     )
-    loss: Loss = Field(default="bce_dice", description="bce_dice | bce_jaccard | focal | bce")
+    loss: Loss = Field(
+        default="bce_dice",
+        description="bce_dice | bce_jaccard | focal | bce; on a multi-class dataset each is its "
+        "softmax twin (ignore 255 masked out): ce_dice | ce_jaccard | categorical focal | ce",
+    )
     patience: int = Field(
         default=5,
         ge=1,
@@ -299,7 +309,8 @@ class TrainParams(Section):
     promotion_metric: PromotionMetric = Field(
         default="iou",
         description="Val metric that picks the best candidate, tunes threshold and min area, "
-        "and must beat the champion: iou | object_f1 | boundary_iou | dice",
+        "and must beat the champion: iou | object_f1 | boundary_iou | dice; multi-class: "
+        "miou | mdice | pixel_accuracy | iou_<class> | dice_<class> (iou/dice = miou/mdice)",
     )
     object_f1_tolerance: float = Field(
         default=0.02,
@@ -358,6 +369,23 @@ class TrainParams(Section):
         default="auto",
         description="auto (mixed bf16 on CPUs with AVX512_BF16/AMX, else fp32) | fp32 | bf16",
     )
+    class_weighting: ClassWeighting = Field(
+        default="none",
+        description="Multi-class cross-entropy weights: none | balanced (n_px / (n_classes x "
+        "class px) of the train split's class_pixels, capped at 10)",
+    )
+    class_weights: dict[str, float] | None = Field(
+        default=None,
+        description="Multi-class: per-class cross-entropy weight by class name, over "
+        "class_weighting's (unnamed classes keep theirs); null = none",
+    )
+
+    @field_validator("class_weights")
+    @classmethod
+    def _weights(cls, v: dict[str, float] | None) -> dict[str, float] | None:
+        if v is not None and any(not (0 <= w <= 100) for w in v.values()):
+            raise ValueError("class weights must be in 0..100")
+        return v
 
 
 class PredictParams(Section):

@@ -27,9 +27,11 @@ from satseg.vocab import IMAGE_SUFFIXES, is_safe_name
 
 PREDICT_DAG = "satseg_predict"
 REQUESTS = "requests"  # SATSEG_HOME/requests/<id>/<scene>: uploaded scenes of on-demand runs
-OUTPUT_FILES = (
+OUTPUT_FILES = (  # those present: a binary model writes mask.tif, a multi-class one classes.tif
     "prob.tif",
     "mask.tif",
+    "classes.tif",
+    "classes.tif.aux.xml",  # its category names and attribute table (cog.aux_path)
     "mask.geojson",
     "quicklook.png",
     "item.json",

@@ -1,4 +1,5 @@
-"""XYZ map tiles of a prediction's rasters (mask, probability, source imagery) with rio-tiler.
+"""XYZ map tiles of a prediction's rasters (mask or class raster, probability, source imagery)
+with rio-tiler.
 
 Each tile is one windowed read: rio-tiler reads the tile's window from the overview level that
 fits the zoom (the COGs written by ``satseg.inference.cog`` have overviews), never the whole
@@ -12,6 +13,12 @@ Georeferenced rasters are tiled in Web Mercator (Leaflet's default CRS); rasters
 ``maxzoom`` is full resolution: the map (``CRS.Simple``, one unit = one pixel) asks for zoom
 ``z + maxzoom`` (Leaflet's ``zoomOffset``). Only GeoTIFFs are opened (checked by content with
 ``satseg.io.sniff``), by GDAL's GTiff driver alone, with satseg's offline GDAL settings.
+
+A multi-class scene has a ``classes`` layer (``classes.tif``) drawn with the colour table the
+predictor wrote into the file (class ``i`` in its colour, nodata 255 transparent), the same
+colours a GIS shows. Its ``probability`` layer (``prob.tif``, one band per class) shows, per
+pixel, the winning class's probability: that class's colour, more opaque as it is surer (the
+binary layer's rule, the building colour replaced by the class's).
 """
 
 from __future__ import annotations
@@ -26,11 +33,13 @@ from typing import Any, Literal
 
 import numpy as np
 
+from satseg.classes import IGNORE
 from satseg.io.gdal import GDAL_LOCK, gdal_env
 from satseg.io.raster import RasterError
 from satseg.io.sniff import sniff
 
-Layer = Literal["mask", "probability", "source"]
+Layer = Literal["mask", "classes", "probability", "source"]
+RGB = tuple[int, int, int]
 TILE = 256
 MAX_ZOOM = 30  # Web Mercator tiles of about 4 cm; pixel-space maps need far fewer levels
 MAX_DECODED_SIDE = 2048  # pixels decoded along a side for one tile, at most
@@ -107,24 +116,66 @@ def _decoded_side(decimation: float, overviews: list[int], extent: float) -> flo
     return min(TILE * decimation, extent) / max(usable)
 
 
-def render_tile(path: Path, layer: Layer, z: int, x: int, y: int, scaler: dict | None) -> bytes:
-    """One 256 px PNG tile of ``layer``; transparent outside the raster."""
+def render_tile(
+    path: Path,
+    layer: Layer,
+    z: int,
+    x: int,
+    y: int,
+    scaler: dict | None,
+    palette: list[RGB] | None = None,
+) -> bytes:
+    """One 256 px PNG tile of ``layer``; transparent outside the raster.
+
+    ``palette``: the class colours (index order) of a multi-class probability raster.
+    """
     from rio_tiler.errors import TileOutsideBounds
 
     with GDAL_LOCK, open_reader(path) as r:
         if not r.tile_exists(x, y, z):
             return empty_tile()
         _check_cost(r, z, x, y)
-        indexes = tuple(scaler["bands"]) if layer == "source" and scaler else (1,)
+        bands = r.dataset.count
+        if layer == "source" and scaler:
+            indexes = tuple(scaler["bands"])
+        elif layer == "probability" and bands > 1:  # one band per class
+            indexes = tuple(range(1, bands + 1))
+        else:
+            indexes = (1,)
         try:
             img = r.tile(x, y, z, indexes=indexes)  # nearest: crisp edges, classes kept
         except TileOutsideBounds:
             return empty_tile()
         if layer == "mask":
             return bytes(img.render(img_format="PNG", colormap=MASK_COLOURS))
+        if layer == "classes":
+            return bytes(img.render(img_format="PNG", colormap=class_colours(r.colormap)))
+        if layer == "probability" and bands > 1:
+            return _render_class_probability(img, palette)
         if layer == "probability":
             return bytes(img.render(img_format="PNG", colormap=probability_colours()))
         return _render_source(img, scaler)
+
+
+def class_colours(table: dict[int, Any] | None) -> dict[int, tuple[int, int, int, int]]:
+    """The class raster's colour table as a tile colormap (nodata 255 transparent)."""
+    cmap = {int(k): tuple(int(c) for c in v) for k, v in (table or {}).items()}
+    cmap[IGNORE] = (0, 0, 0, 0)
+    return cmap  # type: ignore[return-value]
+
+
+def _render_class_probability(img: Any, palette: list[RGB] | None) -> bytes:
+    """The winning class's probability: its colour, alpha = 0.9 x probability (as binary)."""
+    data = np.asarray(img.array.data)
+    colours = np.asarray(palette or [BUILDING_RGB] * data.shape[0], np.uint8)
+    if len(colours) != data.shape[0]:
+        raise ValueError(f"{len(colours)} class colours for {data.shape[0]} probability bands")
+    best = data.argmax(axis=0)
+    rgba = np.empty((*best.shape, 4), np.uint8)
+    rgba[..., :3] = colours[best]
+    alpha = (data.max(axis=0).astype(np.float32) * 0.9).astype(np.uint8)
+    rgba[..., 3] = np.where(img.mask > 0, alpha, 0)
+    return _png(rgba)
 
 
 def _check_cost(reader: Any, z: int, x: int, y: int) -> None:
@@ -169,9 +220,14 @@ def probability_colours() -> dict[int, tuple[int, int, int, int]]:
 @cache
 def empty_tile() -> bytes:
     """A fully transparent 256 px PNG (outside the raster)."""
+    return _png(np.zeros((TILE, TILE, 4), np.uint8))
+
+
+def _png(rgba: np.ndarray) -> bytes:
+    """An (h, w, 4) RGBA uint8 array as PNG bytes."""
     import cv2
 
-    ok, buf = cv2.imencode(".png", np.zeros((TILE, TILE, 4), np.uint8))
+    ok, buf = cv2.imencode(".png", cv2.cvtColor(rgba, cv2.COLOR_RGBA2BGRA))
     assert ok
     return bytes(buf.tobytes())
 

@@ -17,11 +17,20 @@ from typing import Any
 from satseg import vocab
 from satseg.api import catalog
 from satseg.config import Settings
-from satseg.inference.params import OUTPUT_NAMES, SUMMARY
+from satseg.inference.cog import aux_path
+from satseg.inference.params import CLASS_OUTPUT_NAMES, OUTPUT_NAMES, SUMMARY
 
 DAY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+HEX_COLOUR = re.compile(r"^#[0-9a-fA-F]{6}$")  # a class colour (pages put it in a style)
 ANNOTATE = "annotate"  # SATSEG_HOME/annotate/<dataset>/: labelling tasks (issue 19, item 3)
-DOWNLOADS = {"probability", "mask", "vectors", "stac", "quicklook"}
+# a scene's outputs by key: binary (mask.tif) or multi-class (classes.tif + its PAM sidecar
+# with the category names and attribute table, which a GIS reads next to it)
+FILES = {
+    **OUTPUT_NAMES,
+    **CLASS_OUTPUT_NAMES,
+    "classes_aux": aux_path(Path(CLASS_OUTPUT_NAMES["classes"])).name,
+}
+DOWNLOADS = {"probability", "mask", "classes", "classes_aux", "vectors", "stac", "quicklook"}
 
 
 class Missing(Exception):
@@ -56,6 +65,7 @@ def _row(folder: Path, summary: dict[str, Any]) -> dict[str, Any]:
     props = item.get("properties", {})
     model = summary.get("model") or {}
     fraction = summary.get("positive_fraction")
+    classes = class_table(summary)
     return {
         "scene": folder.name,
         "time": props.get("datetime"),
@@ -65,7 +75,8 @@ def _row(folder: Path, summary: dict[str, Any]) -> dict[str, Any]:
         "height": summary.get("height"),
         "crs": summary.get("crs"),
         "polygons": summary.get("polygons"),
-        "areas": _areas(summary, fraction),
+        "classes": classes,  # None for a binary scene
+        "areas": _class_shares(classes) if classes else _areas(summary, fraction),
         "warnings": list(summary.get("warnings") or []),
         "summary": summary,
         "bbox": item.get("bbox"),
@@ -93,6 +104,46 @@ def _areas(summary: dict[str, Any], fraction: float | None) -> list[dict[str, An
     ]
 
 
+def class_table(summary: dict[str, Any]) -> list[dict[str, Any]] | None:
+    """A multi-class scene's classes in index order (``summary.json``'s ``class_areas``:
+    index, name, colour, pixels, share, polygons, area_m2); None for a binary scene."""
+    rows = summary.get("class_areas")
+    if not isinstance(rows, list) or not rows:
+        return None
+    return [
+        {**r, "color": r["color"] if HEX_COLOUR.match(str(r.get("color"))) else "#808080"}
+        for r in rows
+        if isinstance(r, dict)
+    ]
+
+
+def class_palette(settings: Settings, scene: str) -> list[tuple[int, int, int]] | None:
+    """A multi-class scene's class colours as RGB, index order (None: binary)."""
+    from satseg.classes import ModelClasses
+
+    d = scene_dir(settings, scene)
+    classes = class_table(_read_json(d / SUMMARY) or {})
+    if not classes:
+        return None
+    names = tuple(str(c.get("name")) for c in classes)
+    colors = tuple(str(c.get("color")) for c in classes)
+    return ModelClasses(names=names, colors=colors, multiclass=True).rgb()
+
+
+def _class_shares(classes: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """``_areas``'s rows for a multi-class scene: one per class, with its colour."""
+    return [
+        {
+            "class": c.get("name"),
+            "color": c.get("color"),
+            "share": c.get("share"),
+            "pixels": c.get("pixels"),
+            "m2": c.get("area_m2"),
+        }
+        for c in classes
+    ]
+
+
 def scene_dir(settings: Settings, scene: str) -> Path:
     """The folder of a predicted scene named in a request (404 unless it is one)."""
     if not vocab.is_safe_name(scene):
@@ -113,7 +164,7 @@ def scene(settings: Settings, name: str) -> dict[str, Any]:
     source = Path(str(summary.get("source", "")))
     row["source_path"] = source
     row["source_kind"] = _source_kind(source)
-    row["downloads"] = {k: OUTPUT_NAMES[k] for k in DOWNLOADS if (d / OUTPUT_NAMES[k]).is_file()}
+    row["downloads"] = {k: FILES[k] for k in DOWNLOADS if (d / FILES[k]).is_file()}
     return row
 
 
@@ -132,12 +183,13 @@ def _source_kind(source: Path) -> str | None:
 
 
 def output_file(settings: Settings, name: str, key: str) -> Path:
-    """A scene's output named by its key (``mask``, ``vectors``...), for download or tiles."""
-    if key not in OUTPUT_NAMES:
+    """A scene's output named by its key (``mask``, ``classes``, ``vectors``...), for
+    download or tiles."""
+    if key not in FILES:
         raise Missing(f"no output {key!r}")
-    path = scene_dir(settings, name) / OUTPUT_NAMES[key]
+    path = scene_dir(settings, name) / FILES[key]
     if not path.is_file():
-        raise Missing(f"{name} has no {OUTPUT_NAMES[key]}")
+        raise Missing(f"{name} has no {FILES[key]}")
     return path
 
 

@@ -58,16 +58,28 @@ class StripBlender:
     """
 
     def __init__(
-        self, width: int, height: int, tile: int, stride: int, batch: int, window: str = "hann"
+        self,
+        width: int,
+        height: int,
+        tile: int,
+        stride: int,
+        batch: int,
+        window: str = "hann",
+        channels: int = 1,
     ) -> None:
         self.width, self.height, self.tile = width, height, tile
         self.xs, self.ys = positions(width, tile, stride), positions(height, tile, stride)
         # a batch reaches at most ceil(batch / tiles per row) rows of tiles past the first
         self.cap = tile + stride * (math.ceil(batch / len(self.xs)) + 1)
         self.y0 = 0  # scene row of buffer row 0
-        self.acc = np.zeros((self.cap, width), np.float32)
+        # channels > 1 (multi-class): tiles (tile, tile, channels), rows (h, width, channels)
+        self.channels = channels
+        extra = (channels,) if channels > 1 else ()
+        self.acc = np.zeros((self.cap, width, *extra), np.float32)
         self.nodata = np.zeros((self.cap, width), bool)
         self.window = weight_window(tile, window)
+        if channels > 1:
+            self.window = self.window[..., None]
         w1 = window_1d(tile, window)
         self.wx, self.wy = _coverage(width, self.xs, w1), _coverage(height, self.ys, w1)
 
@@ -97,11 +109,13 @@ class StripBlender:
         if n <= 0:
             return
         inv_x = (1.0 / self.wx).astype(np.float32)
+        if self.channels > 1:
+            inv_x = inv_x[:, None]
         for a in range(0, n, FLUSH_ROWS):  # small pieces: bounded temporaries on wide scenes
             b = min(n, a + FLUSH_ROWS)
             inv_y = (1.0 / self.wy[self.y0 + a : self.y0 + b]).astype(np.float32)
             prob = self.acc[a:b] * inv_x
-            prob *= inv_y[:, None]
+            prob *= inv_y[:, None, None] if self.channels > 1 else inv_y[:, None]
             valid = ~self.nodata[a:b]
             prob[~valid] = 0.0
             yield self.y0 + a, prob, valid

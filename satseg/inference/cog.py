@@ -17,14 +17,21 @@ from typing import Any
 import numpy as np
 
 from satseg.cpus import available_cpus
-from satseg.io.atomic import atomic_path
+from satseg.io.atomic import atomic_path, write_bytes
 from satseg.io.gdal import GDAL_LOCK
 
 BLOCK = 512
 
 
 class CogWriter:
-    """``write(row0, rows, valid=None)`` in any order; the COG appears at ``path`` on exit."""
+    """``write(row0, rows, valid=None)`` in any order; the COG appears at ``path`` on exit.
+
+    ``count`` > 1: rows are ``(h, w, count)`` and each band gets its ``descriptions`` entry.
+    A class raster gets ``colormap`` (value -> RGBA, the GDAL colour table) and
+    ``categories`` (class names by value): GeoTIFF holds no category names, so they go to
+    the GDAL PAM sidecar ``<name>.aux.xml`` (category names and a raster attribute table,
+    which GDAL and QGIS read with the file).
+    """
 
     def __init__(
         self,
@@ -39,13 +46,21 @@ class CogWriter:
         tags: dict[str, Any] | None = None,
         description: str = "",
         resampling: str = "average",
+        count: int = 1,
+        descriptions: list[str] | None = None,
+        colormap: dict[int, tuple[int, int, int, int]] | None = None,
+        categories: list[str] | None = None,
     ) -> None:
         self.path = Path(path)
+        self.count = count
+        self.descriptions = list(descriptions or [])
+        self.colormap = colormap
+        self.categories = categories
         self.profile: dict[str, Any] = {
             "driver": "GTiff",
             "width": width,
             "height": height,
-            "count": 1,
+            "count": count,
             "dtype": "uint8",
             "crs": crs,
             "transform": transform,
@@ -77,18 +92,25 @@ class CogWriter:
             self._dst.update_tags(**self.tags)
         if self.description:
             self._dst.set_band_description(1, self.description)
+        for band, text in enumerate(self.descriptions, start=1):
+            self._dst.set_band_description(band, text)
+        if self.colormap:
+            self._dst.write_colormap(1, self.colormap)
         return self
 
     def write(self, row0: int, rows: np.ndarray, valid: np.ndarray | None = None) -> None:
         from rasterio.windows import Window
 
-        h, w = rows.shape
+        h, w = rows.shape[:2]
         win = Window(0, row0, w, h)
         m = None
         if self.with_mask:
             m = np.full((h, w), 255, np.uint8) if valid is None else valid.astype(np.uint8) * 255
         with GDAL_LOCK:
-            self._dst.write(rows, 1, window=win)
+            if self.count > 1:
+                self._dst.write(np.moveaxis(rows, -1, 0), window=win)
+            else:
+                self._dst.write(rows, 1, window=win)
             if m is not None:
                 self._dst.write_mask(m, window=win)
 
@@ -130,3 +152,35 @@ class CogWriter:
                 NUM_THREADS=threads,
                 BIGTIFF="IF_SAFER",
             )
+        if self.categories is not None:
+            write_bytes(aux_path(self.path), pam_categories(self.categories, self.colormap or {}))
+
+
+def aux_path(path: Path) -> Path:
+    """GDAL's PAM sidecar of ``path`` (``<name>.aux.xml``)."""
+    return path.with_name(path.name + ".aux.xml")
+
+
+def pam_categories(names: list[str], colormap: dict[int, tuple[int, int, int, int]]) -> bytes:
+    """PAM XML for band 1: category names (value i = ``names[i]``) and a raster attribute
+    table (Value, Class, Red, Green, Blue, Alpha) with the same names and colours."""
+    from xml.sax.saxutils import escape
+
+    cats = "".join(f"<Category>{escape(n)}</Category>" for n in names)
+    fields = [("Value", 0, 5), ("Class", 2, 2), ("Red", 0, 6), ("Green", 0, 7), ("Blue", 0, 8)]
+    fields.append(("Alpha", 0, 9))
+    defs = "".join(
+        f'<FieldDefn index="{i}"><Name>{n}</Name><Type>{t}</Type><Usage>{u}</Usage></FieldDefn>'
+        for i, (n, t, u) in enumerate(fields)
+    )
+    rows = []
+    for i, name in enumerate(names):
+        r, g, b, a = colormap.get(i, (0, 0, 0, 255))
+        cells = [str(i), escape(name), str(r), str(g), str(b), str(a)]
+        rows.append(f'<Row index="{i}">' + "".join(f"<F>{c}</F>" for c in cells) + "</Row>")
+    rat = f'<GDALRasterAttributeTable tableType="thematic">{defs}{"".join(rows)}</GDALRasterAttributeTable>'
+    xml = (
+        f'<PAMDataset>\n  <PAMRasterBand band="1">\n    <CategoryNames>{cats}</CategoryNames>\n'
+        f"    {rat}\n  </PAMRasterBand>\n</PAMDataset>\n"
+    )
+    return xml.encode("utf-8")

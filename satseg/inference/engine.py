@@ -75,21 +75,29 @@ def to_mixed_bfloat16(model: Any) -> Any:
 
 
 class Predictor:
-    """Callable: float32 batch (n, t, t, 3) -> float32 foreground probability (n, t, t)."""
+    """Callable: float32 batch (n, t, t, 3) -> float32 foreground probability (n, t, t).
+
+    ``multiclass=True``: every softmax channel, (n, t, t, classes), channel i = class i.
+    """
 
     runtime = "tensorflow"
     choice: Any = None  # satseg.inference.runtime.Choice, set by runtime.select
 
-    def __new__(cls, model: Any, tile: int, precision: str = "auto") -> Predictor:
+    def __new__(
+        cls, model: Any, tile: int, precision: str = "auto", multiclass: bool = False
+    ) -> Predictor:
         if cls is Predictor and resolve_precision(precision) == "int8":
             return super().__new__(Int8Predictor)
         return super().__new__(cls)
 
-    def __init__(self, model: Any, tile: int, precision: str = "auto") -> None:
+    def __init__(
+        self, model: Any, tile: int, precision: str = "auto", multiclass: bool = False
+    ) -> None:
         import tensorflow as tf
 
         self.precision = resolve_precision(precision)
         self.tile = tile
+        self.multiclass = multiclass
         self.source = model  # the model as given (fp32), to rebuild for another tile size
         run_model = to_mixed_bfloat16(model) if self.precision == "bf16" else model
         self.model = run_model
@@ -100,6 +108,8 @@ class Predictor:
         )
         def call(x: Any) -> Any:
             y = tf.cast(run_model(x, training=False), tf.float32)
+            if multiclass:  # every class's softmax channel
+                return y
             # one sigmoid channel, or the last (foreground) channel of a softmax
             return y[..., -1]
 
@@ -117,12 +127,15 @@ class Int8Predictor(Predictor):
     Converting takes a few seconds, paid once per model and tile size in a process.
     """
 
-    def __init__(self, model: Any, tile: int, precision: str = "int8") -> None:
+    def __init__(
+        self, model: Any, tile: int, precision: str = "int8", multiclass: bool = False
+    ) -> None:
         import threading
 
         import tensorflow as tf
 
         self.precision, self.tile, self.source, self.model = "int8", tile, model, model
+        self.multiclass = multiclass
         spec = tf.TensorSpec([INT8_BATCH, tile, tile, 3], tf.float32)
         fn = tf.function(lambda x: model(x, training=False)).get_concrete_function(spec)
         conv = tf.lite.TFLiteConverter.from_concrete_functions([fn], model)
@@ -147,27 +160,34 @@ class Int8Predictor(Predictor):
                 self._interp.set_tensor(self._in, chunk)
                 self._interp.invoke()
                 y = self._interp.get_tensor(self._out)
-            out.append(np.asarray(y[:n, ..., -1], np.float32))
-        return np.concatenate(out) if out else np.zeros((0, self.tile, self.tile), np.float32)
+            out.append(np.asarray(y[:n] if self.multiclass else y[:n, ..., -1], np.float32))
+        if out:
+            return np.concatenate(out)
+        return np.zeros((0, self.tile, self.tile), np.float32)
 
 
 INT8_BATCH = 8
 
-_CACHE: weakref.WeakKeyDictionary[Any, dict[tuple[int, str], Predictor]] = (
+_CACHE: weakref.WeakKeyDictionary[Any, dict[tuple[int, str, bool], Predictor]] = (
     weakref.WeakKeyDictionary()
 )
 
 
-def as_predictor(model: Any, tile: int, precision: str = "auto") -> Predictor:
-    """A Predictor for ``model`` (a Keras model or a Predictor), traced once per tile size."""
+def as_predictor(
+    model: Any, tile: int, precision: str = "auto", multiclass: bool = False
+) -> Predictor:
+    """A Predictor for ``model`` (a Keras model or a Predictor), traced once per tile size.
+
+    ``multiclass``: the predictor returns every softmax channel (a Predictor keeps its own).
+    """
     if isinstance(model, Predictor):
         if model.tile == tile:
             return model
-        model, precision = model.source, model.precision
-    key = (tile, resolve_precision(precision))
+        model, precision, multiclass = model.source, model.precision, model.multiclass
+    key = (tile, resolve_precision(precision), multiclass)
     per_model = _CACHE.setdefault(model, {})
     if key not in per_model:
-        per_model[key] = Predictor(model, tile, key[1])
+        per_model[key] = Predictor(model, tile, key[1], multiclass)
     return per_model[key]
 
 

@@ -74,6 +74,7 @@ def load_registered_model(
         "run_id": ref.run_id,
         "dataset_tag": ref.dataset_tag,
         "postprocess": ref.postprocess,  # threshold / min area tuned on val ({} before)
+        "classes": ref.classes,  # the class table the model was trained with ({} = binary)
     }
     info["artifacts"], info["artifacts_reason"] = fetch(settings, ref.run_id)
     return model, info

@@ -1,4 +1,5 @@
-"""Small per-scene outputs: quicklook PNG and STAC Item.
+"""Small per-scene outputs: quicklook PNG and STAC Item (classification extension for a
+multi-class model's class raster).
 
 The quicklook is built from decimated copies collected while the scene streams through
 (no second read of the full-resolution data). The STAC Item (1.0.0, projection extension)
@@ -19,6 +20,7 @@ from satseg.io.atomic import write_bytes
 STAC_VERSION = "1.0.0"
 PROJ_EXT = "https://stac-extensions.github.io/projection/v1.1.0/schema.json"
 COG_TYPE = "image/tiff; application=geotiff; profile=cloud-optimized"
+CLASSIFICATION_EXT = "https://stac-extensions.github.io/classification/v2.0.0/schema.json"
 
 
 class Decimator:
@@ -57,6 +59,68 @@ def write_quicklook(path: Path, rgb: np.ndarray, mask: np.ndarray) -> Path:
     return write_bytes(path, buf.tobytes())
 
 
+def write_class_quicklook(
+    path: Path, rgb: np.ndarray, classes: np.ndarray, names: list[str], colors: list[Any]
+) -> Path:
+    """RGB under the class colours (value i = ``names[i]`` in ``colors[i]``, RGB tuples),
+    nodata (255) dimmed, with a legend of the classes in the top-left corner."""
+    import cv2
+
+    h = min(rgb.shape[0], classes.shape[0])
+    w = min(rgb.shape[1], classes.shape[1])
+    img = rgb[:h, :w].astype(np.float32)
+    c = classes[:h, :w]
+    for i, col in enumerate(colors):
+        m = c == i
+        img[m] = img[m] * 0.4 + np.array(col, np.float32) * 0.6
+    img[c == 255] *= 0.3
+    out = np.ascontiguousarray(np.clip(img, 0, 255).astype(np.uint8))
+    _legend(out, names, colors)
+    ok, buf = cv2.imencode(".png", cv2.cvtColor(out, cv2.COLOR_RGB2BGR))
+    if not ok:
+        raise RuntimeError("could not encode quicklook PNG")
+    return write_bytes(path, buf.tobytes())
+
+
+def _legend(img: np.ndarray, names: list[str], colors: list[Any]) -> None:
+    """Draw a legend box (swatch + name per class) into ``img`` (RGB, in place)."""
+    import cv2
+
+    scale = 0.4 if img.shape[1] < 400 else 0.5
+    font = cv2.FONT_HERSHEY_SIMPLEX
+    line = int(22 * scale / 0.5)
+    sw = max(8, line - 6)
+    tw = max((cv2.getTextSize(n, font, scale, 1)[0][0] for n in names), default=0)
+    bw = min(img.shape[1], 12 + sw + 6 + tw)
+    bh = min(img.shape[0], 8 + line * len(names))
+    box = img[:bh, :bw].astype(np.float32)
+    img[:bh, :bw] = (box * 0.3 + 255 * 0.7).astype(np.uint8)
+    for i, (name, col) in enumerate(zip(names, colors, strict=True)):
+        y = 6 + i * line
+        rgb = tuple(int(v) for v in col)
+        cv2.rectangle(img, (6, y), (6 + sw, y + sw), rgb, -1)
+        cv2.rectangle(img, (6, y), (6 + sw, y + sw), (0, 0, 0), 1)
+        org = (6 + sw + 6, y + sw - 1)
+        cv2.putText(img, name, org, font, scale, (0, 0, 0), 1, cv2.LINE_AA)
+
+
+def classification_classes(names: list[str], colors: list[str]) -> list[dict[str, Any]]:
+    """``classification:classes`` of the class raster (STAC classification extension)."""
+    rows: list[dict[str, Any]] = [
+        {"value": i, "name": _stac_name(n), "title": n, "color_hint": c.lstrip("#").upper()}
+        for i, (n, c) in enumerate(zip(names, colors, strict=True))
+    ]
+    rows.append({"value": 255, "name": "nodata", "title": "No data", "nodata": True})
+    return rows
+
+
+def _stac_name(name: str) -> str:
+    """A class name as the extension allows it (letters, digits, ``-`` and ``_``)."""
+    import re
+
+    return re.sub(r"[^0-9A-Za-z_-]+", "_", name) or "class"
+
+
 def footprint_wgs84(crs: Any, transform: Any, width: int, height: int) -> dict[str, Any] | None:
     """Scene outline as a GeoJSON Polygon in EPSG:4326 (edges densified), or None."""
     if crs is None:
@@ -79,8 +143,13 @@ def stac_item(
     width: int,
     height: int,
     properties: dict[str, Any],
+    classes: tuple[list[str], list[str]] | None = None,
 ) -> dict[str, Any]:
-    """STAC Item describing the prediction assets (relative hrefs, so the folder can move)."""
+    """STAC Item describing the prediction assets (relative hrefs, so the folder can move).
+
+    ``classes`` (names, hex colours) of a multi-class model: the class raster asset gets
+    ``classification:classes`` and the probability asset one band per class.
+    """
     geom = footprint_wgs84(crs, transform, width, height)
     bbox = None
     if geom is not None:
@@ -92,7 +161,7 @@ def stac_item(
     item: dict[str, Any] = {
         "type": "Feature",
         "stac_version": STAC_VERSION,
-        "stac_extensions": [PROJ_EXT],
+        "stac_extensions": [PROJ_EXT] if classes is None else [PROJ_EXT, CLASSIFICATION_EXT],
         "id": scene,
         "geometry": geom,
         "properties": {
@@ -106,7 +175,7 @@ def stac_item(
             **properties,
         },
         "links": [],
-        "assets": _assets(outputs, source),
+        "assets": _assets(outputs, source, classes),
     }
     if bbox is not None:
         item["bbox"] = bbox
@@ -129,13 +198,41 @@ _ASSETS: dict[str, tuple[str, str, list[str]]] = {
 }
 
 
-def _assets(outputs: dict[str, Path], source: Path) -> dict[str, dict[str, Any]]:
+_CLASS_ASSETS: dict[str, tuple[str, str, list[str]]] = {
+    "probability": (
+        "Class probabilities (uint8 0-255 = 0-1, one band per class)",
+        COG_TYPE,
+        ["data"],
+    ),
+    "classes": ("Class raster (uint8 class index, 255 nodata)", COG_TYPE, ["data"]),
+    "uncertainty": (
+        "Uncertainty (uint8, 0-255 = 0-1: class entropy / log2(n), or TTA variance x 4)",
+        COG_TYPE,
+        ["data", "uncertainty"],
+    ),
+    "vectors": (
+        "Polygons per class (EPSG:4326, class, class_index, area_m2)",
+        "application/geo+json",
+        ["data"],
+    ),
+    "quicklook": ("Quicklook with class colours and legend", "image/png", ["overview", "visual"]),
+}
+
+
+def _assets(
+    outputs: dict[str, Path], source: Path, classes: tuple[list[str], list[str]] | None = None
+) -> dict[str, dict[str, Any]]:
     """The STAC assets: outputs by relative href, the input scene by absolute URI."""
+    table = _ASSETS if classes is None else _CLASS_ASSETS
     assets: dict[str, dict[str, Any]] = {
         key: {"href": outputs[key].name, "type": media, "title": title, "roles": roles}
-        for key, (title, media, roles) in _ASSETS.items()
+        for key, (title, media, roles) in table.items()
         if key in outputs
     }
+    if classes is not None:
+        names, colors = classes
+        if "classes" in assets:
+            assets["classes"]["classification:classes"] = classification_classes(names, colors)
     assets["source"] = {
         "href": source.resolve().as_uri(),
         "title": "Input scene",

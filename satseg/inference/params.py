@@ -21,6 +21,16 @@ OUTPUT_NAMES = {
     "stac": "item.json",
     "uncertainty": "uncertainty.tif",
 }
+# A multi-class model's outputs: the class raster instead of the binary mask; prob.tif has
+# one band per class and the GeoJSON one polygon layer per class (same file names as binary).
+CLASS_OUTPUT_NAMES = {
+    "probability": "prob.tif",
+    "classes": "classes.tif",
+    "vectors": "mask.geojson",
+    "quicklook": "quicklook.png",
+    "stac": "item.json",
+    "uncertainty": "uncertainty.tif",
+}
 SUMMARY = "summary.json"
 # What a model registered without tuned post-processing gets (the values before tuning).
 FALLBACK_POSTPROCESS: dict[str, Any] = {"threshold": 0.5, "min_area_px": 16}
@@ -101,8 +111,9 @@ def scene_name(path: Path | str) -> str:
     return Path(path).stem
 
 
-def output_paths(out_dir: Path) -> dict[str, Path]:
-    return {k: out_dir / v for k, v in OUTPUT_NAMES.items()}
+def output_paths(out_dir: Path, multiclass: bool = False) -> dict[str, Path]:
+    names = CLASS_OUTPUT_NAMES if multiclass else OUTPUT_NAMES
+    return {k: out_dir / v for k, v in names.items()}
 
 
 def error_path(out_dir: Path, scene: str) -> Path:

@@ -5,6 +5,15 @@ overlapping tiles, predicted in batches, blended in a strip buffer, and the fini
 straight to the probability COG, the mask post-processor, the polygon writer and the
 quicklook decimator. Nothing is held for the whole scene, so peak memory depends on the
 scene width and the batch, not on the scene size.
+
+A multi-class model (its class table in ``model_info["classes"]``, from the registered
+version; see :class:`satseg.classes.ModelClasses`) streams the same way with n softmax
+channels: ``classes.tif`` (uint8 argmax class, 255 nodata, colour table, category names and
+a raster attribute table in ``classes.tif.aux.xml``), ``prob.tif`` with one band per class,
+the uncertainty as class entropy, per-class polygons (``class``, ``class_index``,
+``area_m2``), a quicklook with a legend, ``classification:classes`` in the STAC item and
+per-class areas in the summary. Without a table (every model registered before) it is
+binary, exactly as before.
 """
 
 from __future__ import annotations
@@ -21,10 +30,16 @@ from typing import Any
 import numpy as np
 
 from satseg import __version__
+from satseg.classes import BINARY_NAME, IGNORE, ModelClasses
 from satseg.inference.blend import StripBlender
 from satseg.inference.cog import CogWriter
 from satseg.inference.engine import configure_tf
-from satseg.inference.outputs import Decimator, stac_item, write_quicklook
+from satseg.inference.outputs import (
+    Decimator,
+    stac_item,
+    write_class_quicklook,
+    write_quicklook,
+)
 from satseg.inference.params import (
     FALLBACK_POSTPROCESS,
     OUTPUT_NAMES,
@@ -37,7 +52,7 @@ from satseg.inference.params import (
 from satseg.inference.pipeline import Worker, prefetch, trim_heap
 from satseg.inference.postprocess import NODATA, MaskStream, threshold_u8
 from satseg.inference.runtime import predictor_for
-from satseg.inference.sink import RowSink
+from satseg.inference.sink import ClassRowSink, RowSink
 from satseg.inference.tta import TTA
 from satseg.inference.vectorize import PolygonWriter
 from satseg.io.atomic import sha256_file, write_json
@@ -111,6 +126,13 @@ def predict_scene(
     summary["mpx_per_s"] = round(source.width * source.height / 1e6 / summary["seconds"], 3)
     error_path(out, scene).unlink(missing_ok=True)
     write_json(out / SUMMARY, summary)
+    if "class_areas" in summary:
+        shares = ", ".join(f"{c['name']} {100 * c['share']:.1f}%" for c in summary["class_areas"])
+        log.info(
+            "%s: %d polygons, %s, %.1f s (%.2f Mpx/s) -> %s",
+            *(scene, summary["polygons"], shares, summary["seconds"], summary["mpx_per_s"], out),
+        )
+        return summary
     log.info(
         "%s: %d polygons, %.1f%% building, %.1f s (%.2f Mpx/s) -> %s",
         *(scene, summary["polygons"], 100 * summary["positive_fraction"]),
@@ -209,6 +231,9 @@ class _Streamed:
     model_seconds: float = 0.0
     polygons: int = 0
     area_m2: float = 0.0
+    class_px: list[int] | None = None  # multi-class: pixels of each class
+    class_polygons: list[int] | None = None
+    class_area_m2: list[float] | None = None
 
 
 def _run(
@@ -227,6 +252,9 @@ def _run(
     predictor = TTA(base, p.tta)
     precision = getattr(base, "precision", "fp32")
     info = {**info, "runtime": base.choice.tags()}  # runtime and its reason, for outputs
+    classes = ModelClasses.from_json(info.get("classes"))
+    if classes.multiclass:
+        return _run_classes(predictor, source, out, scene, p, info, window, pipeline, classes)
     paths = output_paths(out)
     rgb_q, mask_q = Decimator(source.width, source.height), Decimator(source.width, source.height)
     with _open_writers(paths, source, _tags(info, p, precision, source), info, p) as writers:
@@ -236,6 +264,101 @@ def _run(
     trim_heap()
     write_quicklook(paths["quicklook"], rgb_q.image(), mask_q.image())
     return _summarise(source, out, scene, p, info, precision, paths, done)
+
+
+def _run_classes(
+    predictor: TTA,
+    source: SceneReader,
+    out: Path,
+    scene: str,
+    p: PredictParams,
+    info: dict[str, Any],
+    window: str,
+    pipeline: bool,
+    classes: ModelClasses,
+) -> dict[str, Any]:
+    """``_run`` for a multi-class model: class raster, n probability bands, per-class
+    polygons, a quicklook with a legend, STAC with ``classification:classes``."""
+    paths = output_paths(out, multiclass=True)
+    rgb_q, cls_q = Decimator(source.width, source.height), Decimator(source.width, source.height)
+    tags = {**_tags(info, p, predictor.precision, source), "classes": ",".join(classes.names)}
+    with _open_class_writers(paths, source, tags, info, p, classes) as writers:
+        done = _stream_tiles(predictor, source, p, window, pipeline, writers, rgb_q, cls_q, classes)
+    vec = writers[2]
+    done.polygons, done.area_m2 = vec.count, vec.total_area_m2
+    done.class_polygons = [vec.count_by_value[i] for i in range(len(classes.names))]
+    done.class_area_m2 = [vec.area_by_value[i] for i in range(len(classes.names))]
+    trim_heap()
+    names, rgb = list(classes.names), classes.rgb()
+    write_class_quicklook(paths["quicklook"], rgb_q.image(), cls_q.image(), names, rgb)
+    return _summarise(source, out, scene, p, info, predictor.precision, paths, done, classes)
+
+
+@contextlib.contextmanager
+def _open_class_writers(
+    paths: dict[str, Path],
+    source: SceneReader,
+    tags: dict[str, Any],
+    info: dict[str, Any],
+    p: PredictParams,
+    classes: ModelClasses,
+) -> Iterator[tuple[CogWriter, CogWriter, PolygonWriter, CogWriter]]:
+    """The n-band probability, class raster and uncertainty COGs and the polygon writer."""
+    W, H = source.width, source.height
+    geo = {"crs": source.crs, "transform": source.transform}
+    names = list(classes.names)
+    colormap = {i: (*c, 255) for i, c in enumerate(classes.rgb())}
+    colormap[IGNORE] = (0, 0, 0, 0)
+    kind = _uncertainty_kind(p)
+    with (
+        CogWriter(
+            paths["probability"],
+            W,
+            H,
+            **geo,
+            with_mask=source.nodata is not None,
+            tags=tags,
+            resampling="average",
+            count=len(names),
+            descriptions=names,
+        ) as prob_w,
+        CogWriter(
+            paths["classes"],
+            W,
+            H,
+            **geo,
+            nodata=IGNORE,
+            tags=tags,
+            description="class index ("
+            + ", ".join(f"{i} {n}" for i, n in enumerate(names))
+            + f", {IGNORE} nodata)",
+            resampling="nearest",
+            colormap=colormap,
+            categories=names,
+        ) as class_w,
+        PolygonWriter(
+            paths["vectors"],
+            W,
+            H,
+            source.crs,
+            source.transform,
+            _vector_props(info, p, source, classes),
+            regularize=p.regularize,
+            simplify_px=p.simplify_px,
+            classes=classes.names,
+        ) as vec,
+        CogWriter(
+            paths["uncertainty"],
+            W,
+            H,
+            **geo,
+            with_mask=source.nodata is not None,
+            tags={**tags, "uncertainty": kind},
+            description=CLASS_UNCERTAINTY_DESCRIPTION[kind],
+            resampling="average",
+        ) as unc_w,
+    ):
+        yield prob_w, class_w, vec, unc_w
 
 
 def _tags(
@@ -324,22 +447,29 @@ def _stream_tiles(
     writers: tuple[CogWriter, CogWriter, PolygonWriter, CogWriter],
     rgb_q: Decimator,
     mask_q: Decimator,
+    classes: ModelClasses | None = None,
 ) -> _Streamed:
     """Read strips ahead, cut and batch tiles for the model, blend and write behind.
 
-    Raises RasterError when the scene has no valid pixel (inside the writers: nothing is
-    published).
+    ``classes`` (multi-class): the tiles carry n channels and the writers are the class
+    ones (``_open_class_writers``). Raises RasterError when the scene has no valid pixel
+    (inside the writers: nothing is published).
     """
     W, H = source.width, source.height
-    blender = StripBlender(W, H, p.tile, p.tile - p.overlap, p.batch_size, window)
+    n = classes.channels if classes is not None else 1
+    blender = StripBlender(W, H, p.tile, p.tile - p.overlap, p.batch_size, window, n)
     xs, ys = blender.xs, blender.ys
-    threshold, min_area_px = p.mask_rule()
-    masks = MaskStream(W, H, threshold, p.opening_px, min_area_px)
     has_nodata = source.nodata is not None
     spread = None
     if p.tta != "none":
         spread = StripBlender(W, H, p.tile, p.tile - p.overlap, p.batch_size, window)
-    sink = RowSink(blender, masks, *writers[:3], mask_q, has_nodata, writers[3], spread)
+    sink: RowSink | ClassRowSink
+    if classes is not None:
+        sink = ClassRowSink(blender, *writers[:3], mask_q, has_nodata, writers[3], spread)
+    else:
+        threshold, min_area_px = p.mask_rule()
+        masks = MaskStream(W, H, threshold, p.opening_px, min_area_px)
+        sink = RowSink(blender, masks, *writers[:3], mask_q, has_nodata, writers[3], spread)
     done = _Streamed()
     batch: list[tuple[int, int, np.ndarray]] = []
     strips = ((i, y, *source.rows(y, min(y + p.tile, H))) for i, y in enumerate(ys))
@@ -368,7 +498,14 @@ def _stream_tiles(
             done.model_seconds += _predict_batch(predictor, batch, behind)
         behind.put(("flush", H))
         behind.put(("finish",))
-    done.positive_px, done.valid_px = sink.stats["positive_px"], sink.stats["valid_px"]
+    done.valid_px = sink.stats["valid_px"]
+    if isinstance(sink, ClassRowSink):
+        assert classes is not None
+        done.class_px = [int(v) for v in sink.class_px]
+        if BINARY_NAME in classes.names:
+            done.positive_px = done.class_px[classes.names.index(BINARY_NAME)]
+    else:
+        done.positive_px = sink.stats["positive_px"]
     if done.valid_px == 0:
         raise RasterError("scene has no valid pixels (all nodata)", "empty")
     return done
@@ -383,8 +520,9 @@ def _summarise(
     precision: str,
     paths: dict[str, Path],
     done: _Streamed,
+    classes: ModelClasses | None = None,
 ) -> dict[str, Any]:
-    """Write the STAC item; return the scene's summary."""
+    """Write the STAC item; return the scene's summary (multi-class: ``class_areas``)."""
     model = {k: info.get(k) for k in ("name", "version", "run_id", "dataset_tag")}
     warnings_ = list(source.warnings)
     props = {
@@ -409,9 +547,10 @@ def _summarise(
         width=W,
         height=H,
         properties=props,
+        classes=(list(classes.names), list(classes.colors)) if classes is not None else None,
     )
     write_json(paths["stac"], stac)
-    return {
+    summary = {
         "status": "ok",
         "scene": scene,
         "source": str(source.path),
@@ -436,9 +575,45 @@ def _summarise(
         "positive_fraction": round(done.positive_px / max(1, done.valid_px), 6),
         "warnings": warnings_,
     }
+    if classes is not None:
+        summary["classes"] = list(classes.names)
+        summary["class_areas"] = _class_areas(source, classes, done)
+        if BINARY_NAME not in classes.names:  # no building class: nothing to report as one
+            del summary["building_area_m2"], summary["positive_fraction"]
+        else:  # the building class's, as for a binary model
+            summary["building_area_m2"] = summary["class_areas"][classes.names.index(BINARY_NAME)][
+                "area_m2"
+            ]
+    return summary
 
 
-def _vector_props(info: dict[str, Any], p: PredictParams, source: SceneReader) -> dict[str, Any]:
+def _class_areas(
+    source: SceneReader, classes: ModelClasses, done: _Streamed
+) -> list[dict[str, Any]]:
+    """Per class: pixels, share of the valid pixels, polygons and area (m², from the
+    polygons: planimetric in a projected CRS, geodesic otherwise; None in pixel space)."""
+    assert done.class_px is not None and done.class_polygons is not None
+    assert done.class_area_m2 is not None
+    return [
+        {
+            "index": i,
+            "name": name,
+            "color": classes.colors[i],
+            "pixels": done.class_px[i],
+            "share": round(done.class_px[i] / max(1, done.valid_px), 6),
+            "polygons": done.class_polygons[i],
+            "area_m2": round(done.class_area_m2[i], 1) if source.georeferenced else None,
+        }
+        for i, name in enumerate(classes.names)
+    ]
+
+
+def _vector_props(
+    info: dict[str, Any],
+    p: PredictParams,
+    source: SceneReader,
+    classes: ModelClasses | None = None,
+) -> dict[str, Any]:
     props: dict[str, Any] = {
         "satseg": {
             "model": {k: info.get(k) for k in ("name", "version", "run_id")},
@@ -448,6 +623,13 @@ def _vector_props(info: dict[str, Any], p: PredictParams, source: SceneReader) -
             "source": source.path.name,
         }
     }
+    if classes is not None:  # the class raster is the argmax: no threshold or minimum area
+        for k in ("threshold", "opening_px", "min_area_px"):
+            del props["satseg"][k]
+        props["satseg"]["classes"] = [
+            {"index": i, "name": n, "color": c}
+            for i, (n, c) in enumerate(zip(classes.names, classes.colors, strict=True))
+        ]
     if not source.georeferenced:
         props["satseg"]["warning"] = source.warnings[0] if source.warnings else "pixel space"
     return props
@@ -466,6 +648,10 @@ def _predict_batch(
     return dt_
 
 
+CLASS_UNCERTAINTY_DESCRIPTION = {
+    "entropy": "uncertainty: entropy over the classes / log2(n) (0-255 = 0-1)",
+    "tta_variance": "uncertainty: 4 x the largest class's variance across TTA views (0-255 = 0-1)",
+}
 UNCERTAINTY_DESCRIPTION = {
     "entropy": "uncertainty: binary entropy of the probability (0-255 = 0-1 bit)",
     "tta_variance": "uncertainty: 4 x variance of the TTA views' probabilities (0-255 = 0-1)",

@@ -133,19 +133,34 @@ def _tf(precision: str, facts: Host, reason: str) -> Choice:
 
 class OrtPredictor:
     """Callable: float32 batch (n, t, t, 3) -> float32 foreground probability (n, t, t), on
-    an ONNX Runtime session (any batch and tile size; one session per file per process)."""
+    an ONNX Runtime session (any batch and tile size; one session per file per process).
+
+    ``multiclass=True``: every softmax channel, (n, t, t, classes).
+    """
 
     runtime = "onnxruntime"
 
-    def __init__(self, path: Any, tile: int, precision: str, source: Any = None) -> None:
+    def __init__(
+        self,
+        path: Any,
+        tile: int,
+        precision: str,
+        source: Any = None,
+        multiclass: bool = False,
+    ) -> None:
         self.path, self.tile, self.precision, self.source = str(path), tile, precision, source
+        self.multiclass = multiclass
         self.session = _session(self.path)
         self.choice: Choice | None = None
 
     def __call__(self, batch: np.ndarray) -> np.ndarray:
-        from satseg.registry.artifacts import run_session
+        from satseg.registry.artifacts import INPUT, run_session
 
-        return run_session(self.session, batch)
+        if not self.multiclass:
+            return run_session(self.session, batch)
+        y = self.session.run(None, {INPUT: np.ascontiguousarray(batch, np.float32)})[0]
+        n, h, w = batch.shape[:3]  # channels last; any leading unit axes of the graph dropped
+        return np.asarray(y.reshape(n, h, w, -1), np.float32)
 
     def with_tile(self, tile: int) -> OrtPredictor:
         other = copy.copy(self)  # same session
@@ -161,15 +176,23 @@ def _session(path: str) -> Any:
 
 
 def select(
-    model: Any, tile: int, runtime: str, precision: str, artifacts: Any, facts: Host | None = None
+    model: Any,
+    tile: int,
+    runtime: str,
+    precision: str,
+    artifacts: Any,
+    facts: Host | None = None,
+    multiclass: bool = False,
 ) -> Any:
     """A predictor for ``model`` with its ``choice``; an ONNX file that fails the check on
-    its version's sample tiles is not used (TensorFlow instead, saying why)."""
+    its version's sample tiles is not used (TensorFlow instead, saying why).
+    ``multiclass``: the predictor returns every softmax channel."""
     facts = facts or host()
     choice = resolve(runtime, precision, artifacts, facts)
     if choice.runtime == "onnxruntime":
         try:
-            ort = OrtPredictor(artifacts.path(choice.precision), tile, choice.precision, model)
+            path = artifacts.path(choice.precision)
+            ort = OrtPredictor(path, tile, choice.precision, model, multiclass)
             problem = _sample_check(ort, artifacts)
         except Exception as err:  # a file ONNX Runtime cannot load
             problem = f"ONNX {choice.precision} could not be loaded: {err}"
@@ -182,7 +205,7 @@ def select(
         choice = _tf(tf_prec, facts, f"{problem}: TensorFlow instead")
     if model is None:
         raise ValueError(f"no Keras model to fall back on ({choice.reason})")
-    pred = as_predictor(model, tile, resolve_precision(choice.precision))
+    pred = as_predictor(model, tile, resolve_precision(choice.precision), multiclass)
     pred.choice = choice
     log.info("runtime %s %s: %s", choice.runtime, pred.precision, choice.reason)
     return pred
@@ -194,7 +217,10 @@ def _sample_check(pred: OrtPredictor, artifacts: Any) -> str | None:
     from satseg.registry.artifacts import compare
 
     tiles, keras = artifacts.samples()
-    got = compare(pred(to_model_input(tiles)), keras, pred.precision)
+    probs = pred(to_model_input(tiles))
+    if probs.ndim == 4:  # multi-class: the samples hold the last channel, as registration ran
+        probs = probs[..., -1]
+    got = compare(probs, keras, pred.precision)
     if got["verified"]:
         return None
     return f"ONNX {pred.precision} sample check {got['reason']}"
@@ -203,8 +229,19 @@ def _sample_check(pred: OrtPredictor, artifacts: Any) -> str | None:
 def predictor_for(model: Any, tile: int, runtime: str, precision: str, info: dict[str, Any]) -> Any:
     """The predictor a scene runs with: ``model`` itself when it is already one for this
     tile size (one session across the scenes of a task), else ``select`` from ``info``'s
-    ``artifacts`` (set by ``satseg.inference.jobs.load_registered_model``)."""
+    ``artifacts`` (set by ``satseg.inference.jobs.load_registered_model``). A multi-class
+    model (``info["classes"]``, :class:`satseg.classes.ModelClasses`) gets a predictor of
+    every softmax channel."""
+    from satseg.classes import ModelClasses
+
+    multiclass = ModelClasses.from_json(info.get("classes")).multiclass
     if callable(model) and hasattr(model, "precision") and hasattr(model, "tile"):
+        if getattr(model, "multiclass", False) != multiclass:
+            kinds = ("binary", "multi-class")
+            raise ValueError(
+                f"the predictor given is {kinds[not multiclass]} but the model's class table"
+                f" is {kinds[multiclass]}"
+            )
         pred = (
             model
             if model.tile == tile or not hasattr(model, "with_tile")
@@ -216,6 +253,5 @@ def predictor_for(model: Any, tile: int, runtime: str, precision: str, info: dic
             rt = getattr(pred, "runtime", "tensorflow")
             pred.choice = Choice(rt, pred.precision, "predictor given by the caller")
         return pred
-    return select(
-        model, tile, runtime, precision, info.get("artifacts") or info.get("artifacts_reason")
-    )
+    artifacts = info.get("artifacts") or info.get("artifacts_reason")
+    return select(model, tile, runtime, precision, artifacts, multiclass=multiclass)

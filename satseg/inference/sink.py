@@ -3,7 +3,8 @@
 Runs on the writer thread; it receives ordered messages (tile probabilities, nodata rows,
 flush points) from the model loop and owns every output dataset while the scene streams.
 The uncertainty COG gets the TTA spread, blended like the probability, when the model loop
-sends one; otherwise the binary entropy of the blended probability.
+sends one; otherwise the binary entropy of the blended probability. ``ClassRowSink`` is the
+same for a multi-class model (n probability bands, a class raster, per-class polygons).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from satseg.inference.blend import StripBlender
 from satseg.inference.cog import CogWriter
 from satseg.inference.outputs import Decimator
 from satseg.inference.postprocess import MaskStream, to_u8
-from satseg.inference.tta import entropy
+from satseg.inference.tta import class_entropy, entropy
 from satseg.inference.vectorize import PolygonWriter
 
 
@@ -82,3 +83,84 @@ class RowSink:
         self.vec.push(m0, m)
         self.mask_q.push(m0, m)
         self.stats["positive_px"] += int(np.count_nonzero(m == 1))
+
+
+# Class rows go to the polygon writer in pieces of at least this many rows: a region that
+# spans the scene (land, say) is joined across fewer cuts (fewer unions of a large polygon).
+VECTOR_ROWS = 256
+
+
+class ClassRowSink:
+    """The writer side for a multi-class model: blended class probabilities ``(h, w, n)`` ->
+    the n-band probability COG, the class raster (argmax, ``IGNORE`` on nodata), the
+    uncertainty COG, per-class polygons and the quicklook's class rows.
+
+    The class raster is the plain argmax (no threshold, opening or minimum area: those are
+    rules of the binary mask); ``class_px`` counts each class's pixels.
+    """
+
+    def __init__(
+        self,
+        blender: StripBlender,
+        prob_w: CogWriter,
+        class_w: CogWriter,
+        vec: PolygonWriter,
+        class_q: Decimator,
+        has_nodata: bool,
+        unc_w: CogWriter,
+        spread: StripBlender | None = None,
+    ) -> None:
+        self.blender, self.vec, self.class_q = blender, vec, class_q
+        self.prob_w, self.class_w, self.unc_w = prob_w, class_w, unc_w
+        self.has_nodata, self.spread = has_nodata, spread
+        self.n = blender.channels
+        self.stats = {"valid_px": 0}
+        self.class_px = np.zeros(self.n, np.int64)
+        self._vec_rows: list[np.ndarray] = []  # class rows not yet polygonised
+        self._vec_row0 = 0
+
+    def handle(self, msg: tuple[Any, ...]) -> None:
+        kind = msg[0]
+        if kind == "add":
+            for (y, x), prob in zip(msg[1], msg[2], strict=True):
+                self.blender.add(y, x, prob)
+            if self.spread is not None and len(msg) > 3 and msg[3] is not None:
+                for (y, x), var in zip(msg[1], msg[3], strict=True):
+                    self.spread.add(y, x, var)
+        elif kind == "nodata":
+            self.blender.set_nodata(msg[1], msg[2])
+            if self.spread is not None:
+                self.spread.set_nodata(msg[1], msg[2])
+        elif kind == "flush":
+            spread = self.spread.flush(msg[1]) if self.spread is not None else None
+            for row0, prob, valid in self.blender.flush(msg[1]):
+                unc = next(spread)[1] if spread is not None else class_entropy(prob)
+                self._rows(row0, prob, valid, unc)
+            for _ in spread or ():  # run the spread blender's flush to its end
+                pass
+        elif kind == "finish":
+            self._polygonise()
+
+    def _rows(self, row0: int, prob: np.ndarray, valid: np.ndarray, unc: np.ndarray) -> None:
+        from satseg.classes import IGNORE
+
+        mask = valid if self.has_nodata else None
+        self.prob_w.write(row0, to_u8(prob), mask)
+        self.unc_w.write(row0, to_u8(unc), mask)
+        cls = np.argmax(prob, axis=-1).astype(np.uint8)
+        cls[~valid] = IGNORE
+        self.class_w.write(row0, cls)
+        self._vec_rows.append(cls)
+        if sum(len(r) for r in self._vec_rows) >= VECTOR_ROWS:
+            self._polygonise()
+        self.class_q.push(row0, cls)
+        self.stats["valid_px"] += int(np.count_nonzero(valid))
+        self.class_px += np.bincount(cls.ravel(), minlength=256)[: self.n]
+
+    def _polygonise(self) -> None:
+        """Hand the buffered class rows to the polygon writer in one piece."""
+        if self._vec_rows:
+            rows = np.concatenate(self._vec_rows)
+            self.vec.push(self._vec_row0, rows)
+            self._vec_row0 += len(rows)
+            self._vec_rows = []

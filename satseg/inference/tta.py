@@ -4,8 +4,9 @@ A predictor maps a batch ``(n, t, t, 3)`` float32 to probabilities ``(n, t, t)``
 runs it on the flipped / rotated views of the batch (the dihedral group D4 or its flips),
 maps each answer back and averages the probabilities. Its ``spread`` is the per-pixel
 variance across the views, scaled by 4 to [0, 1] (a probability's variance is at most
-0.25): where the views disagree the model is unsure. Without TTA, uncertainty is the binary
-entropy of the probability (bits, [0, 1]), computed from the blended probability itself.
+0.25): where the views disagree the model is unsure (multi-class: the largest class's).
+Without TTA, uncertainty is the binary entropy of the probability (bits, [0, 1]), computed
+from the blended probability itself; multi-class, the entropy over the classes / log2(n).
 """
 
 from __future__ import annotations
@@ -70,6 +71,8 @@ class TTA:
         n = np.float32(len(self.views))
         mean = total / n
         var = np.maximum(sq / n - mean * mean, 0.0)
+        if var.ndim == 4:  # multi-class (n, t, t, classes): the most disputed class counts
+            var = var.max(axis=-1)
         return mean, np.minimum(4.0 * var, 1.0).astype(np.float32)
 
 
@@ -79,3 +82,18 @@ def entropy(prob: np.ndarray) -> np.ndarray:
     h = -(p * np.log2(p) + (1 - p) * np.log2(1 - p))
     h[(prob <= 0) | (prob >= 1)] = 0.0
     return h.astype(np.float32)
+
+
+def class_entropy(prob: np.ndarray) -> np.ndarray:
+    """Shannon entropy of per-class probabilities ``(..., n)`` over the last axis, divided by
+    log2(n): [0, 1], 1 where every class is equally likely; float32 ``(...)``."""
+    p = np.asarray(prob, np.float32)
+    n = p.shape[-1]
+    if n < 2:
+        return np.zeros(p.shape[:-1], np.float32)
+    total = p.sum(axis=-1, keepdims=True)
+    q = p / np.maximum(total, np.float32(1e-12))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        terms = np.where(q > 0, q * np.log2(np.maximum(q, np.float32(1e-12))), np.float32(0.0))
+    h = -terms.sum(axis=-1) / np.float32(np.log2(n))
+    return np.clip(h, 0.0, 1.0).astype(np.float32)

@@ -29,7 +29,12 @@ COORD_DECIMALS = 7  # ~1 cm at the equator
 
 
 class PolygonWriter:
-    """Context manager: ``push(row0, mask_rows)`` in scene order, then close -> GeoJSON file."""
+    """Context manager: ``push(row0, mask_rows)`` in scene order, then close -> GeoJSON file.
+
+    With ``classes`` (multi-class), the rows are a class raster (value i = ``classes[i]``,
+    other values ignored) and every class is polygonised on its own: each feature has
+    ``class`` (the name) and ``class_index``; ``regularize`` squares ``building`` only.
+    """
 
     def __init__(
         self,
@@ -42,14 +47,20 @@ class PolygonWriter:
         *,
         regularize: bool = False,
         simplify_px: float = 0.0,
+        classes: tuple[str, ...] | None = None,
     ) -> None:
         self.path, self.width, self.height = Path(path), width, height
         self.regularize, self.simplify_px = regularize, float(simplify_px)
         self.crs, self.transform = crs, transform
         self.properties = properties or {}
+        self.classes = classes
+        self.values = list(range(len(classes))) if classes is not None else [1]
         self.count = 0
         self.total_area_m2 = 0.0
-        self._open: list[Any] = []  # pixel-space polygons touching the last chunk's bottom
+        self.count_by_value = dict.fromkeys(self.values, 0)
+        self.area_by_value = dict.fromkeys(self.values, 0.0)
+        # pixel-space polygons touching the last chunk's bottom, per class value
+        self._open: dict[int, list[Any]] = {v: [] for v in self.values}
         self._fh: IO[str] | None = None
         self._ctx: Any = None
         self._bbox = [np.inf, np.inf, -np.inf, -np.inf]
@@ -87,9 +98,10 @@ class PolygonWriter:
         assert self._fh is not None
         try:
             if exc_type is None:
-                for poly in self._open:
-                    self._emit(poly)
-                self._open = []
+                for value in self.values:
+                    for poly in self._open[value]:
+                        self._emit(poly, value)
+                    self._open[value] = []
                 extra = dict(self.properties)
                 if self.count and self.georeferenced:
                     extra["bbox"] = [round(v, COORD_DECIMALS) for v in self._bbox]
@@ -101,13 +113,18 @@ class PolygonWriter:
 
     # --- streaming ---
     def push(self, row0: int, mask: np.ndarray) -> None:
-        """Polygonise mask rows [row0, row0+h) (1 = building; other values ignored)."""
+        """Polygonise mask rows [row0, row0+h) (1 = building; other values ignored; with
+        ``classes``, each class value)."""
+        for value in self.values:
+            self._push_value(row0, mask, value)
+
+    def _push_value(self, row0: int, mask: np.ndarray, value: int) -> None:
         import shapely
         from affine import Affine
         from rasterio import features
 
         h = mask.shape[0]
-        fg = mask == 1
+        fg = mask == value
         row1 = row0 + h
         polys: list[Any] = []
         if fg.any():
@@ -123,22 +140,25 @@ class PolygonWriter:
             polys = [shapely.geometry.shape(geom) for geom, _ in shapes]
         top = [p for p in polys if p.bounds[1] <= row0]
         rest = [p for p in polys if p.bounds[1] > row0]
-        candidates = _merge_across(self._open, top) + rest
-        self._open = []
+        candidates = _merge_across(self._open[value], top) + rest
+        self._open[value] = []
         last = row1 >= self.height
         for p in candidates:
             if not last and p.bounds[3] >= row1:
-                self._open.append(p)
+                self._open[value].append(p)
             else:
-                self._emit(p)
+                self._emit(p, value)
 
     # --- output ---
-    def _emit(self, poly_px: Any) -> None:
-        """One whole building: tidied (when asked), then written."""
-        for piece in tidy(poly_px, self.regularize, self.simplify_px):
-            self._write(piece)
+    def _emit(self, poly_px: Any, value: int = 1) -> None:
+        """One whole building (or region of one class): tidied (when asked), then written."""
+        regularize = self.regularize
+        if self.classes is not None:
+            regularize = regularize and self.classes[value] == "building"
+        for piece in tidy(poly_px, regularize, self.simplify_px):
+            self._write(piece, value)
 
-    def _write(self, poly_px: Any) -> None:
+    def _write(self, poly_px: Any, value: int = 1) -> None:
         import shapely
         from shapely.geometry.polygon import orient
 
@@ -146,6 +166,9 @@ class PolygonWriter:
         if poly_px.is_empty:
             return
         props: dict[str, Any] = {"id": self.count, "area_px": round(float(poly_px.area), 1)}
+        if self.classes is not None:
+            props["class"] = self.classes[value]
+            props["class_index"] = value
         if not self.georeferenced:
             geom = orient(poly_px, 1.0)  # pixel space: x = column, y = row
         else:
@@ -160,6 +183,7 @@ class PolygonWriter:
                 area = abs(self._geod.geometry_area_perimeter(geom)[0])
             props["area_m2"] = round(area, 2)
             self.total_area_m2 += area
+            self.area_by_value[value] += area
             geom = orient(geom, 1.0)  # RFC 7946: exterior counter-clockwise
             b = geom.bounds
             self._bbox = [
@@ -171,6 +195,7 @@ class PolygonWriter:
         feature = {"type": "Feature", "properties": props, "geometry": _geometry(geom)}
         self._fh.write((",\n" if self.count else "") + json.dumps(feature, separators=(",", ":")))
         self.count += 1
+        self.count_by_value[value] += 1
 
     def _project(self, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         return self._to_wgs84.transform(x, y)  # type: ignore[no-any-return]

@@ -15,6 +15,7 @@ import logging
 import os
 import shutil
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
@@ -100,7 +101,13 @@ def assign_splits(
     with_patches = [s for s in scenes if s["patches"]]
     if len(with_patches) >= 2:
         counts = [
-            SceneCounts(s["scene"], s["sha256"], len(s["patches"]), s["summary"]["positive"])
+            SceneCounts(
+                s["scene"],
+                s["sha256"],
+                len(s["patches"]),
+                s["summary"]["positive"],
+                frozenset(i for i, n in enumerate(s["summary"].get("class_pixels", [])[:-1]) if n),
+            )
             for s in scenes
         ]
         by_scene = split_scenes(counts, val_fraction, seed)
@@ -111,10 +118,43 @@ def assign_splits(
     by_scene, per_patch = {}, {}
     for s in scenes:
         per_patch[s["scene"]] = split_patches(
-            [(p["id"], p["positive"]) for p in s["patches"]], val_fraction, seed
+            [(p["id"], _stratum(p, s["summary"])) for p in s["patches"]], val_fraction, seed
         )
         by_scene[s["scene"]] = "train+val"
     return "patch", by_scene, per_patch
+
+
+def _stratum(patch: dict[str, Any], summary: dict[str, Any]) -> bool | int:
+    """A patch's split stratum: positive or not; multi-class: its rarest class in the scene
+    (1 + index; 0 for a patch without labelled pixels)."""
+    if "px" not in patch:
+        return bool(patch["positive"])
+    totals = summary.get("class_pixels") or patch["px"]
+    held = [i for i, n in enumerate(patch["px"][:-1]) if n]
+    return 1 + min(held, key=lambda i: (totals[i], i)) if held else 0
+
+
+def rare_classes(scenes: list[dict[str, Any]], per_patch: dict[str, dict[str, str]]) -> list[int]:
+    """Multi-class: classes with less than an even share (1/n) of the train pixels."""
+    totals: np.ndarray | None = None
+    for s in scenes:
+        for p in s["patches"]:
+            if "px" in p and per_patch[s["scene"]][p["id"]] == "train":
+                px = np.asarray(p["px"][:-1], np.int64)
+                totals = px if totals is None else totals + px
+    if totals is None or totals.sum() == 0:
+        return []
+    share = totals / totals.sum()
+    return [int(i) for i in np.flatnonzero(share < 1.0 / len(share))]
+
+
+def oversampled(patch: dict[str, Any], rare: list[int], threshold: float) -> bool:
+    """Does a train patch get augmented copies? Binary: a positive patch; multi-class: one
+    with more than ``threshold`` of its pixels in a rare class."""
+    if "px" not in patch:
+        return bool(patch["positive"])
+    size = sum(patch["px"])
+    return size > 0 and any(patch["px"][i] / size > threshold for i in rare)
 
 
 def build_dataset(settings: Settings, dataset: str, tag: str) -> tuple[Path, dict[str, Any], bool]:
@@ -153,8 +193,15 @@ def build_dataset(settings: Settings, dataset: str, tag: str) -> tuple[Path, dic
     tmp = settings.processed / ".work" / f"build-{dataset}-{uuid.uuid4().hex[:8]}"
     tmp.parent.mkdir(parents=True, exist_ok=True)
     try:
-        manifest = _assemble(settings, dataset, scenes, per_patch, tmp, copies, feature_names())
+        rare = rare_classes(scenes, per_patch)
+        manifest = _assemble(
+            settings, dataset, scenes, per_patch, tmp, copies, feature_names(),
+            lambda p: oversampled(p, rare, pre.positive_threshold),
+        )  # fmt: skip
         manifest.update(_class_record(params.ingest, scenes, per_patch))
+        if "class_pixels" in manifest:
+            manifest["oversampled_classes"] = [manifest["classes"]["classes"][i]["name"]
+                                               for i in rare]  # fmt: skip
         manifest.update(
             dataset=dataset,
             tag=tag,
@@ -205,6 +252,7 @@ def _assemble(
     tmp: Path,
     copies: int,
     columns: list[str],
+    oversample: Callable[[dict[str, Any]], bool],
 ) -> dict[str, Any]:
     for split in SPLITS:
         for sub in ("images", "masks"):
@@ -230,7 +278,7 @@ def _assemble(
             fg_sum[split] += p["fg"]
             if i < len(feats):
                 rows.append({"split": split, **{c: feats[i].get(c) for c in columns}})
-            if split == "train" and p["positive"] and copies > 0:
+            if split == "train" and copies > 0 and oversample(p):
                 for t in augment.transforms_for(p["id"], copies):
                     img, msk = _augmented(cache, p["id"], t)
                     _link(img, tmp / split / "images" / img.name)

@@ -5,7 +5,9 @@ converted with tf2onnx (opset 17, NHWC float32 input ``input``, any batch and ti
 quantised to int8 with ONNX Runtime's static quantisation calibrated on training
 patches, and **verified** against the Keras model on validation patches: the fp32 graph
 must agree within ``FP32_ATOL`` per pixel, the int8 graph's mask must agree with the Keras
-mask to an IoU of at least ``INT8_MIN_IOU``. Both files, a few sample tiles with the Keras
+mask to an IoU of at least ``INT8_MIN_IOU`` (a multi-class model, n softmax channels: every
+channel within ``FP32_ATOL``, and the int8 argmax equal to the Keras argmax on at least
+``INT8_MIN_AGREEMENT`` of the pixels). Both files, a few sample tiles with the Keras
 model's answer (``samples.npz``) and ``inference.json`` (class table, tile size,
 normalisation, file hashes, the verification result) are logged under the run's
 ``inference/`` artifacts, beside the Keras ``model``. Nothing is converted when a task
@@ -42,6 +44,7 @@ INPUT = "input"
 OPSET = 17
 FP32_ATOL = 1e-3  # max |p_onnx - p_keras| on sample tiles (measured: ~4e-5)
 INT8_MIN_IOU = 0.995  # mask IoU int8 vs Keras on sample tiles (goal: within 0.005)
+INT8_MIN_AGREEMENT = 0.995  # multi-class: share of pixels whose int8 argmax is Keras'
 THRESHOLD = 0.5  # mask threshold of the verification (predict.threshold's default)
 CALIB_PATCHES = 32
 VERIFY_PATCHES = 16
@@ -76,13 +79,23 @@ class InferenceArtifacts:
         return True, f"ONNX {precision} verified at registration ({_figures(v)})"
 
     def samples(self) -> tuple[np.ndarray, np.ndarray]:
-        """(uint8 tiles, Keras probabilities) kept for the worker's check."""
+        """(uint8 tiles, Keras probabilities) kept for the worker's check: the last channel
+        (the foreground of a binary model; ``samples_all`` has every channel)."""
         with np.load(self.dir / SAMPLES) as z:
             return z["tiles"], z["keras"].astype(np.float32)
 
+    def samples_all(self) -> tuple[np.ndarray, np.ndarray]:
+        """(uint8 tiles, Keras probabilities of every channel (n, t, t, c))."""
+        with np.load(self.dir / SAMPLES) as z:
+            keras = z["keras_all"] if "keras_all" in z.files else z["keras"][..., None]
+            return z["tiles"], keras.astype(np.float32)
+
 
 def _figures(v: dict[str, Any]) -> str:
-    return f"max |diff| {v.get('max_abs_diff', float('nan')):.2g}, IoU {v.get('iou', 0):.4f}"
+    diff = f"max |diff| {v.get('max_abs_diff', float('nan')):.2g}"
+    if "agreement" in v:
+        return f"{diff}, argmax agreement {v['agreement']:.4f}"
+    return f"{diff}, IoU {v.get('iou', 0):.4f}"
 
 
 def sha256(path: Path) -> str:
@@ -121,6 +134,13 @@ def run_session(session: Any, x: np.ndarray) -> np.ndarray:
     return np.asarray(y.reshape(n, h, w, -1)[..., -1], np.float32)
 
 
+def run_session_all(session: Any, x: np.ndarray) -> np.ndarray:
+    """float32 (n, t, t, 3) in [0, 1] -> float32 probabilities of every channel (n, t, t, c)."""
+    y = session.run(None, {INPUT: np.ascontiguousarray(x, np.float32)})[0]
+    n, h, w = x.shape[:3]
+    return np.asarray(y.reshape(n, h, w, -1), np.float32)
+
+
 def mask_iou(a: np.ndarray, b: np.ndarray, threshold: float = THRESHOLD) -> float:
     ma, mb = a >= threshold, b >= threshold
     union = int((ma | mb).sum())
@@ -142,6 +162,26 @@ def compare(probs: np.ndarray, keras: np.ndarray, precision: str) -> dict[str, A
         "tiles": len(probs),
         "reason": f"{'passed' if ok else 'failed'}: {_figures({'max_abs_diff': diff, 'iou': iou})}"
         f" vs Keras on {len(probs)} sample tiles (needs {need})",
+    }
+
+
+def compare_classes(probs: np.ndarray, keras: np.ndarray, precision: str) -> dict[str, Any]:
+    """``compare`` for n-channel softmax outputs (n, t, t, c): every channel's largest
+    difference, and the share of pixels whose argmax is the Keras model's."""
+    diff = float(np.abs(probs - keras).max()) if probs.size else 0.0
+    agree = float((probs.argmax(-1) == keras.argmax(-1)).mean()) if probs.size else 1.0
+    if precision == "fp32":
+        ok, need = diff <= FP32_ATOL, f"max |diff| <= {FP32_ATOL}"
+    else:
+        ok, need = agree >= INT8_MIN_AGREEMENT, f"argmax agreement >= {INT8_MIN_AGREEMENT}"
+    figures = _figures({"max_abs_diff": diff, "agreement": agree})
+    return {
+        "verified": bool(ok),
+        "max_abs_diff": diff,
+        "agreement": agree,
+        "tiles": len(probs),
+        "reason": f"{'passed' if ok else 'failed'}: {figures} vs Keras on {len(probs)} sample "
+        f"tiles (needs {need})",
     }
 
 
@@ -198,7 +238,8 @@ def quantize(src: Path, dst: Path, calib: np.ndarray) -> Path:
 
 
 def _keras_probs(model: Any, x: np.ndarray) -> np.ndarray:
-    out = [np.asarray(model(x[i : i + 4], training=False))[..., -1] for i in range(0, len(x), 4)]
+    """Every output channel, (n, t, t, c)."""
+    out = [np.asarray(model(x[i : i + 4], training=False)) for i in range(0, len(x), 4)]
     return np.concatenate(out).astype(np.float32)
 
 
@@ -211,8 +252,13 @@ def export(
     """
     out.mkdir(parents=True, exist_ok=True)
     x = sample.astype(np.float32) / 255.0
-    keras = _keras_probs(model, x)
-    np.savez_compressed(out / SAMPLES, tiles=sample[:CHECK_TILES], keras=keras[:CHECK_TILES])
+    keras_all = _keras_probs(model, x)
+    multiclass = keras_all.shape[-1] > 1
+    keras = keras_all if multiclass else keras_all[..., -1]
+    kept = {"tiles": sample[:CHECK_TILES], "keras": keras_all[:CHECK_TILES, ..., -1]}
+    if multiclass:
+        kept["keras_all"] = keras_all[:CHECK_TILES]
+    np.savez_compressed(out / SAMPLES, **kept)  # type: ignore[arg-type]
     variants: dict[str, Any] = {}
     t0 = time.perf_counter()
     try:
@@ -240,8 +286,13 @@ def export(
 
 
 def _verified(path: Path, x: np.ndarray, keras: np.ndarray, precision: str) -> dict[str, Any]:
-    probs = run_session(ort_session(path), x)
-    return {"file": path.name, "sha256": sha256(path), **compare(probs, keras, precision)}
+    """``keras`` (n, t, t) foreground of a binary model, or (n, t, t, c) of a multi-class one."""
+    if keras.ndim == 4:
+        probs = run_session_all(ort_session(path), x)
+        figures = compare_classes(probs, keras, precision)
+    else:
+        figures = compare(run_session(ort_session(path), x), keras, precision)
+    return {"file": path.name, "sha256": sha256(path), **figures}
 
 
 def _versions() -> dict[str, str]:
@@ -263,7 +314,12 @@ def _patches(dataset_dir: Path, split: str, n: int, seed: int) -> np.ndarray:
 
 
 def _describe(model: Any, dataset_dir: Path, tile: int) -> dict[str, Any]:
-    """The contract a runtime must honour: input, normalisation, classes, tile size."""
+    """The contract a runtime must honour: input, normalisation, classes, tile size.
+
+    ``class_table`` is the dataset's (``ClassTable.to_json`` / ``binary_json``), as on the
+    run's ``classes`` tag; ``classes`` maps channel (multi-class) or mask value (binary) to
+    its name."""
+    from satseg.classes import binary_json
     from satseg.manifest import ManifestError, read_manifest
 
     try:
@@ -272,6 +328,11 @@ def _describe(model: Any, dataset_dir: Path, tile: int) -> dict[str, Any]:
         doc = {}
     ingest = (doc.get("params") or {}).get("ingest") or {}
     classes = int(model.output_shape[-1])
+    table = doc.get("classes") or binary_json()
+    if classes == 1:
+        names = {"0": "background", "1": "foreground"}
+    else:
+        names = {str(c["index"]): str(c["name"]) for c in table.get("classes", [])}
     return {
         "format": 1,
         "opset": OPSET,
@@ -281,7 +342,8 @@ def _describe(model: Any, dataset_dir: Path, tile: int) -> dict[str, Any]:
         "bands": ingest.get("bands"),
         "tile": tile,
         "output": "sigmoid (1 channel)" if classes == 1 else f"softmax ({classes} channels)",
-        "classes": {"0": "background", str(max(1, classes - 1)): "foreground"},
+        "classes": names,
+        "class_table": table,
         "foreground_labels": ingest.get("labels"),  # null = every label of the annotations
         "dataset_tag": doc.get("tag"),
     }

@@ -65,7 +65,9 @@ def train(
 
 @model_app.command("list")
 def list_cmd(as_json: bool = typer.Option(False, "--json", help="One JSON array")) -> None:
-    """Every version, newest first, with aliases, dataset and val metrics."""
+    """Every version, newest first, with aliases, dataset and val metrics (multi-class: mIoU
+    and the classes)."""
+    from satseg.classes import ModelClasses
     from satseg.registry import list_models
 
     refs = list_models(get_settings())
@@ -75,14 +77,22 @@ def list_cmd(as_json: bool = typer.Option(False, "--json", help="One JSON array"
     if not refs:
         typer.echo("no registered model versions yet")
     for r in refs:
+        classes = ModelClasses.from_json(r.classes)
+        shown = LISTED_CLASSES if classes.multiclass else LISTED
+        rule = (
+            f" classes={','.join(classes.names)}"
+            if classes.multiclass
+            else f" threshold={_fmt(r.postprocess.get('threshold'), '.2f')}"
+        )
         typer.echo(
             f"v{r.version:<4} {','.join(r.aliases) or '-':<20} {r.dataset_tag or '-':<20} "
-            + " ".join(f"val_{k}={_fmt(r.metrics.get('val_' + k))}" for k in LISTED)
-            + f" threshold={_fmt(r.postprocess.get('threshold'), '.2f')} run={r.run_id}"
+            + " ".join(f"val_{k}={_fmt(r.metrics.get('val_' + k))}" for k in shown)
+            + f"{rule} run={r.run_id}"
         )
 
 
 LISTED = ("iou", "object_f1", "boundary_iou")  # val metrics `satseg model list` shows
+LISTED_CLASSES = ("miou", "mdice", "pixel_accuracy")  # those of a multi-class model
 
 
 def _fmt(value: float | None, spec: str = ".4f") -> str:

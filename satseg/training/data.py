@@ -1,7 +1,8 @@
 """Processed dataset versions -> seeded ``tf.data`` pipelines.
 
 Layout (written by ingest): ``<dir>/{train,val}/{images,masks}/<id>.png`` (RGB uint8 images,
-0/255 masks) and ``manifest.json``. Every problem is reported before training starts, with
+0/255 masks; with a class table in the manifest, class-index masks 0..n-1 with 255 = ignore)
+and ``manifest.json``. Every problem is reported before training starts, with
 the file names, because a crash in the middle of an epoch would name nothing. Scaling is
 ``satseg.io.raster.to_model_input`` (x/255), the same as inference.
 """
@@ -14,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from satseg import manifest
+from satseg.classes import IGNORE, ModelClasses, binary_json
 
 SPLITS = ("train", "val")
 PNG_SIG = b"\x89PNG\r\n\x1a\n"
@@ -41,19 +43,43 @@ def read_manifest(dataset_dir: Path | str) -> dict[str, Any]:
     """The manifest document of a dataset to train on (``satseg.manifest``'s reader).
 
     Raises:
-        DatasetError: the manifest is missing, not JSON or lacks dataset, tag or counts.
+        DatasetError: the manifest is missing, not JSON or lacks dataset, tag or counts, or
+            its class table is not one a model can be trained on.
     """
     try:
         doc = manifest.read_manifest(dataset_dir).doc
     except manifest.ManifestError as e:
         raise DatasetError(str(e)) from e
-    if (doc.get("classes") or {}).get("ignore_index") is not None:
-        names = [c.get("name") for c in doc["classes"].get("classes", [])]
-        raise DatasetError(
-            f"dataset {doc.get('dataset')!r} has a class table {names}: training N classes "
-            "is not built yet; train on a binary dataset (no ingest.classes)"
-        )
+    _model_classes(doc)
     return doc
+
+
+def _model_classes(doc: dict[str, Any]) -> ModelClasses:
+    try:
+        classes = ModelClasses.from_json(doc.get("classes"))
+    except (ValueError, KeyError, TypeError) as e:
+        raise DatasetError(f"dataset {doc.get('dataset')!r}: bad class table: {e}") from e
+    if classes.multiclass and len(classes.names) < 2:
+        raise DatasetError(
+            f"dataset {doc.get('dataset')!r}: a class table needs at least 2 classes, got "
+            f"{list(classes.names)} (one foreground class is the binary path: no ingest.classes)"
+        )
+    return classes
+
+
+def class_table(doc: dict[str, Any]) -> dict[str, Any]:
+    """The class table JSON of a manifest (``binary_json()`` for binary and older datasets):
+    what the MLflow run and the registered model carry (``CLASSES_TAG``)."""
+    return dict(doc.get("classes") or binary_json())
+
+
+def dataset_classes(dataset_dir: Path | str) -> ModelClasses:
+    """What the masks of ``dataset_dir`` hold: binary (also without a manifest) or classes."""
+    try:
+        doc = manifest.read_manifest(dataset_dir).doc
+    except manifest.ManifestError:
+        return ModelClasses.from_json(None)
+    return _model_classes(doc)
 
 
 def png_size(path: Path) -> tuple[int, int]:
@@ -164,7 +190,9 @@ def photometric(img: Any, seed: Any, aug: Augment) -> Any:
 
 
 def _augment_fn(square: bool, aug: Augment) -> Any:
-    """(image float, target float (..., 1 or 2), seed) -> augmented pair, aligned."""
+    """(image float, target float (..., 1 or 2), seed) -> augmented pair, aligned.
+
+    Flips and rot90 move pixels without interpolating: class indices stay exact."""
     import tensorflow as tf
 
     def fn(pair: tuple[Any, Any], s: Any) -> tuple[Any, Any]:
@@ -187,10 +215,12 @@ def make_dataset(
     aug: Augment = Augment(),
     border: tuple[float, float] | None = None,
     cache: bool = False,
+    multiclass: bool = False,
 ) -> Any:
     """``tf.data.Dataset`` of (image float32 [0,1] (b,H,W,3), target float32 (b,H,W,1|2)).
 
-    The target's first channel is the {0,1} mask; with ``border=(w0, sigma)`` a second channel
+    The target's first channel is the {0,1} mask (``multiclass``: the class index 0..n-1,
+    255 = ignore, padding included: it is no class); with ``border=(w0, sigma)`` a second channel
     holds the U-Net border weights (``windows.border_weights``, read by the losses). Decoding
     runs in parallel but in a fixed order; shuffling and augmentation draw from ``seed``
     (stateless ops), so a run is repeatable. With ``cache`` the decoded uint8 split stays in
@@ -201,6 +231,9 @@ def make_dataset(
 
     ph, pw = padded(split.height), padded(split.width)
     channels = 2 if border else 1
+    if multiclass and border:
+        raise DatasetError("border weights (train.border_weight) apply to binary datasets only")
+    pad = [[0, ph - split.height], [0, pw - split.width], [0, 0]]
 
     def weights(mask: Any) -> Any:
         from satseg.training.windows import border_weights
@@ -210,8 +243,12 @@ def make_dataset(
 
     def load(img_path: tf.Tensor, mask_path: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
         img = tf.io.decode_png(tf.io.read_file(img_path), channels=3)
-        mask = tf.cast(tf.io.decode_png(tf.io.read_file(mask_path), channels=1) > 127, tf.uint8)
         img = tf.image.pad_to_bounding_box(img, 0, 0, ph, pw)
+        if multiclass:  # class indices as stored; the padding is ignore
+            raw = tf.io.decode_png(tf.io.read_file(mask_path), channels=1)
+            target = tf.cast(tf.pad(raw, pad, constant_values=IGNORE), tf.float32)
+            return img, target
+        mask = tf.cast(tf.io.decode_png(tf.io.read_file(mask_path), channels=1) > 127, tf.uint8)
         target = tf.cast(tf.image.pad_to_bounding_box(mask, 0, 0, ph, pw), tf.float32)
         if border:
             w = tf.numpy_function(weights, [target], tf.float32, stateful=False)
@@ -262,7 +299,8 @@ def make_window_dataset(
 ) -> Any:
     """Like ``make_dataset`` but ``n`` fresh random windows from ``mosaics`` per pass.
 
-    Pass k draws its windows from ``seed`` and k (``windows.sample_windows``), so a run is
+    The target holds what the mosaics' masks hold (0/1, or class indices with 255 = ignore:
+    ``load_mosaics(multiclass=True)``; windows are resized nearest-neighbour). Pass k draws its windows from ``seed`` and k (``windows.sample_windows``), so a run is
     repeatable and every epoch sees different windows. The target has the weight channel
     when the mosaics carry border weights.
     """

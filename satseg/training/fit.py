@@ -1,7 +1,10 @@
 """Fit one model on a processed dataset version (no MLflow here: see satseg.registry).
 
-Returns the model holding the best epoch's weights (highest val IoU), so evaluation and the
-logged model both describe the checkpoint that early stopping chose.
+Returns the model holding the best epoch's weights (highest val IoU; val mIoU on a
+multi-class dataset), so evaluation and the logged model both describe the checkpoint that
+early stopping chose. A dataset whose manifest has a class table trains ``n`` softmax
+channels (channel i = class index i) with the multi-class twin of ``cfg.loss``
+(``losses.multiclass_loss``) and per-class epoch metrics (``losses.ClassScores``).
 """
 
 from __future__ import annotations
@@ -19,17 +22,27 @@ from satseg.models import build_model, uncompiled_copy  # first: selects tf.kera
 # isort: split
 import tensorflow as tf
 
+from satseg.classes import ModelClasses
 from satseg.inference.engine import resolve_precision, to_mixed_bfloat16
 from satseg.io.atomic import atomic_path
 from satseg.training.config import TrainConfig
 from satseg.training.data import (
     CACHE_MAX_BYTES,
     Augment,
+    DatasetError,
+    dataset_classes,
     list_split,
     make_dataset,
     make_window_dataset,
 )
-from satseg.training.losses import get_loss, metrics
+from satseg.training.evaluate import resolve_metric
+from satseg.training.losses import (
+    balanced_weights,
+    class_metrics,
+    get_loss,
+    metrics,
+    multiclass_loss,
+)
 from satseg.training.windows import border_weights, group_patches, load_mosaics, mosaic_bytes
 
 log = logging.getLogger(__name__)
@@ -161,14 +174,17 @@ def train_datasets(dataset_dir: Path | str, cfg: TrainConfig) -> tuple[Any, Any,
     split has no grid patches or its scenes would not fit in ``CACHE_MAX_BYTES``.
     """
     train, val = list_split(dataset_dir, "train"), list_split(dataset_dir, "val")
+    mc = dataset_classes(dataset_dir).multiclass
     border = (cfg.border_weight, cfg.border_sigma) if cfg.border_weight > 0 else None
+    if mc and border:
+        raise DatasetError("train.border_weight applies to binary datasets only (set it to 0)")
     aug = Augment(cfg.color_jitter, cfg.blur_prob) if cfg.augment else Augment()
     repeat = cfg.steps_per_epoch is not None
-    val_ds = make_dataset(val, cfg.batch_size, cache=True)
+    val_ds = make_dataset(val, cfg.batch_size, cache=True, multiclass=mc)
     size = (train.height, train.width)
     if cfg.sampler == "scenes" and group_patches(train.images, train.masks):
         if mosaic_bytes(train.images, size) <= CACHE_MAX_BYTES:
-            mosaics = load_mosaics(train.images, train.masks, size)
+            mosaics = load_mosaics(train.images, train.masks, size, multiclass=mc)
             for m in mosaics:
                 m.weight = border_weights(m.mask, *border) if border else None
             ds = make_window_dataset(
@@ -181,9 +197,53 @@ def train_datasets(dataset_dir: Path | str, cfg: TrainConfig) -> tuple[Any, Any,
         log.warning("train scenes exceed %d bytes: training on the patches", CACHE_MAX_BYTES)
     ds = make_dataset(
         train, cfg.batch_size, augment=cfg.augment, shuffle=True, seed=cfg.seed,
-        repeat=repeat, aug=aug, border=border, cache=True,
+        repeat=repeat, aug=aug, border=border, cache=True, multiclass=mc,
     )  # fmt: skip
     return ds, val_ds, len(train)
+
+
+def class_weights(
+    cfg: TrainConfig, dataset_dir: Path | str, classes: ModelClasses
+) -> list[float] | None:
+    """Cross-entropy weight of each class: ``class_weighting`` (balanced: from the train
+    split's ``class_pixels``), then ``class_weights`` by name on top; None = unweighted."""
+    if not classes.multiclass:
+        if cfg.class_weighting != "none" or cfg.class_weights:
+            raise ValueError("class_weighting / class_weights apply to multi-class datasets only")
+        return None
+    if cfg.class_weighting == "none" and not cfg.class_weights:
+        return None
+    weights = [1.0] * len(classes.names)
+    if cfg.class_weighting == "balanced":
+        from satseg.training.data import read_manifest
+
+        pixels = (read_manifest(dataset_dir).get("class_pixels") or {}).get("train")
+        if not pixels:
+            raise DatasetError(
+                f"{dataset_dir}: class_weighting balanced needs the manifest's class_pixels "
+                "(re-ingest the dataset)"
+            )
+        weights = balanced_weights(pixels, classes.names)
+    unknown = sorted(set(cfg.class_weights or {}) - set(classes.names))
+    if unknown:
+        raise ValueError(
+            f"class_weights name {unknown}, not classes of the dataset ({', '.join(classes.names)})"
+        )
+    for name, w in (cfg.class_weights or {}).items():
+        weights[classes.names.index(name)] = float(w)
+    return weights
+
+
+def objective(
+    cfg: TrainConfig, dataset_dir: Path | str, classes: ModelClasses
+) -> tuple[Any, list[Any], str]:
+    """(loss, metrics, monitored val metric) for ``classes``: binary as always (val_iou),
+    multi-class the softmax twin of ``cfg.loss`` and per-class scores (val_miou)."""
+    if not classes.multiclass:
+        return get_loss(cfg.loss), metrics(), "val_iou"
+    weights = class_weights(cfg, dataset_dir, classes)
+    loss = multiclass_loss(cfg.loss, len(classes.names), weights)
+    return loss, class_metrics(classes.names), "val_miou"
 
 
 def fit(
@@ -201,19 +261,24 @@ def fit(
     """
     tf.keras.backend.clear_session()  # free graphs of earlier runs in this process
     tf.keras.utils.set_random_seed(cfg.seed)
+    classes = dataset_classes(dataset_dir)
+    resolve_metric(cfg.promotion_metric, classes)  # a bad metric or class name: fail now
+    loss, epoch_metrics, monitor = objective(cfg, dataset_dir, classes)
     train_ds, val_ds, n_train = train_datasets(dataset_dir, cfg)
-    model = build_model(cfg.arch, cfg.backbone, encoder_weights=cfg.encoder_weights)
+    model = build_model(
+        cfg.arch, cfg.backbone, classes=classes.channels, encoder_weights=cfg.encoder_weights
+    )
     set_bn_momentum(model, BN_MOMENTUM)
     precision = resolve_precision(cfg.precision)
     trained = to_mixed_bfloat16(model) if precision == "bf16" else model
-    trained.compile(optimizer=_optimizer(cfg), loss=get_loss(cfg.loss), metrics=metrics())
+    trained.compile(optimizer=_optimizer(cfg), loss=loss, metrics=epoch_metrics)
     workdir.mkdir(parents=True, exist_ok=True)
     ckpt = workdir / "best.weights.h5"
     cbs = [
         tf.keras.callbacks.ModelCheckpoint(
-            str(ckpt), monitor="val_iou", mode="max", save_best_only=True, save_weights_only=True
+            str(ckpt), monitor=monitor, mode="max", save_best_only=True, save_weights_only=True
         ),
-        tf.keras.callbacks.EarlyStopping(monitor="val_iou", mode="max", patience=cfg.patience),
+        tf.keras.callbacks.EarlyStopping(monitor=monitor, mode="max", patience=cfg.patience),
         _schedule(cfg),
         EpochLog(cfg.epochs),
         *([TimeBudget(cfg.time_budget_min)] if cfg.time_budget_min else []),

@@ -7,6 +7,14 @@ other data), so the comparison is fair. The primary metric is ``train.promotion_
 ``train.object_f1_tolerance`` below the champion's is not promoted whatever that metric says. The decision
 (``promoted`` + ``reason``) is returned for notifiers and stored on the model version.
 It lives in ``training`` (not ``registry``) because it evaluates: the registry only stores.
+
+Multi-class models (their run's class table, ``ModelRef.classes``) rank on ``miou`` by default
+(``iou`` reads as ``miou``), or a named class's ``iou_<class>`` (``evaluate.resolve_metric``);
+the champion is re-evaluated the same way (argmax per-class scores on the same val split).
+Models with different class tables (a binary champion and a multi-class challenger, or other
+classes or another order) cannot be scored on one dataset: such a challenger is **not**
+promoted automatically, the decision says why, and a person promotes it by hand
+(``satseg model promote N``) when the switch of what inference produces is intended.
 """
 
 from __future__ import annotations
@@ -15,8 +23,8 @@ import logging
 from pathlib import Path
 from typing import NotRequired, TypedDict
 
+from satseg.classes import ModelClasses
 from satseg.config import Settings
-from satseg.metrics import METRIC_NAMES
 from satseg.registry.ref import ModelRef
 from satseg.registry.store import champion, get_ref, load_model, promote, setup
 
@@ -48,6 +56,25 @@ class Decision(TypedDict):
 
 ALREADY_CHAMPION = "already champion"
 METRICS = ("iou", "dice", "precision", "recall", "object_f1", "boundary_iou")  # side by side
+CLASS_METRICS = ("miou", "mdice", "pixel_accuracy")  # multi-class, then iou_<class> each
+
+
+def side_by_side(classes: ModelClasses) -> tuple[str, ...]:
+    """The val metrics shown beside each other for a model of ``classes``."""
+    if not classes.multiclass:
+        return METRICS
+    return (*CLASS_METRICS, *(f"iou_{n}" for n in classes.names))
+
+
+def _describe(classes: ModelClasses) -> str:
+    if not classes.multiclass:
+        return f"binary ({classes.names[0]})"
+    return f"{len(classes.names)} classes ({', '.join(classes.names)})"
+
+
+def comparable(challenger: ModelClasses, champion: ModelClasses) -> bool:
+    """Same kind of output and the same classes in the same order (colours aside)."""
+    return (challenger.multiclass, challenger.names) == (champion.multiclass, champion.names)
 
 
 class Rule(TypedDict):
@@ -70,7 +97,7 @@ def decide(
 ) -> tuple[bool, str]:
     """Pure rule: first model wins; otherwise strictly more than champion + margin on
     ``metric``, and object F1 no more than ``f1_tolerance`` below the champion's."""
-    name = "IoU" if metric == "iou" else metric
+    name = {"iou": "IoU", "miou": "mIoU"}.get(metric, metric)
     if champion is None:
         return True, "first model: no champion yet"
     if not challenger > champion + margin:
@@ -94,13 +121,17 @@ def decide(
     )
 
 
-def rule_of(settings: Settings, run_params: dict[str, str]) -> Rule:
+def rule_of(
+    settings: Settings, run_params: dict[str, str], classes: ModelClasses | None = None
+) -> Rule:
     """The challenger run's own promotion settings (its training config, as logged), else
-    params.yaml ``train:``; the margin is ``SATSEG_PROMOTION_MARGIN``."""
+    params.yaml ``train:``; the margin is ``SATSEG_PROMOTION_MARGIN``. ``classes`` (the
+    challenger's; binary when None) decides what the metric names (``resolve_metric``)."""
+    from satseg.training.evaluate import resolve_metric
+
     train = settings.params().train
     metric = run_params.get("promotion_metric") or train.promotion_metric
-    if metric not in METRIC_NAMES:
-        raise ValueError(f"promotion_metric {metric!r}: choose one of {', '.join(METRIC_NAMES)}")
+    metric = resolve_metric(metric, classes or ModelClasses.from_json(None))
     tol = run_params.get("object_f1_tolerance")
     return Rule(
         metric=metric,
@@ -110,10 +141,17 @@ def rule_of(settings: Settings, run_params: dict[str, str]) -> Rule:
 
 
 def _champion_scores(settings: Settings, version: str, dataset_dir: Path | str) -> dict[str, float]:
-    """The champion re-evaluated on ``dataset_dir``'s val split, post-processed as it predicts."""
-    from satseg.training.evaluate import as_deployed, evaluate  # TensorFlow: only when promoting
+    """The champion re-evaluated on ``dataset_dir``'s val split, post-processed as it predicts
+    (multi-class: the argmax's per-class scores)."""
+    from satseg.training.evaluate import (  # TensorFlow: only when promoting
+        as_deployed,
+        evaluate,
+        evaluate_classes,
+    )
 
     model, ref = load_model(settings, version)
+    if ModelClasses.from_json(ref.classes).multiclass:
+        return evaluate_classes(model, dataset_dir, "val")
     return evaluate(model, dataset_dir, "val", **as_deployed(settings, ref.postprocess))
 
 
@@ -121,16 +159,28 @@ def challenge(settings: Settings, version: str, dataset_dir: Path | str) -> Deci
     """What the rule says about ``version``, nothing changed yet: the champion re-evaluated on
     ``dataset_dir``'s val split, both models' val metrics, ``promoted`` = the rule's verdict."""
     chall = get_ref(settings, str(version))
+    classes = ModelClasses.from_json(chall.classes)
     client = setup(settings)
-    rule = rule_of(settings, dict(client.get_run(chall.run_id).data.params))
+    rule = rule_of(settings, dict(client.get_run(chall.run_id).data.params), classes)
     key = f"val_{rule['metric']}"
     if key not in chall.metrics:
         raise ValueError(f"version {version} has no final_{key} metric (was it evaluated?)")
     champ = champion(settings)
     champ_scores: dict[str, float] | None = None
+    champ_classes = ModelClasses.from_json(champ.classes) if champ is not None else classes
     if champ is not None and champ.version == chall.version:
         promoted, reason = True, ALREADY_CHAMPION
         champ_scores = {k.removeprefix("val_"): v for k, v in chall.metrics.items()}
+    elif champ is not None and not comparable(classes, champ_classes):
+        promoted, reason = (
+            False,
+            (
+                f"not comparable: champion v{champ.version} is {_describe(champ_classes)}, "
+                f"challenger v{chall.version} is {_describe(classes)}; the champion is kept "
+                f"(promote v{chall.version} by hand, satseg model promote {chall.version}, "
+                "to switch what inference produces)"
+            ),
+        )
     else:
         if champ is not None:
             champ_scores = _champion_scores(settings, champ.version, dataset_dir)
@@ -143,7 +193,7 @@ def challenge(settings: Settings, version: str, dataset_dir: Path | str) -> Deci
             champion_f1=None if champ_scores is None else champ_scores.get("object_f1"),
             f1_tolerance=rule["object_f1_tolerance"],
         )
-    return _decision(chall, champ, champ_scores, rule, promoted, reason)
+    return _decision(chall, champ, champ_scores, rule, promoted, reason, side_by_side(classes))
 
 
 def apply_decision(settings: Settings, decision: Decision) -> Decision:
@@ -174,8 +224,14 @@ def _decision(
     rule: Rule,
     promoted: bool,
     reason: str,
+    shown: tuple[str, ...] = METRICS,
 ) -> Decision:
     cs = champ_scores or {}
+
+    def headline(m: dict[str, float], prefix: str = "") -> float | None:
+        v = m.get(f"{prefix}iou", m.get(f"{prefix}miou"))
+        return None if v is None else float(v)
+
     return Decision(
         promoted=promoted,
         reason=reason,
@@ -183,8 +239,8 @@ def _decision(
         metric=rule["metric"],
         challenger_score=chall.metrics[f"val_{rule['metric']}"],
         champion_score=cs.get(rule["metric"]) if champ_scores is not None else None,
-        challenger_iou=chall.metrics["val_iou"],
-        champion_iou=cs.get("iou") if champ_scores is not None else None,
+        challenger_iou=headline(chall.metrics, "val_") or 0.0,
+        champion_iou=headline(cs) if champ_scores is not None else None,
         challenger_object_f1=chall.metrics.get("val_object_f1"),
         champion_object_f1=cs.get("object_f1") if champ_scores is not None else None,
         object_f1_tolerance=rule["object_f1_tolerance"],
@@ -193,11 +249,11 @@ def _decision(
         dataset_tag=chall.dataset_tag,
         run_id=chall.run_id,
         challenger_metrics={
-            m: chall.metrics[f"val_{m}"] for m in METRICS if f"val_{m}" in chall.metrics
+            m: chall.metrics[f"val_{m}"] for m in shown if f"val_{m}" in chall.metrics
         },
         champion_metrics=None
         if champ_scores is None
-        else {m: float(cs[m]) for m in METRICS if m in cs},
+        else {m: float(cs[m]) for m in shown if m in cs},
     )
 
 
@@ -211,9 +267,7 @@ def metrics_table(decision: Decision) -> str:
         f"| val metric | challenger v{decision['version']} | {champ_head} | difference |",
         "|---|---|---|---|",
     ]
-    for m in METRICS:
-        if m not in chall:
-            continue
+    for m in chall:
         other = champ.get(m)
         diff = f"{chall[m] - other:+.4f}" if other is not None else "-"
         shown = f"{other:.4f}" if other is not None else "-"

@@ -36,7 +36,8 @@ class DataVersion(TypedDict):
 
 
 class Candidate(TypedDict):
-    """One trained config: its MLflow run and best checkpoint."""
+    """One trained config: its MLflow run and best checkpoint (``best_epoch_val_iou``: the
+    best epoch's val IoU, val mIoU on a multi-class dataset)."""
 
     run_id: str
     checkpoint: str
@@ -53,7 +54,12 @@ class ScoredCandidate(Candidate):
 
 class CandidateScore(TypedDict):
     run_id: str
-    val_iou: float
+    val_iou: float  # mean IoU (miou) of a multi-class candidate
+
+
+def headline_iou(metrics: dict[str, float]) -> float:
+    """IoU of a binary model's scores, mean IoU of a multi-class model's."""
+    return float(metrics["iou"] if "iou" in metrics else metrics["miou"])
 
 
 class Evaluated(TypedDict):
@@ -163,7 +169,8 @@ def _is_new(settings: Settings, tag: str, md5: str) -> tuple[bool, str]:
 def train_candidate(
     settings: Settings, data: DataVersion, config: dict[str, Any], key: str | None = None
 ) -> Candidate:
-    """One MLflow run: params, lineage tags, per-epoch metrics, best checkpoint on disk.
+    """One MLflow run: params, lineage tags, the dataset's class table (``CLASSES_TAG``),
+    per-epoch metrics, best checkpoint on disk.
 
     ``key`` (e.g. Airflow run id + map index) makes a retried task reuse a finished run
     instead of training again.
@@ -171,10 +178,13 @@ def train_candidate(
     import mlflow
 
     from satseg.registry import tracking
+    from satseg.registry.ref import CLASSES_TAG
     from satseg.training.config import TrainConfig
+    from satseg.training.data import class_table
     from satseg.training.fit import fit, save_model
 
     cfg = TrainConfig(**config)
+    table = class_table(read_manifest(data["dir"]))
     tracking.setup(settings)
     if key:
         done = _finished_run(key)
@@ -189,6 +199,7 @@ def train_candidate(
                 **tracking.lineage_tags(dict(data)),
                 "satseg_key": key or run_id,
                 "satseg_config": json.dumps(cfg.to_dict(), sort_keys=True),
+                CLASSES_TAG: json.dumps(table, sort_keys=True),
             }
         )
         mlflow.log_params({**cfg.to_dict(), **{f"n_{k}": v for k, v in data["counts"].items()}})
@@ -197,8 +208,12 @@ def train_candidate(
         workdir = settings.models / run_id
         model, history = fit(data["dir"], cfg, workdir, callbacks=[tracking.epoch_logger()])
         ckpt = save_model(model, workdir / "model.h5")
-        best = max(history.get("val_iou", [0.0]))
-        mlflow.log_metric("best_epoch_val_iou", best)
+        if "val_miou" in history:  # multi-class
+            best = max(history["val_miou"])
+            mlflow.log_metric("best_epoch_val_miou", best)
+        else:
+            best = max(history.get("val_iou", [0.0]))
+            mlflow.log_metric("best_epoch_val_iou", best)
         mlflow.set_tag("checkpoint", str(ckpt))
     return Candidate(
         run_id=run_id, checkpoint=str(ckpt), best_epoch_val_iou=best, config=cfg.to_dict()
@@ -218,7 +233,9 @@ def _finished_run(key: str) -> Candidate | None:
             return Candidate(
                 run_id=r.info.run_id,
                 checkpoint=ckpt,
-                best_epoch_val_iou=r.data.metrics.get("best_epoch_val_iou", 0.0),
+                best_epoch_val_iou=r.data.metrics.get(
+                    "best_epoch_val_iou", r.data.metrics.get("best_epoch_val_miou", 0.0)
+                ),
                 config=json.loads(r.data.tags["satseg_config"]),
             )
     return None
@@ -226,7 +243,8 @@ def _finished_run(key: str) -> Candidate | None:
 
 def evaluate_candidates(settings: Settings, data: DataVersion, candidates: Any) -> Evaluated:
     """Evaluate each run's checkpoint on the val split, log final metrics, overlays and the
-    model; return the best one (highest val IoU) with every candidate's score.
+    model; return the best one (highest val ``promotion_metric``, for a multi-class dataset
+    as ``evaluate.resolve_metric`` reads it) with every candidate's score.
 
     ``candidates`` is a sequence of ``Candidate`` (Airflow passes a lazy XCom sequence).
     """
@@ -248,43 +266,60 @@ def evaluate_candidates(settings: Settings, data: DataVersion, candidates: Any) 
             )
         else:
             scored.append(_evaluate_one(settings, data, c))
-    metric = _metric(scored[0]["config"]) if scored else "iou"
-    best = max(scored, key=lambda s: s["metrics"].get(metric, s["metrics"]["iou"]))
-    score = best["metrics"].get(metric, best["metrics"]["iou"])
+    metric = _metric(scored[0]["config"], data["dir"]) if scored else "iou"
+    best = max(scored, key=lambda s: s["metrics"].get(metric, headline_iou(s["metrics"])))
+    score = best["metrics"].get(metric, headline_iou(best["metrics"]))
     log.info("best candidate %s: val %s %.4f", best["run_id"], metric, score)
     return Evaluated(
         best=best,
         candidates=[
-            CandidateScore(run_id=s["run_id"], val_iou=s["metrics"]["iou"]) for s in scored
+            CandidateScore(run_id=s["run_id"], val_iou=headline_iou(s["metrics"])) for s in scored
         ],
     )
 
 
-def _metric(config: dict[str, Any]) -> str:
-    return str(config.get("promotion_metric") or "iou")
+def _metric(config: dict[str, Any], dataset_dir: str | Path | None = None) -> str:
+    """The run's ``promotion_metric``; on a multi-class dataset as ``resolve_metric`` reads
+    it (``iou`` = ``miou``)."""
+    metric = str(config.get("promotion_metric") or "iou")
+    if dataset_dir is None:
+        return metric
+    from satseg.training.data import dataset_classes
+    from satseg.training.evaluate import resolve_metric
+
+    return resolve_metric(metric, dataset_classes(dataset_dir))
 
 
 def _evaluate_one(settings: Settings, data: DataVersion, c: Candidate) -> ScoredCandidate:
     """Final val metrics at the threshold / min area tuned on val (stored on the run as the
-    ``postprocess`` tag and ``postprocess.json``), overlays and the logged model."""
+    ``postprocess`` tag and ``postprocess.json``), overlays and the logged model.
+
+    Multi-class: the argmax's per-class scores and mIoU (``tune_classes``: nothing tuned,
+    the tag says ``decision: argmax``)."""
     import mlflow
 
     from satseg.registry import tracking
     from satseg.registry.ref import POSTPROCESS_TAG
-    from satseg.training.evaluate import tune
+    from satseg.training.data import dataset_classes
+    from satseg.training.evaluate import tune, tune_classes
     from satseg.training.fit import load_saved
 
     model = load_saved(c["checkpoint"])
     overlays = settings.models / c["run_id"] / "overlays"
-    opening = settings.params().predict.opening_px
-    tuned = tune(
-        model,
-        data["dir"],
-        "val",
-        metric=_metric(c["config"]),
-        opening_px=opening,
-        overlay_dir=overlays,
-    )
+    tuned: Any
+    if dataset_classes(data["dir"]).multiclass:
+        tuned = tune_classes(
+            model, data["dir"], "val", metric=_metric(c["config"]), overlay_dir=overlays
+        )
+    else:
+        tuned = tune(
+            model,
+            data["dir"],
+            "val",
+            metric=_metric(c["config"]),
+            opening_px=settings.params().predict.opening_px,
+            overlay_dir=overlays,
+        )
     metrics = tuned["metrics"]
     chosen = {k: v for k, v in tuned.items() if k not in ("metrics", "grid")}
     with mlflow.start_run(run_id=c["run_id"]):
@@ -303,7 +338,7 @@ def register_best(settings: Settings, data: DataVersion, evaluated: Evaluated) -
     from satseg.registry import artifacts, store, tracking
 
     best = evaluated["best"]
-    tags = {**tracking.lineage_tags(dict(data)), "val_iou": f"{best['metrics']['iou']:.6f}"}
+    tags = {**tracking.lineage_tags(dict(data)), "val_iou": f"{headline_iou(best['metrics']):.6f}"}
     artifacts.log_for_run(settings, best["run_id"], best["model_uri"], data["dir"])  # ONNX, once
     return store.register(settings, best["model_uri"], best["run_id"], tags).to_dict()
 

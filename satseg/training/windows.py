@@ -34,7 +34,7 @@ class Mosaic:
 
     name: str
     image: np.ndarray  # (H, W, 3) uint8 RGB
-    mask: np.ndarray  # (H, W) uint8 0/1
+    mask: np.ndarray  # (H, W) uint8 0/1, or class indices with 255 = ignore (multi-class)
     valid: np.ndarray  # (H, W) bool: inside a kept patch and not black edge padding
     weight: np.ndarray | None = None  # (H, W) float32 border weights, when asked for
 
@@ -63,9 +63,16 @@ def group_patches(
     return dict(out)
 
 
-def load_mosaics(images: list[Path], masks: list[Path], size: tuple[int, int]) -> list[Mosaic]:
-    """The scenes of a split's grid patches, each as one array (patch ``size`` = (h, w))."""
+def load_mosaics(
+    images: list[Path], masks: list[Path], size: tuple[int, int], *, multiclass: bool = False
+) -> list[Mosaic]:
+    """The scenes of a split's grid patches, each as one array (patch ``size`` = (h, w)).
+
+    Binary masks become 0/1; ``multiclass`` masks keep their class indices, and the scene
+    area no patch covers is 255 (ignore), not class 0."""
     import cv2
+
+    from satseg.classes import IGNORE
 
     ph, pw = size
     out = []
@@ -73,7 +80,7 @@ def load_mosaics(images: list[Path], masks: list[Path], size: tuple[int, int]) -
         h = max(r for r, _, _, _ in parts) + ph
         w = max(c for _, c, _, _ in parts) + pw
         image = np.zeros((h, w, 3), np.uint8)
-        mask = np.zeros((h, w), np.uint8)
+        mask = np.full((h, w), IGNORE if multiclass else 0, np.uint8)
         covered = np.zeros((h, w), bool)
         for r, c, ip, mp in parts:
             bgr = cv2.imread(str(ip), cv2.IMREAD_COLOR)
@@ -81,7 +88,7 @@ def load_mosaics(images: list[Path], masks: list[Path], size: tuple[int, int]) -
             if bgr is None or m is None:
                 raise OSError(f"{ip.name}: patch image or mask is unreadable")
             image[r : r + ph, c : c + pw] = bgr[..., ::-1]
-            mask[r : r + ph, c : c + pw] = m > 127
+            mask[r : r + ph, c : c + pw] = m if multiclass else m > 127
             covered[r : r + ph, c : c + pw] = True
         valid = covered & (image.max(axis=-1) > 0)
         out.append(Mosaic(scene, image, mask, valid))

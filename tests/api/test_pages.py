@@ -87,6 +87,7 @@ def test_predictions_list_and_scene_maps(client, settings, with_predictions) -> 
     page = r.text
     assert "/pages/predictions/city" in page and "/pages/predictions/plain" in page
     assert "test-roof v7" in page and "demo-v1" in page and "pixel space" in page
+    assert "<th>building</th><th>background</th>" in page  # binary scenes only
     summary = json.loads((settings.home / "predictions/city/summary.json").read_text())
     assert f"{summary['building_area_m2']:,.1f} m²" in page
     assert "https://" not in page and "http://" not in page  # nothing from the internet

@@ -22,6 +22,8 @@ import pytest
 
 from satseg.synthetic import SceneStyle
 from tests.api.conftest import SCENES, quarantine_bad_pair, register_version
+from tests.api.test_multiclass_pages import SCENE as CLASS_SCENE
+from tests.api.test_multiclass_pages import make_class_prediction
 from tests.ops.procs import BIN, REPO, Procs, free_port, http, wait_for
 
 pytestmark = pytest.mark.slow
@@ -38,8 +40,9 @@ PAGES = {
 
 
 def _site(root: Path, predicted: Path) -> Any:
-    """A SATSEG_HOME with two predicted scenes, two model versions (v1 champion), a
-    quarantined pair and a day of monitoring (a real drift check and performance plot)."""
+    """A SATSEG_HOME with two predicted binary scenes and a multi-class one, two model
+    versions (v1 champion), a quarantined pair and a day of monitoring (a real drift check
+    and performance plot)."""
     from satseg.config import Settings
     from satseg.inference.predict import relocate_source
     from satseg.monitoring import performance as perf
@@ -55,6 +58,12 @@ def _site(root: Path, predicted: Path) -> Any:
         relocate_source(
             settings.predictions / name, settings.raw / "predict-done" / f"{name}.{ext}"
         )
+    classes = make_class_prediction(root / "classes")
+    shutil.copytree(root / "classes" / "predictions", settings.predictions, dirs_exist_ok=True)
+    shutil.copy2(classes, settings.raw / "predict-done" / classes.name)
+    relocate_source(
+        settings.predictions / CLASS_SCENE, settings.raw / "predict-done" / classes.name
+    )
     store.promote(settings, register_version(settings, 0.61, "city-v1"))
     register_version(settings, 0.72, "city-v2")
     quarantine_bad_pair(settings)
@@ -263,6 +272,47 @@ def test_the_map_shows_tiles_and_polygons(admin, server, scene) -> None:
     for text in ("Legend", "mask COG", "polygons GeoJSON", "STAC item"):
         assert frame.get_by_text(text).count() >= 1, text
     admin.page.screenshot(path=str(_shots() / f"page_scene_{scene}.png"))
+
+
+def test_a_multiclass_scene_shows_its_classes_and_legend(admin, server) -> None:
+    summary = json.loads(
+        (server["settings"].predictions / CLASS_SCENE / "summary.json").read_text()
+    )
+    classes = summary["class_areas"]
+    frame = _in_ui(admin, "predictions")
+    row = frame.locator("#predictions tr", has_text=CLASS_SCENE)
+    for c in classes:  # the list shows each class's share
+        assert f"{c['name']} {100 * c['share']:.2f} %" in row.inner_text(), c["name"]
+    row.locator("a", has_text=CLASS_SCENE).click()
+    m = frame.locator("#map")
+    m.locator(".leaflet-overlay-pane path").first.wait_for()
+    frame.locator(".leaflet-tile-loaded").first.wait_for()
+    admin.page.wait_for_load_state("networkidle")
+    assert int(m.get_attribute("data-classes-tiles") or 0) >= 1
+    assert m.get_attribute("data-mask-tiles") is None  # no binary mask layer
+    assert m.get_attribute("data-polygons") == str(summary["polygons"])
+    layers = frame.locator(".leaflet-control-layers-overlays").inner_text()
+    assert "classes" in layers and "probability" in layers and "mask" not in layers
+    # every polygon is outlined in its class's colour
+    strokes = set(
+        m.locator(".leaflet-overlay-pane path").evaluate_all(
+            "ps => ps.map(p => p.getAttribute('stroke'))"
+        )
+    )
+    drawn = {c["color"] for c in classes if c["polygons"]}
+    assert strokes == drawn
+    # the legend: one row per class, its colour, its area
+    legend = frame.locator("#legend-classes tbody tr")
+    assert legend.count() == len(classes)
+    for c in classes:
+        cell = frame.locator(f"#legend-classes tr[data-class='{c['index']}']")
+        assert c["name"] in cell.inner_text() and f"{c['area_m2']:,.1f} m²" in cell.inner_text()
+        colour = cell.locator(".swatch").evaluate("s => getComputedStyle(s).backgroundColor")
+        rgb = tuple(int(c["color"][i : i + 2], 16) for i in (1, 3, 5))
+        assert colour == "rgb({}, {}, {})".format(*rgb), (c["name"], colour)
+    for text in ("class raster COG", "GDAL .aux.xml", "polygons GeoJSON"):
+        assert frame.get_by_text(text).count() >= 1, text
+    admin.page.screenshot(path=str(_shots() / "page_scene_classes.png"))
 
 
 def test_promote_a_model_version(admin, server) -> None:

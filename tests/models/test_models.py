@@ -128,3 +128,25 @@ def test_local_h5_encoder_weights_are_loaded(tmp_path: Path) -> None:
 def test_bad_model_requests_fail_clearly(kwargs: dict, error: type, match: str) -> None:
     with pytest.raises(error, match=match):
         build_model(**kwargs)
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+def test_arch_has_n_softmax_outputs_for_a_class_table(arch: str) -> None:
+    """Multi-class: one softmax channel per class (channel i = class index i), float32
+    under mixed bf16 too, and a step of the multi-class loss trains it."""
+    from satseg.inference.engine import to_mixed_bfloat16
+    from satseg.training.losses import multiclass_loss
+
+    tf.keras.utils.set_random_seed(0)
+    model = build_model(arch, "resnet18", classes=5)
+    x = np.random.default_rng(2).random((2, 64, 64, 3), dtype=np.float32)
+    out = model(x, training=False).numpy()
+    assert out.shape == (2, 64, 64, 5)
+    np.testing.assert_allclose(out.sum(-1), 1.0, rtol=1e-5)
+    bf = to_mixed_bfloat16(model)
+    out_bf = bf(x, training=False)
+    assert out_bf.dtype == tf.float32 and out_bf.shape == (2, 64, 64, 5)
+    y = np.random.default_rng(3).integers(0, 5, (2, 64, 64, 1)).astype(np.float32)
+    y[:, :8] = 255  # ignore
+    bf.compile(optimizer=tf.keras.optimizers.Adam(1e-3), loss=multiclass_loss("bce_dice", 5))
+    assert np.isfinite(bf.train_on_batch(x, y))

@@ -202,3 +202,21 @@ def test_model_classes_binary_default_and_multiclass_round_trip() -> None:
     mc = ModelClasses.from_json(table.to_json())
     assert mc.names == ("land", "water") and mc.multiclass and mc.channels == 2
     assert mc.rgb() == [(0xAA, 0x88, 0x00), (0, 0, 255)]
+
+
+def test_rare_classes_get_the_oversampled_copies() -> None:
+    from satseg.preprocess.dataset import oversampled, rare_classes
+
+    # px: land, water, ignore; water is 10 % of the train pixels -> rare
+    patches = [{"id": f"l{i}", "px": [100, 0, 0], "positive": True} for i in range(8)] + [
+        {"id": "w", "px": [20, 80, 0], "positive": True},
+        {"id": "v", "px": [90, 8, 2], "positive": True},
+    ]
+    scenes = [{"scene": "a", "patches": patches}]
+    rare = rare_classes(scenes, {"a": {p["id"]: "train" for p in patches}})
+    assert rare == [1]
+    assert [p["id"] for p in patches if oversampled(p, rare, 0.1)] == ["w"]
+    # a binary patch is oversampled when positive, exactly as before
+    assert oversampled({"positive": True}, [], 0.1) and not oversampled(
+        {"positive": False}, [], 0.1
+    )

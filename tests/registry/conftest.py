@@ -44,3 +44,16 @@ def log_version(settings: Any, tiny_dataset: Path) -> Callable[..., Any]:
         return store.register(settings, uri, run.info.run_id, tracking.lineage_tags(data))
 
     return _log
+
+
+@pytest.fixture
+def landcover(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest
+) -> tuple[Any, Path]:
+    """(settings, dataset dir) of generated land-cover scenes ingested with the five-class
+    table (tests/training/landcover.py). Request it before ``settings``-using fixtures."""
+    from tests.training.landcover import ingest_landcover, use_landcover_params
+
+    use_landcover_params(tmp_path, monkeypatch)
+    settings = request.getfixturevalue("settings")
+    return settings, ingest_landcover(settings)

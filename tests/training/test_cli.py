@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
+from satseg.classes import binary_json
 from satseg.cli import app
 from satseg.synthetic import SceneStyle
 from satseg.training.sample import write_sample_dataset
@@ -91,6 +92,7 @@ def test_train_promote_rollback(settings: Any) -> None:
     assert listed["1"]["dataset_tag"] == "tiny-v1" and "val_iou" in listed["1"]["metrics"]
     assert {"val_object_f1", "val_boundary_iou"} <= set(listed["1"]["metrics"])
     assert 0.3 <= listed["1"]["postprocess"]["threshold"] <= 0.8  # tuned on val, stored
+    assert listed["1"]["classes"] == binary_json()  # every run carries its class table
 
     r = runner.invoke(app, ["model", "rollback"])
     assert r.exit_code == 0, r.output

@@ -116,10 +116,12 @@ def predictions_page(request: Request, settings: SettingsDep) -> HTMLResponse:
 def scene_page(request: Request, scene: str, settings: SettingsDep) -> HTMLResponse:
     try:
         row = views.scene(settings, scene)
-        mask = views.output_file(settings, scene, "mask")
+        # the map's main layer: the binary mask, or a multi-class model's class raster
+        main = "classes" if row["classes"] else "mask"
+        raster = views.output_file(settings, scene, main)
     except views.Missing as e:
         raise _missing(e) from e
-    info = tiles.layer_info(mask)
+    info = tiles.layer_info(raster)
     source = None
     if row["source_kind"] == "tiles":
         source = tiles.layer_info(row["source_path"])
@@ -127,6 +129,11 @@ def scene_page(request: Request, scene: str, settings: SettingsDep) -> HTMLRespo
         "scene": scene,
         "base": f"{str(request.scope.get('root_path', '')).rstrip('/')}/pages/predictions/{scene}",
         "outputs": info,
+        "main": main,
+        "classes": [
+            {"index": c.get("index"), "name": c.get("name"), "color": c.get("color")}
+            for c in row["classes"] or []
+        ],
         "source": source,
         "source_kind": row["source_kind"],
         "has_quicklook": "quicklook" in row["downloads"],
@@ -143,7 +150,9 @@ def tile(
     y: Annotated[int, Path(ge=0)],
     settings: SettingsDep,
 ) -> Response:
-    """One XYZ tile of the mask, the probability or the source imagery (one windowed read)."""
+    """One XYZ tile of the mask (multi-class: the class raster), the probability or the
+    source imagery (one windowed read)."""
+    palette = None
     try:
         if layer == "source":
             row = views.scene(settings, scene)
@@ -152,7 +161,9 @@ def tile(
             path, scaler = row["source_path"], row["summary"].get("scaler")
         else:
             path, scaler = views.output_file(settings, scene, layer), None
-        png = tiles.render_tile(path, layer, z, x, y, scaler)
+            if layer == "probability":
+                palette = views.class_palette(settings, scene)
+        png = tiles.render_tile(path, layer, z, x, y, scaler, palette)
     except views.Missing as e:
         raise _missing(e) from e
     except tiles.TileTooCoarse as e:
@@ -162,8 +173,8 @@ def tile(
 
 @router.get("/predictions/{scene}/files/{key}")
 def scene_file(scene: str, key: str, settings: SettingsDep) -> FileResponse:
-    """A scene's output (``mask``, ``probability``, ``vectors``, ``stac``, ``quicklook``) or,
-    for PNG/JPEG scenes, the ``source`` image the map shows."""
+    """A scene's output (``mask`` or ``classes`` + ``classes_aux``, ``probability``,
+    ``vectors``, ``stac``, ``quicklook``) or, for PNG/JPEG scenes, the ``source`` image the map shows."""
     try:
         if key == "source":
             row = views.scene(settings, scene)

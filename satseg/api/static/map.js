@@ -1,5 +1,6 @@
 // The scene map: source imagery, probability and mask as XYZ tiles from satseg's tile
-// endpoint, the GeoJSON polygons over them. Georeferenced scenes use Leaflet's Web Mercator
+// endpoint, the GeoJSON polygons over them. A multi-class scene shows its class raster
+// ("classes", in the class colours) instead of the mask, and each polygon in its class's colour. Georeferenced scenes use Leaflet's Web Mercator
 // (no base map: nothing is fetched from the internet); scenes in pixel space use CRS.Simple
 // with one map unit per pixel (lat = -row, lng = column), zoom 0 = full resolution.
 (function () {
@@ -59,14 +60,30 @@
     map.on("zoomend", toggle);
     map.whenReady(toggle);
   }
+  var classes = cfg.classes || [];
+  var multiclass = cfg.main === "classes";
   overlays["probability"] = tiles("probability", out, { opacity: 0.9 });
-  overlays["mask"] = tiles("mask", out, { opacity: 0.7 }).addTo(map);
+  if (multiclass) {
+    overlays["classes"] = tiles("classes", out, { opacity: 0.6 }).addTo(map);
+  } else {
+    overlays["mask"] = tiles("mask", out, { opacity: 0.7 }).addTo(map);
+  }
 
-  var polyOpts = { style: { color: "#ffd60a", weight: 2, fill: true, fillOpacity: 0.05 },
+  function classOf(p) {
+    for (var i = 0; i < classes.length; i++) if (classes[i].index === p.class_index) return classes[i];
+    return null;
+  }
+  var polyOpts = { style: function (f) {
+                     var c = multiclass ? classOf(f.properties || {}) : null;
+                     return { color: c ? c.color : "#ffd60a", weight: 2, fill: true,
+                              fillOpacity: 0.05 };
+                   },
                    onEachFeature: function (f, layer) {
                      var p = f.properties || {};
-                     var text = p.area_m2 !== undefined ? p.area_m2.toFixed(1) + " m²"
+                     var text = p.area_m2 !== undefined && p.area_m2 !== null
+                               ? p.area_m2.toFixed(1) + " m²"
                                : (p.area_px !== undefined ? p.area_px + " px" : "building");
+                     if (multiclass && p["class"] !== undefined) text = p["class"] + ": " + text;
                      layer.bindTooltip(text);
                    } };
   if (!geo) polyOpts.coordsToLatLng = function (c) { return L.latLng(-c[1], c[0]); };
