@@ -97,7 +97,7 @@ def models(settings: Settings) -> list[Any]:
 
 def model_entry(ref: Any) -> dict[str, Any]:
     """A version as ``/models`` shows it: the ModelRef's fields (``metrics`` holds the final
-    ones: ``val_iou`` for binary, ``miou`` and ``iou_<class>`` for multi-class) with
+    ones: ``val_iou`` for binary, ``val_miou`` and ``val_iou_<class>`` for multi-class) with
     ``classes`` as the rows of its class table (index, name, colour; a binary model, or one
     registered before class tables, has the one ``building`` class), ``multiclass`` and
     ``ignore_index``."""

@@ -106,12 +106,12 @@ def evaluate_champion(settings: Settings, when: datetime | None = None) -> dict[
     """Evaluate the champion on each dataset's newest version it has not been evaluated on.
 
     A multi-class champion (its class table, ``ModelClasses``) is scored per class
-    (``classeval.evaluate_classes``) on datasets with the same classes; a dataset whose class
-    table does not fit the model is skipped with the reason (``skipped``).
+    (``training.evaluate.evaluate_classes``: argmax, ``ClassScorer``) on datasets with the same
+    classes; a dataset whose class table does not fit the model is skipped with the reason
+    (``skipped``).
     """
     from satseg import registry
     from satseg.classes import ModelClasses
-    from satseg.monitoring import classeval
     from satseg.monitoring import performance as perf
     from satseg.monitoring import reference as ref_mod
 
@@ -125,8 +125,10 @@ def evaluate_champion(settings: Settings, when: datetime | None = None) -> dict[
     for t in ref_mod.latest_tags(settings).values():
         if perf.evaluated(history, champ.version, t):
             continue
+        from satseg.training.data import dataset_classes
+
         d = ref_mod.tag_dir(settings, t)
-        why = classeval.mismatch(classes, classeval.dataset_classes(d))
+        why = _mismatch(classes, dataset_classes(d))
         if why:
             log.warning("champion v%s not evaluated on %s: %s", champ.version, t, why)
             skipped.append({"dataset_tag": t, "reason": why})
@@ -137,12 +139,12 @@ def evaluate_champion(settings: Settings, when: datetime | None = None) -> dict[
         model, ref = registry.load_model(settings, champ.version)
         baseline = _baseline_iou(ref.metrics, classes)
         per_class = _baseline_classes(ref.metrics, classes)
+        from satseg.training.evaluate import as_deployed, evaluate, evaluate_classes
+
         for tag, d in todo:
             if classes.multiclass:
-                metrics = classeval.evaluate_classes(model, d, classes.names, split="val")
+                metrics = evaluate_classes(model, d, split="val")
             else:
-                from satseg.training.evaluate import as_deployed, evaluate
-
                 deployed = as_deployed(settings, ref.postprocess)  # masks as it predicts
                 metrics = evaluate(model, d, split="val", **deployed)
             row = perf.record_evaluation(
@@ -169,6 +171,20 @@ def evaluate_champion(settings: Settings, when: datetime | None = None) -> dict[
     if skipped:
         out["skipped"] = skipped
     return out
+
+
+def _mismatch(model: Any, data: Any) -> str | None:
+    """Why a model of classes ``model`` cannot be scored on a dataset of classes ``data``
+    (both ``ModelClasses``); None when it can."""
+    if model.multiclass != data.multiclass:
+        kinds = {True: "multi-class", False: "binary"}
+        return (
+            f"{kinds[model.multiclass]} model {list(model.names)} vs "
+            f"{kinds[data.multiclass]} dataset {list(data.names)}"
+        )
+    if model.multiclass and model.names != data.names:
+        return f"model classes {list(model.names)} differ from the dataset's {list(data.names)}"
+    return None
 
 
 def _baseline_iou(metrics: dict[str, Any], classes: Any = None) -> float | None:

@@ -282,7 +282,8 @@ def test_lazy_app_serves_the_real_app_once_asked(settings) -> None:
 @pytest.mark.slow
 def test_models_show_class_tables_and_mean_iou(client, settings) -> None:
     """A binary version shows its one ``building`` class; a multi-class one (class table in
-    the CLASSES_TAG run tag, final_miou / final_iou_<class> logged) its classes and mIoU."""
+    the CLASSES_TAG run tag, final_val_miou / final_val_iou_<class> logged as retrain logs
+    them) its classes and mIoU."""
     import mlflow
 
     from satseg.registry import store, tracking
@@ -295,8 +296,8 @@ def test_models_show_class_tables_and_mean_iou(client, settings) -> None:
     ious = {"building": 0.9, "vegetation": 0.8, "water": 0.7}
     with mlflow.start_run() as run:
         mlflow.set_tags({**tracking.lineage_tags(data), CLASSES_TAG: json.dumps(CLASS_TABLE)})
-        mlflow.log_metrics({f"final_iou_{k}": v for k, v in ious.items()})
-        mlflow.log_metric("final_miou", 0.8)
+        mlflow.log_metrics({f"final_val_iou_{k}": v for k, v in ious.items()})
+        mlflow.log_metric("final_val_miou", 0.8)
         uri = tracking.log_keras_model(colour_model())
     multi = store.register(settings, uri, run.info.run_id, tracking.lineage_tags(data)).version
 
@@ -306,15 +307,15 @@ def test_models_show_class_tables_and_mean_iou(client, settings) -> None:
     b, m = by_version[binary], by_version[multi]
     assert b["multiclass"] is False and b["ignore_index"] is None
     assert b["classes"] == [{"index": 1, "name": "building", "color": "#ff0000"}]
-    assert b["metrics"]["val_iou"] == pytest.approx(0.7) and "miou" not in b["metrics"]
+    assert b["metrics"]["val_iou"] == pytest.approx(0.7) and "val_miou" not in b["metrics"]
     assert m["multiclass"] is True and m["ignore_index"] == 255
     assert m["classes"] == CLASS_TABLE["classes"]
-    assert m["metrics"]["miou"] == pytest.approx(0.8)
-    assert {k: m["metrics"][f"iou_{k}"] for k in ious} == pytest.approx(ious)
+    assert m["metrics"]["val_miou"] == pytest.approx(0.8)
+    assert {k: m["metrics"][f"val_iou_{k}"] for k in ious} == pytest.approx(ious)
     assert m["aliases"] == ["challenger"] and m["dataset_tag"] == "landcover-v1"
 
     from satseg.api import deps
 
     client.app.dependency_overrides[deps.CAN_RUN_RETRAIN] = lambda: False  # a viewer's page
     page = client.get("/pages/models").text  # the models page lists the classes too
-    assert "vegetation" in page and "background:#00ff00" in page and "miou" in page
+    assert "vegetation" in page and "background:#00ff00" in page and "val_miou" in page

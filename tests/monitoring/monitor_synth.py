@@ -168,8 +168,9 @@ def write_class_dataset(
 
 
 def register_class_champion(settings: Any, dataset_tag: str, ious: dict[str, float]) -> str:
-    """Log the colour model as a multi-class training run (final_miou, final_iou_<class>, the
-    class table in the CLASSES_TAG run tag) and make it champion."""
+    """Log the colour model as a multi-class training run (final_val_miou,
+    final_val_iou_<class> as retrain logs them, the class table in the CLASSES_TAG run tag)
+    and make it champion."""
     import json
 
     import mlflow
@@ -182,8 +183,8 @@ def register_class_champion(settings: Any, dataset_tag: str, ious: dict[str, flo
     setup(settings)
     with mlflow.start_run() as run:
         mlflow.set_tag(CLASSES_TAG, json.dumps(CLASS_TABLE))
-        mlflow.log_metrics({f"final_iou_{k}": v for k, v in ious.items()})
-        mlflow.log_metric("final_miou", sum(ious.values()) / len(ious))
+        mlflow.log_metrics({f"final_val_iou_{k}": v for k, v in ious.items()})
+        mlflow.log_metric("final_val_miou", sum(ious.values()) / len(ious))
         info = mlflow.tensorflow.log_model(
             colour_model(), name="model", keras_model_kwargs={"save_format": "h5"}
         )
