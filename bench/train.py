@@ -613,7 +613,9 @@ def real_multiclass(args: argparse.Namespace, root: Path) -> dict[str, Any]:
             per = ", ".join(f"{n} {v:.3f}" for n, v in u["per_class_iou"].items())
             print(
                 f"multi-class: tiles 5-6 mIoU {u['miou']:.3f} ({per}), pixel accuracy "
-                f"{u['pixel_accuracy']:.3f}; ingest {r['ingest']['wall_s']:.0f} s, retrain "
+                f"{u['pixel_accuracy']:.3f} (val mIoU "
+                f"{r['retrain']['val_metrics'].get('val_miou', float('nan')):.3f}); "
+                f"ingest {r['ingest']['wall_s']:.0f} s, retrain "
                 f"{r['retrain']['wall_s'] / 60:.1f} min, total {r['wall_s'] / 60:.1f} min",
                 flush=True,
             )
