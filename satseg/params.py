@@ -485,7 +485,8 @@ class MonitorParams(Section):
         default=0.1,
         ge=0,
         le=1,
-        description="Concept drift when champion IoU falls by more than this",
+        description="Concept drift when champion IoU (multi-class: any class's IoU) falls by more "
+        "than this",
     )
     sample_patches: int = Field(
         default=200, ge=1, description="Feature windows sampled from current imagery per check"
