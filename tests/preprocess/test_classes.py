@@ -174,18 +174,25 @@ def test_the_shipped_multiclass_params_validate() -> None:
     assert json.loads(json.dumps(table.to_json()))["classes"][4]["name"] == "water"
 
 
-def test_training_refuses_a_class_table_dataset_until_it_is_built(tmp_path: Path) -> None:
-    from satseg.training.data import DatasetError, read_manifest
+def test_training_reads_a_class_table_dataset_and_refuses_a_broken_table(tmp_path: Path) -> None:
+    from satseg.classes import binary_json
+    from satseg.training.data import DatasetError, dataset_classes, read_manifest
 
     table = _table()
     doc = {"dataset": "lc", "tag": "lc-v1", "counts": {"train": 1, "val": 1}}
     (tmp_path / "manifest.json").write_text(json.dumps({**doc, "classes": table.to_json()}))
-    with pytest.raises(DatasetError, match=r"class table \['building', 'land', 'road'\]"):
+    assert read_manifest(tmp_path)["classes"] == table.to_json()
+    assert dataset_classes(tmp_path).names == ("building", "land", "road")
+    one = {**table.to_json(), "classes": table.to_json()["classes"][:1]}
+    (tmp_path / "manifest.json").write_text(json.dumps({**doc, "classes": one}))
+    with pytest.raises(DatasetError, match="at least 2 classes"):
         read_manifest(tmp_path)
-    from satseg.classes import binary_json
-
+    gaps = {**table.to_json(), "classes": table.to_json()["classes"][1:]}  # indices 1, 2
+    (tmp_path / "manifest.json").write_text(json.dumps({**doc, "classes": gaps}))
+    with pytest.raises(DatasetError, match="bad class table"):
+        read_manifest(tmp_path)
     (tmp_path / "manifest.json").write_text(json.dumps({**doc, "classes": binary_json()}))
-    assert read_manifest(tmp_path)["dataset"] == "lc"
+    assert read_manifest(tmp_path)["dataset"] == "lc" and not dataset_classes(tmp_path).multiclass
 
 
 def test_model_classes_binary_default_and_multiclass_round_trip() -> None:
