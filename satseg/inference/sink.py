@@ -22,7 +22,45 @@ from satseg.inference.tta import class_entropy, entropy
 from satseg.inference.vectorize import PolygonWriter
 
 
-class RowSink:
+class _Sink:
+    """The message loop both sinks share: tiles and nodata rows into the blender (and the
+    TTA spread blender), finished rows out at each flush point to ``_flushed``."""
+
+    blender: StripBlender
+    spread: StripBlender | None
+
+    def handle(self, msg: tuple[Any, ...]) -> None:
+        kind = msg[0]
+        if kind == "add":
+            for (y, x), prob in zip(msg[1], msg[2], strict=True):
+                self.blender.add(y, x, prob)
+            if self.spread is not None and len(msg) > 3 and msg[3] is not None:
+                for (y, x), var in zip(msg[1], msg[3], strict=True):
+                    self.spread.add(y, x, var)
+        elif kind == "nodata":
+            self.blender.set_nodata(msg[1], msg[2])
+            if self.spread is not None:
+                self.spread.set_nodata(msg[1], msg[2])
+        elif kind == "flush":
+            spread = self.spread.flush(msg[1]) if self.spread is not None else None
+            self._flushed(self.blender.flush(msg[1]), spread)
+            for _ in spread or ():  # run the spread blender's flush to its end (it shifts)
+                pass
+        elif kind == "finish":
+            self._finish()
+
+    def _flushed(
+        self,
+        rows: Iterator[tuple[int, np.ndarray, np.ndarray]],
+        spread: Iterator[tuple[int, np.ndarray, np.ndarray]] | None,
+    ) -> None:
+        raise NotImplementedError
+
+    def _finish(self) -> None:
+        raise NotImplementedError
+
+
+class RowSink(_Sink):
     """Writer side of the pipeline: blend tiles, then rows -> COGs, mask, polygons."""
 
     def __init__(
@@ -42,29 +80,14 @@ class RowSink:
         self.unc_w, self.spread = unc_w, spread
         self.stats = {"positive_px": 0, "valid_px": 0}
 
-    def handle(self, msg: tuple[Any, ...]) -> None:
-        kind = msg[0]
-        if kind == "add":
-            for (y, x), prob in zip(msg[1], msg[2], strict=True):
-                self.blender.add(y, x, prob)
-            if self.spread is not None and len(msg) > 3 and msg[3] is not None:
-                for (y, x), var in zip(msg[1], msg[3], strict=True):
-                    self.spread.add(y, x, var)
-        elif kind == "nodata":
-            self.blender.set_nodata(msg[1], msg[2])
-            if self.spread is not None:
-                self.spread.set_nodata(msg[1], msg[2])
-        elif kind == "flush":
-            spread = self.spread.flush(msg[1]) if self.spread is not None else None
-            self._rows(self.blender.flush(msg[1]), spread)
-        elif kind == "finish":
-            for m0, m in self.masks.finish():
-                self._mask(m0, m)
+    def _finish(self) -> None:
+        for m0, m in self.masks.finish():
+            self._mask(m0, m)
 
-    def _rows(
+    def _flushed(
         self,
         rows: Iterator[tuple[int, np.ndarray, np.ndarray]],
-        spread: Iterator[tuple[int, np.ndarray, np.ndarray]] | None = None,
+        spread: Iterator[tuple[int, np.ndarray, np.ndarray]] | None,
     ) -> None:
         for row0, prob, valid in rows:
             u8 = to_u8(prob)
@@ -75,8 +98,6 @@ class RowSink:
             self.stats["valid_px"] += int(np.count_nonzero(valid))
             for m0, m in self.masks.push(row0, u8, ~valid):
                 self._mask(m0, m)
-        for _ in spread or ():  # run the spread blender's flush to its end (it shifts the strip)
-            pass
 
     def _mask(self, m0: int, m: np.ndarray) -> None:
         self.mask_w.write(m0, m)
@@ -90,7 +111,7 @@ class RowSink:
 VECTOR_ROWS = 256
 
 
-class ClassRowSink:
+class ClassRowSink(_Sink):
     """The writer side for a multi-class model: blended class probabilities ``(h, w, n)`` ->
     the n-band probability COG, the class raster (argmax, ``IGNORE`` on nodata), the
     uncertainty COG, per-class polygons and the quicklook's class rows.
@@ -119,27 +140,17 @@ class ClassRowSink:
         self._vec_rows: list[np.ndarray] = []  # class rows not yet polygonised
         self._vec_row0 = 0
 
-    def handle(self, msg: tuple[Any, ...]) -> None:
-        kind = msg[0]
-        if kind == "add":
-            for (y, x), prob in zip(msg[1], msg[2], strict=True):
-                self.blender.add(y, x, prob)
-            if self.spread is not None and len(msg) > 3 and msg[3] is not None:
-                for (y, x), var in zip(msg[1], msg[3], strict=True):
-                    self.spread.add(y, x, var)
-        elif kind == "nodata":
-            self.blender.set_nodata(msg[1], msg[2])
-            if self.spread is not None:
-                self.spread.set_nodata(msg[1], msg[2])
-        elif kind == "flush":
-            spread = self.spread.flush(msg[1]) if self.spread is not None else None
-            for row0, prob, valid in self.blender.flush(msg[1]):
-                unc = next(spread)[1] if spread is not None else class_entropy(prob)
-                self._rows(row0, prob, valid, unc)
-            for _ in spread or ():  # run the spread blender's flush to its end
-                pass
-        elif kind == "finish":
-            self._polygonise()
+    def _flushed(
+        self,
+        rows: Iterator[tuple[int, np.ndarray, np.ndarray]],
+        spread: Iterator[tuple[int, np.ndarray, np.ndarray]] | None,
+    ) -> None:
+        for row0, prob, valid in rows:
+            unc = next(spread)[1] if spread is not None else class_entropy(prob)
+            self._rows(row0, prob, valid, unc)
+
+    def _finish(self) -> None:
+        self._polygonise()
 
     def _rows(self, row0: int, prob: np.ndarray, valid: np.ndarray, unc: np.ndarray) -> None:
         from satseg.classes import IGNORE
