@@ -69,8 +69,11 @@ class StripBlender:
     ) -> None:
         self.width, self.height, self.tile = width, height, tile
         self.xs, self.ys = positions(width, tile, stride), positions(height, tile, stride)
-        # a batch reaches at most ceil(batch / tiles per row) rows of tiles past the first
-        self.cap = tile + stride * (math.ceil(batch / len(self.xs)) + 1)
+        # a batch reaches at most ceil(batch / tiles per row) rows of tiles past the one it
+        # starts in; the model loop predicts a pending batch early rather than let rows of
+        # skipped (all-nodata) tiles stretch it further (``reach``)
+        self.reach = stride * math.ceil(batch / len(self.xs))
+        self.cap = tile + self.reach
         self.y0 = 0  # scene row of buffer row 0
         # channels > 1 (multi-class): tiles (tile, tile, channels), rows (h, width, channels)
         self.channels = channels

@@ -476,6 +476,10 @@ def _stream_tiles(
     with Worker(sink.handle, enabled=pipeline) as behind:
         for i, y, rgb, nd in prefetch(strips, enabled=pipeline):
             trim_heap()
+            if batch and y - batch[0][0] > blender.reach:  # rows of skipped tiles since
+                done.model_seconds += _predict_batch(predictor, batch, behind)  # it started:
+                batch = []  # predict it now, within the strip buffer
+                behind.put(("flush", y))
             if has_nodata:
                 behind.put(("nodata", y, nd))
             next_y = ys[i + 1] if i + 1 < len(ys) else H

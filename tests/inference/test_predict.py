@@ -289,3 +289,26 @@ def test_threads_share_gdal_safely_under_cache_pressure(tmp_path, roof_model, mo
         if first is None:
             first = now
         assert (now[0] == first[0]).all() and (now[1] == first[1]).all()
+
+
+def test_full_width_nodata_bands_after_a_partial_batch(tmp_path, roof_model) -> None:
+    """Rows of all-nodata tiles after a batch was started (3 tiles a row, batch 2) and at the
+    bottom: the pending batch is predicted before it outgrows the strip buffer (it raised
+    "outside the strip buffer" before), and the outputs equal those of batch 1."""
+    sc = make_scene(tmp_path, "band", 160, 352, seed=2, nodata=0, labelme=False)
+    with rasterio.open(sc.image, "r+") as d:
+        a = d.read()
+        a[:, 48:208] = 0  # tile rows 1-3 (tile 64, stride 48) hold only nodata
+        a[:, 300:] = 0  # and the last ones
+        d.write(a)
+    runs = {}
+    for batch in (2, 1):
+        params = {**FAST, "tile": 64, "overlap": 16, "batch_size": batch}
+        r = predict_scene(roof_model, sc.image, tmp_path / f"out{batch}", **params)
+        assert r["tiles_skipped_nodata"] >= 9
+        with rasterio.open(r["outputs"]["probability"]) as p:
+            runs[batch] = (p.read(1), p.read_masks(1))
+    # the same probabilities (uint8; a batch's size may move one rounding by 1)
+    diff = np.abs(runs[2][0].astype(int) - runs[1][0].astype(int))
+    assert diff.max() <= 1 and (diff > 0).mean() < 1e-3
+    np.testing.assert_array_equal(runs[2][1] == 0, (a == 0).all(axis=0))
