@@ -77,16 +77,24 @@ def drop_small(mask: np.ndarray, min_area_px: int) -> np.ndarray:
 
 
 def _patches(
-    model: Any, dataset_dir: Path | str, split: str, batch_size: int
+    model: Any, dataset_dir: Path | str, split: str, batch_size: int, multiclass: bool = False
 ) -> Iterator[tuple[int, np.ndarray, np.ndarray, np.ndarray]]:
-    """(index, rgb float, truth, probability) of each patch, padding cut off."""
+    """(index, rgb float, truth, prediction) of each patch, padding cut off: binary, the
+    boolean truth and the probability; multi-class, the truth class indices (255 = ignore)
+    and the argmax class."""
     sp = list_split(dataset_dir, split)
     i = 0
-    for x, y in make_dataset(sp, batch_size):
-        prob = np.asarray(model(x, training=False))[:, : sp.height, : sp.width, 0]
-        truth = np.asarray(y)[:, : sp.height, : sp.width, 0] > 0.5
-        for k in range(len(prob)):
-            yield i, np.asarray(x[k])[: sp.height, : sp.width], truth[k], prob[k]
+    for x, y in make_dataset(sp, batch_size, multiclass=multiclass):
+        out = np.asarray(model(x, training=False), np.float32)[:, : sp.height, : sp.width]
+        target = np.asarray(y)[:, : sp.height, : sp.width, 0]
+        pred: np.ndarray
+        truth: np.ndarray
+        if multiclass:
+            pred, truth = out.argmax(axis=-1).astype(np.uint8), target.astype(np.uint8)
+        else:
+            pred, truth = out[..., 0], target > 0.5
+        for k in range(len(pred)):
+            yield i, np.asarray(x[k])[: sp.height, : sp.width], truth[k], pred[k]
             i += 1
 
 
@@ -281,21 +289,6 @@ def _check_pair(model: Any, classes: ModelClasses, dataset_dir: Path | str) -> N
         )
 
 
-def _class_patches(
-    model: Any, dataset_dir: Path | str, split: str, batch_size: int
-) -> Iterator[tuple[int, np.ndarray, np.ndarray, np.ndarray]]:
-    """(index, rgb float, truth class indices (255 = ignore), argmax) of each patch."""
-    sp = list_split(dataset_dir, split)
-    i = 0
-    for x, y in make_dataset(sp, batch_size, multiclass=True):
-        prob = np.asarray(model(x, training=False), np.float32)[:, : sp.height, : sp.width]
-        pred = prob.argmax(axis=-1).astype(np.uint8)
-        truth = np.asarray(y)[:, : sp.height, : sp.width, 0].astype(np.uint8)
-        for k in range(len(pred)):
-            yield i, np.asarray(x[k])[: sp.height, : sp.width], truth[k], pred[k]
-            i += 1
-
-
 def evaluate_classes(
     model: Any,
     dataset_dir: Path | str,
@@ -314,7 +307,7 @@ def evaluate_classes(
     _check_pair(model, classes, dataset_dir)
     scorer = ClassScorer(classes.names, IGNORE)
     stems = [p.stem for p in list_split(dataset_dir, split).images]
-    for i, rgb, truth, pred in _class_patches(model, dataset_dir, split, batch_size):
+    for i, rgb, truth, pred in _patches(model, dataset_dir, split, batch_size, multiclass=True):
         scorer.update(truth, pred)
         if overlay_dir is not None and i < n_overlays:
             rgb8 = (rgb * 255).round().astype(np.uint8)
