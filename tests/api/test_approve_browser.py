@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import os
-import secrets
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -23,8 +22,15 @@ import pytest
 
 from satseg.synthetic import SceneStyle
 from satseg.training.sample import write_sample_dataset
-from tests.api.test_pages_browser import CHROMIUM, PASSWORDS, Visitor
-from tests.ops.procs import BIN, REPO, Procs, free_port, http, wait_for
+from tests.api.test_pages_browser import (
+    Visitor,
+    admin_token,
+    chromium,
+    require_chromium,
+    start_api_server,
+    ui_env,
+)
+from tests.ops.procs import Procs, http, wait_for
 from tests.ops.services import fresh_databases, require_services
 
 pytestmark = pytest.mark.slow  # api-server + one tiny retrain under `airflow dags test`: ~2 min
@@ -45,8 +51,7 @@ def parked(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]
     """An api-server and a retrain run waiting for approval, on one PostgreSQL database."""
     from satseg.config import Settings
 
-    if not CHROMIUM.is_file():
-        pytest.skip(f"no chromium at {CHROMIUM} (apt-get install -y chromium; .ci/run does)")
+    require_chromium()
     require_services()
     root = tmp_path_factory.mktemp("approve-ui")
     settings = Settings(home=root / "satseg")
@@ -55,46 +60,19 @@ def parked(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]
         settings.processed / "tiny", dataset="tiny", tag="tiny-v1", n_train=8, n_val=4,
         style=SceneStyle(building_density=2.0),
     )  # fmt: skip
-    home = root / "airflow"
-    home.mkdir()
-    (home / "passwords.json").write_text(json.dumps(PASSWORDS))
     with fresh_databases("ui") as dbs:
-        env = dict(os.environ)
-        env.update(
-            {
-                "AIRFLOW_HOME": str(home),
-                "AIRFLOW_CONFIG": str(REPO / "airflow.cfg"),
-                "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": dbs.url("airflow"),
-                "AIRFLOW__CORE__DAGS_FOLDER": str(REPO / "dags"),
-                "AIRFLOW__CORE__PLUGINS_FOLDER": str(REPO / "plugins"),
-                "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-                "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": "admin:admin,viewer:viewer",
-                "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(home / "passwords.json"),
-                "AIRFLOW__API_AUTH__JWT_SECRET": secrets.token_urlsafe(32),
-                "AIRFLOW__API__SECRET_KEY": secrets.token_urlsafe(32),
-                "AIRFLOW__API__WORKERS": "1",
-                "AIRFLOW__LOGGING__BASE_LOG_FOLDER": str(home / "logs"),
-                "SATSEG_HOME": str(settings.home),
-                "SATSEG_PROMOTION_MARGIN": "-1.0",  # every challenger beats the champion
-            }
+        env = ui_env(
+            root / "airflow",
+            dbs.url("airflow"),
+            AIRFLOW__CORE__LOAD_EXAMPLES="False",
+            SATSEG_HOME=str(settings.home),
+            SATSEG_PROMOTION_MARGIN="-1.0",  # every challenger beats the champion
         )
-        import subprocess
-
-        subprocess.run([str(BIN / "airflow"), "db", "migrate"], env=env, check=True,
-                       capture_output=True)  # fmt: skip
         procs = Procs(root / "logs", env)
-        port = free_port()
-        base = f"http://127.0.0.1:{port}"
         try:
-            procs.airflow("api-server", "api-server", "--host", "127.0.0.1", "--port", str(port))
-            wait_for(
-                "api-server",
-                lambda: http("GET", base + "/api/v2/monitor/health", timeout=3)[0] == 200,
-                timeout=180,
-                procs=procs,
-            )
+            base = start_api_server(procs)
             procs.airflow("retrain", "dags", "test", DAG_ID, "--conf", json.dumps(CONF))
-            token = _token(base)
+            token = admin_token(base)
             run = wait_for(
                 "the approve task to await input",
                 lambda: _awaiting(base, token),
@@ -109,22 +87,8 @@ def parked(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]
 
 @pytest.fixture(scope="module")
 def browser(parked: dict[str, Any]) -> Iterator[Any]:
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=str(CHROMIUM), args=["--no-sandbox"])
-        try:
-            yield b
-        finally:
-            b.close()
-
-
-def _token(base: str) -> str:
-    status, body = http(
-        "POST", base + "/auth/token", {"username": "admin", "password": PASSWORDS["admin"]}
-    )
-    assert status == 201, body
-    return str(body["access_token"])
+    with chromium() as b:
+        yield b
 
 
 def _awaiting(base: str, token: str) -> str | None:

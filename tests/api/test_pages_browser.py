@@ -14,6 +14,7 @@ import secrets
 import shutil
 import subprocess
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -85,21 +86,17 @@ def _site(root: Path, predicted: Path) -> Any:
     return settings
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory, predicted) -> Iterator[dict[str, Any]]:
-    if not CHROMIUM.is_file():
-        pytest.skip(f"no chromium at {CHROMIUM} (apt-get install -y chromium; .ci/run does)")
-    root = tmp_path_factory.mktemp("pages")
-    settings = _site(root, predicted)
-    home = root / "airflow"
-    home.mkdir()
+def ui_env(home: Path, db_url: str, **extra: str) -> dict[str, str]:
+    """The environment of an api-server with the satseg plugin, SimpleAuthManager users
+    admin and viewer (``PASSWORDS``) and fresh secrets; ``home`` is AIRFLOW_HOME."""
+    home.mkdir(parents=True, exist_ok=True)
     (home / "passwords.json").write_text(json.dumps(PASSWORDS))
     env = dict(os.environ)
     env.update(
         {
             "AIRFLOW_HOME": str(home),
             "AIRFLOW_CONFIG": str(REPO / "airflow.cfg"),
-            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home}/airflow.db",
+            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": db_url,
             "AIRFLOW__CORE__DAGS_FOLDER": str(REPO / "dags"),
             "AIRFLOW__CORE__PLUGINS_FOLDER": str(REPO / "plugins"),
             "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": "admin:admin,viewer:viewer",
@@ -108,30 +105,37 @@ def server(tmp_path_factory, predicted) -> Iterator[dict[str, Any]]:
             "AIRFLOW__API__SECRET_KEY": secrets.token_urlsafe(32),
             "AIRFLOW__API__WORKERS": "1",
             "AIRFLOW__LOGGING__BASE_LOG_FOLDER": str(home / "logs"),
-            "SATSEG_HOME": str(settings.home),
-            "SATSEG_PARAMS_FILE": str(settings.params_file),
+            **extra,
         }
     )
-    airflow = str(BIN / "airflow")
-    subprocess.run([airflow, "db", "migrate"], env=env, check=True, capture_output=True)
-    procs = Procs(root / "logs", env)
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
-    try:
-        procs.airflow("api-server", "api-server", "--host", "127.0.0.1", "--port", str(port))
-        wait_for(
-            "api-server",
-            lambda: http("GET", base + "/api/v2/monitor/health", timeout=3)[0] == 200,
-            timeout=180,
-            procs=procs,
-        )
-        yield {"base": base, "settings": settings}
-    finally:
-        procs.stop_all()
+    return env
 
 
-@pytest.fixture(scope="module")
-def browser(server) -> Iterator[Any]:
+def start_api_server(procs: Procs) -> str:
+    """Migrate the metadata DB of ``procs.env``, start ``airflow api-server``; its base URL."""
+    subprocess.run(
+        [str(BIN / "airflow"), "db", "migrate"], env=procs.env, check=True, capture_output=True
+    )
+    base = f"http://127.0.0.1:{free_port()}"
+    port = base.rsplit(":", 1)[1]
+    procs.airflow("api-server", "api-server", "--host", "127.0.0.1", "--port", port)
+    wait_for(
+        "api-server",
+        lambda: http("GET", base + "/api/v2/monitor/health", timeout=3)[0] == 200,
+        timeout=180,
+        procs=procs,
+    )
+    return base
+
+
+def require_chromium() -> None:
+    if not CHROMIUM.is_file():
+        pytest.skip(f"no chromium at {CHROMIUM} (apt-get install -y chromium; .ci/run does)")
+
+
+@contextmanager
+def chromium() -> Iterator[Any]:
+    """Debian's chromium, launched by Playwright."""
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
@@ -140,6 +144,40 @@ def browser(server) -> Iterator[Any]:
             yield b
         finally:
             b.close()
+
+
+def admin_token(base: str) -> str:
+    """A REST API token of the admin user (``POST /auth/token``)."""
+    status, body = http(
+        "POST", base + "/auth/token", {"username": "admin", "password": PASSWORDS["admin"]}
+    )
+    assert status == 201, body
+    return str(body["access_token"])
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory, predicted) -> Iterator[dict[str, Any]]:
+    require_chromium()
+    root = tmp_path_factory.mktemp("pages")
+    settings = _site(root, predicted)
+    home = root / "airflow"
+    env = ui_env(
+        home,
+        f"sqlite:///{home}/airflow.db",
+        SATSEG_HOME=str(settings.home),
+        SATSEG_PARAMS_FILE=str(settings.params_file),
+    )
+    procs = Procs(root / "logs", env)
+    try:
+        yield {"base": start_api_server(procs), "settings": settings}
+    finally:
+        procs.stop_all()
+
+
+@pytest.fixture(scope="module")
+def browser(server) -> Iterator[Any]:
+    with chromium() as b:
+        yield b
 
 
 class Visitor:
@@ -216,7 +254,9 @@ def test_without_a_login_there_is_nothing_to_see(browser, server) -> None:
 
 
 def test_each_page_opens_in_the_airflow_ui(admin, server) -> None:
-    status, plugins = http("GET", server["base"] + "/api/v2/plugins", token=_token(server))
+    status, plugins = http(
+        "GET", server["base"] + "/api/v2/plugins", token=admin_token(server["base"])
+    )
     assert status == 200, plugins
     views = {e["url_route"]: e for p in plugins["plugins"] for e in p["external_views"]}
     assert {f"satseg-{p}" for p in PAGES} <= set(views)
@@ -239,16 +279,6 @@ def test_each_page_opens_in_the_airflow_ui(admin, server) -> None:
     admin.page.wait_for_load_state("networkidle")
     admin.page.wait_for_timeout(500)
     admin.page.screenshot(path=str(_shots() / "page_predictions.png"))
-
-
-def _token(server: dict[str, Any]) -> str:
-    status, body = http(
-        "POST",
-        server["base"] + "/auth/token",
-        {"username": "admin", "password": PASSWORDS["admin"]},
-    )
-    assert status == 201, body
-    return str(body["access_token"])
 
 
 @pytest.mark.parametrize("scene", ["city", "plain"])
