@@ -405,6 +405,12 @@ class PredictParams(Section):
     batch_size: int = Field(
         default=2, ge=1, description="Tiles per model call (2 x 512² = 8 x 256² pixels)"
     )
+    column_band: int = Field(
+        default=6144,
+        ge=0,
+        description="Scenes wider than this (px) stream in column bands at most this wide, "
+        "so memory stays flat in the width; 0 = always whole rows",
+    )
     threshold: float | None = Field(
         default=None,
         gt=0,

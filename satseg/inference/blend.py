@@ -4,12 +4,17 @@ Tiles overlap; each tile's prediction is weighted by a smooth window that falls 
 tile edges (where a CNN sees zero padding instead of context) and the weighted sum is
 normalised. Only a strip of rows a few tiles high is kept, and finished rows leave as soon
 as no later tile can touch them, so memory depends on the scene width, never its height.
+A scene wider than ``predict.column_band`` is streamed in column bands (``column_bands``),
+each with its own strip buffer; the columns two neighbouring bands share are carried from
+one band to the next, so the blend is the same as in one pass and memory stays flat in the
+width too.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Iterator
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -24,6 +29,46 @@ def positions(length: int, tile: int, stride: int) -> list[int]:
     out = list(range(0, length - tile, stride))
     out.append(length - tile)
     return out
+
+
+@dataclass(frozen=True)
+class Band:
+    """A column band of the tile grid: tiles at ``xs`` (scene columns) cover [x0, x1); the
+    band finishes the columns [x0, own1) (``own1`` = the next band's x0, or the width)."""
+
+    xs: tuple[int, ...]
+    x0: int
+    x1: int
+    own1: int
+
+    @property
+    def width(self) -> int:
+        return self.x1 - self.x0
+
+
+def column_bands(width: int, tile: int, stride: int, max_width: int = 0) -> list[Band]:
+    """The tile grid's columns cut into bands at most ``max_width`` px wide (0: one band).
+
+    Each band holds at least two tile columns, so only neighbouring bands share columns
+    (``overlap <= tile/2``: no pixel is under three tile columns of different bands).
+    """
+    xs = positions(width, tile, stride)
+    if max_width <= 0 or width <= max_width:
+        return [Band(tuple(xs), 0, width, width)]
+    per = max(2, (max_width - tile) // stride + 1)
+    groups = [xs[i : i + per] for i in range(0, len(xs), per)]
+    if len(groups) > 1 and len(groups[-1]) < 2:
+        last = groups.pop()
+        groups[-1] = groups[-1] + last
+    return [
+        Band(
+            tuple(g),
+            g[0],
+            min(width, g[-1] + tile),
+            groups[i + 1][0] if i + 1 < len(groups) else width,
+        )
+        for i, g in enumerate(groups)
+    ]
 
 
 def weight_window(tile: int, kind: str = "hann") -> np.ndarray:
@@ -55,6 +100,11 @@ class StripBlender:
     window is separable and the tiles form a grid, so the sum of weights at a pixel is
     the product of two 1-D sums: no weight buffer is kept, only the weighted predictions.
     Tiles skipped as all-nodata cover only nodata pixels, whose value is never used.
+
+    ``band`` (``column_bands``): only that band's tiles and columns; ``flush`` returns its
+    finished columns [x0, own1) (``x0`` is the first). The weighted sums of the columns it
+    shares with the next band go to ``carry_out`` (scene-high, overlap-wide), which the
+    next band's blender takes as ``carry_in`` and adds before it normalises.
     """
 
     def __init__(
@@ -66,9 +116,14 @@ class StripBlender:
         batch: int,
         window: str = "hann",
         channels: int = 1,
+        band: Band | None = None,
+        carry_in: np.ndarray | None = None,
     ) -> None:
         self.width, self.height, self.tile = width, height, tile
-        self.xs, self.ys = positions(width, tile, stride), positions(height, tile, stride)
+        self.band = band or column_bands(width, tile, stride)[0]
+        self.xs, self.ys = list(self.band.xs), positions(height, tile, stride)
+        self.x0, bw = self.band.x0, self.band.width
+        self.own = self.band.own1 - self.x0  # columns this band finishes
         # a batch reaches at most ceil(batch / tiles per row) rows of tiles past the one it
         # starts in; the model loop predicts a pending batch early rather than let rows of
         # skipped (all-nodata) tiles stretch it further (``reach``)
@@ -78,34 +133,42 @@ class StripBlender:
         # channels > 1 (multi-class): tiles (tile, tile, channels), rows (h, width, channels)
         self.channels = channels
         extra = (channels,) if channels > 1 else ()
-        self.acc = np.zeros((self.cap, width, *extra), np.float32)
-        self.nodata = np.zeros((self.cap, width), bool)
+        self.acc = np.zeros((self.cap, bw, *extra), np.float32)
+        self.nodata = np.zeros((self.cap, bw), bool)
+        self.carry_in = carry_in
+        self.carry_out = None
+        if self.own < bw:
+            self.carry_out = np.zeros((height, bw - self.own, *extra), np.float32)
         self.window = weight_window(tile, window)
         if channels > 1:
             self.window = self.window[..., None]
         w1 = window_1d(tile, window)
-        self.wx, self.wy = _coverage(width, self.xs, w1), _coverage(height, self.ys, w1)
+        all_xs = positions(width, tile, stride)
+        self.wx = _coverage(width, all_xs, w1)[self.x0 : self.x0 + self.own]
+        self.wy = _coverage(height, self.ys, w1)
 
     def add(self, y: int, x: int, prob: np.ndarray) -> None:
         """Add one tile's (tile, tile) prediction at scene origin (y, x); clips at the edges."""
         h = min(self.tile, self.height - y)
         w = min(self.tile, self.width - x)
+        x -= self.x0
         r = y - self.y0
         if r < 0 or r + h > self.cap:
             raise ValueError(f"tile at row {y} outside the strip buffer [{self.y0}, +{self.cap})")
         self.acc[r : r + h, x : x + w] += prob[:h, :w] * self.window[:h, :w]
 
     def set_nodata(self, y: int, nodata: np.ndarray) -> None:
-        """Record the input nodata mask of rows [y, y+h) (it travels with the strip)."""
+        """Record the input nodata mask of rows [y, y+h) of the band's columns (it travels
+        with the strip)."""
         r = y - self.y0
         if r < 0 or r + nodata.shape[0] > self.cap:
             raise ValueError(f"rows at {y} outside the strip buffer [{self.y0}, +{self.cap})")
         self.nodata[r : r + nodata.shape[0]] = nodata
 
     def flush(self, upto: int) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
-        """Yield ``(row0, prob, valid)`` for finished rows [y0, upto); then shift the strip.
-
-        ``valid`` is False where the input was nodata.
+        """Yield ``(row0, prob, valid)`` for finished rows [y0, upto) of the columns the band
+        finishes (from ``x0``); then shift the strip. ``valid`` is False where the input was
+        nodata.
         """
         upto = min(upto, self.height)
         n = upto - self.y0
@@ -117,15 +180,23 @@ class StripBlender:
         for a in range(0, n, FLUSH_ROWS):  # small pieces: bounded temporaries on wide scenes
             b = min(n, a + FLUSH_ROWS)
             inv_y = (1.0 / self.wy[self.y0 + a : self.y0 + b]).astype(np.float32)
-            prob = self.acc[a:b] * inv_x
+            acc = self.acc[a:b]
+            if self.carry_in is not None:  # the previous band's share of the first columns
+                acc[:, : self.carry_in.shape[1]] += self.carry_in[self.y0 + a : self.y0 + b]
+            if self.carry_out is not None:  # this band's share of the next band's columns
+                self.carry_out[self.y0 + a : self.y0 + b] = acc[:, self.own :]
+            prob = acc[:, : self.own] * inv_x
             prob *= inv_y[:, None, None] if self.channels > 1 else inv_y[:, None]
-            valid = ~self.nodata[a:b]
+            valid = ~self.nodata[a:b, : self.own]
             prob[~valid] = 0.0
             yield self.y0 + a, prob, valid
-        # shift the unfinished rows to the top of the buffer (no new allocation)
-        keep = self.cap - n
+        # shift the unfinished rows to the top of the buffer, in pieces that do not overlap
+        # their source (an overlapping slice assignment copies the whole source first)
+        keep, step = self.cap - n, max(1, min(n, FLUSH_ROWS))
         for buf in (self.acc, self.nodata):
-            buf[:keep] = buf[n:]
+            for s in range(0, keep, step):
+                e = min(keep, s + step)
+                buf[s:e] = buf[n + s : n + e]
             buf[keep:] = 0
         self.y0 = upto
 

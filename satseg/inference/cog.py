@@ -24,7 +24,8 @@ BLOCK = 512
 
 
 class CogWriter:
-    """``write(row0, rows, valid=None)`` in any order; the COG appears at ``path`` on exit.
+    """``write(row0, rows, valid=None, col0=0)`` in any order; the COG appears at ``path`` on
+    exit. ``read(row0, h)`` gives back full-width rows written so far (and their validity).
 
     ``count`` > 1: rows are ``(h, w, count)`` and each band gets its ``descriptions`` entry.
     A class raster gets ``colormap`` (value -> RGBA, the GDAL colour table) and
@@ -87,7 +88,7 @@ class CogWriter:
         )
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # NotGeoreferencedWarning for pixel-space outputs
-            self._dst = rasterio.open(Path(self._tmpdir.name) / "work.tif", "w", **self.profile)
+            self._dst = rasterio.open(Path(self._tmpdir.name) / "work.tif", "w+", **self.profile)
         if self.tags:
             self._dst.update_tags(**self.tags)
         if self.description:
@@ -98,11 +99,13 @@ class CogWriter:
             self._dst.write_colormap(1, self.colormap)
         return self
 
-    def write(self, row0: int, rows: np.ndarray, valid: np.ndarray | None = None) -> None:
+    def write(
+        self, row0: int, rows: np.ndarray, valid: np.ndarray | None = None, col0: int = 0
+    ) -> None:
         from rasterio.windows import Window
 
         h, w = rows.shape[:2]
-        win = Window(0, row0, w, h)
+        win = Window(col0, row0, w, h)
         m = None
         if self.with_mask:
             m = np.full((h, w), 255, np.uint8) if valid is None else valid.astype(np.uint8) * 255
@@ -113,6 +116,17 @@ class CogWriter:
                 self._dst.write(rows, 1, window=win)
             if m is not None:
                 self._dst.write_mask(m, window=win)
+
+    def read(self, row0: int, h: int) -> tuple[np.ndarray, np.ndarray | None]:
+        """Full-width rows [row0, row0+h) written so far (band 1) and, with a mask, where
+        they are valid (None without one)."""
+        from rasterio.windows import Window
+
+        win = Window(0, row0, self.profile["width"], h)
+        with GDAL_LOCK:
+            data = self._dst.read(1, window=win)
+            valid = self._dst.read_masks(1, window=win) > 0 if self.with_mask else None
+        return data, valid
 
     def __exit__(
         self,

@@ -24,19 +24,29 @@ CLASSIFICATION_EXT = "https://stac-extensions.github.io/classification/v2.0.0/sc
 
 
 class Decimator:
-    """Keeps every ``f``-th row/column of streamed rows (quicklook without a second read)."""
+    """Keeps every ``f``-th row/column of streamed pieces (quicklook without a second read).
+
+    Pieces arrive in any order (column bands: ``col0``); each lands in one preallocated
+    image of the decimated scene.
+    """
 
     def __init__(self, width: int, height: int, max_side: int = 1024) -> None:
         self.f = max(1, int(np.ceil(max(width, height) / max_side)))
-        self.rows: list[np.ndarray] = []
+        self.shape = (-(-height // self.f), -(-width // self.f))
+        self._img: np.ndarray | None = None
 
-    def push(self, row0: int, rows: np.ndarray) -> None:
-        first = (-row0) % self.f
-        if first < rows.shape[0]:
-            self.rows.append(np.ascontiguousarray(rows[first :: self.f, :: self.f]))
+    def push(self, row0: int, rows: np.ndarray, col0: int = 0) -> None:
+        first, firstc = (-row0) % self.f, (-col0) % self.f
+        if first >= rows.shape[0] or firstc >= rows.shape[1]:
+            return
+        part = rows[first :: self.f, firstc :: self.f]
+        if self._img is None:
+            self._img = np.zeros((*self.shape, *rows.shape[2:]), rows.dtype)
+        r, c = (row0 + first) // self.f, (col0 + firstc) // self.f
+        self._img[r : r + part.shape[0], c : c + part.shape[1]] = part
 
     def image(self) -> np.ndarray:
-        return np.concatenate(self.rows) if self.rows else np.zeros((0, 0), np.uint8)
+        return self._img if self._img is not None else np.zeros((0, 0), np.uint8)
 
 
 def write_quicklook(path: Path, rgb: np.ndarray, mask: np.ndarray) -> Path:

@@ -31,7 +31,7 @@ import numpy as np
 
 from satseg import __version__
 from satseg.classes import BINARY_NAME, IGNORE, ModelClasses
-from satseg.inference.blend import StripBlender
+from satseg.inference.blend import Band, StripBlender, column_bands
 from satseg.inference.cog import CogWriter
 from satseg.inference.engine import configure_tf
 from satseg.inference.outputs import (
@@ -451,18 +451,28 @@ def _stream_tiles(
 ) -> _Streamed:
     """Read strips ahead, cut and batch tiles for the model, blend and write behind.
 
-    ``classes`` (multi-class): the tiles carry n channels and the writers are the class
-    ones (``_open_class_writers``). Raises RasterError when the scene has no valid pixel
-    (inside the writers: nothing is published).
+    A scene wider than ``p.column_band`` goes band by band (``column_bands``), each band top
+    to bottom; the writer side then makes the mask and polygons from whole rows after the
+    last band. ``classes`` (multi-class): the tiles carry n channels and the writers are the
+    class ones (``_open_class_writers``). Raises RasterError when the scene has no valid
+    pixel (inside the writers: nothing is published).
     """
     W, H = source.width, source.height
     n = classes.channels if classes is not None else 1
-    blender = StripBlender(W, H, p.tile, p.tile - p.overlap, p.batch_size, window, n)
-    xs, ys = blender.xs, blender.ys
+    stride = p.tile - p.overlap
+    bands = column_bands(W, p.tile, stride, p.column_band)
     has_nodata = source.nodata is not None
-    spread = None
-    if p.tta != "none":
-        spread = StripBlender(W, H, p.tile, p.tile - p.overlap, p.batch_size, window)
+
+    def blenders(
+        band: Band, prev: tuple[StripBlender, StripBlender | None] | None
+    ) -> tuple[StripBlender, StripBlender | None]:
+        carry = (prev[0].carry_out, prev[1].carry_out if prev[1] else None) if prev else (None,) * 2
+        blend = StripBlender(W, H, p.tile, stride, p.batch_size, window, n, band, carry[0])
+        if p.tta == "none":
+            return blend, None
+        return blend, StripBlender(W, H, p.tile, stride, p.batch_size, window, 1, band, carry[1])
+
+    blender, spread = blenders(bands[0], None)
     sink: RowSink | ClassRowSink
     if classes is not None:
         sink = ClassRowSink(blender, *writers[:3], mask_q, has_nodata, writers[3], spread)
@@ -470,37 +480,14 @@ def _stream_tiles(
         threshold, min_area_px = p.mask_rule()
         masks = MaskStream(W, H, threshold, p.opening_px, min_area_px)
         sink = RowSink(blender, masks, *writers[:3], mask_q, has_nodata, writers[3], spread)
+    sink.deferred = len(bands) > 1
     done = _Streamed()
-    batch: list[tuple[int, int, np.ndarray]] = []
-    strips = ((i, y, *source.rows(y, min(y + p.tile, H))) for i, y in enumerate(ys))
     with Worker(sink.handle, enabled=pipeline) as behind:
-        for i, y, rgb, nd in prefetch(strips, enabled=pipeline):
-            trim_heap()
-            if batch and y - batch[0][0] > blender.reach:  # rows of skipped tiles since
-                done.model_seconds += _predict_batch(predictor, batch, behind)  # it started:
-                batch = []  # predict it now, within the strip buffer
-                behind.put(("flush", y))
-            if has_nodata:
-                behind.put(("nodata", y, nd))
-            next_y = ys[i + 1] if i + 1 < len(ys) else H
-            rgb_q.push(y, rgb[: next_y - y])
-            for x in xs:
-                done.tiles += 1
-                if not batch:
-                    behind.put(("flush", y))
-                if has_nodata and nd[:, x : x + p.tile].all():
-                    done.tiles_skipped += 1
-                    continue
-                t = rgb[:, x : x + p.tile]
-                if t.shape[0] < p.tile or t.shape[1] < p.tile:
-                    t = _pad(t, p.tile)
-                batch.append((y, x, t))
-                if len(batch) == p.batch_size:
-                    done.model_seconds += _predict_batch(predictor, batch, behind)
-                    batch = []
-        if batch:
-            done.model_seconds += _predict_batch(predictor, batch, behind)
-        behind.put(("flush", H))
+        for k, band in enumerate(bands):
+            if k:
+                blender, spread = blenders(band, (blender, spread))
+                behind.put(("band", blender, spread))
+            _stream_band(predictor, source, p, blender, pipeline, behind, rgb_q, done)
         behind.put(("finish",))
     done.valid_px = sink.stats["valid_px"]
     if isinstance(sink, ClassRowSink):
@@ -513,6 +500,59 @@ def _stream_tiles(
     if done.valid_px == 0:
         raise RasterError("scene has no valid pixels (all nodata)", "empty")
     return done
+
+
+def _stream_band(
+    predictor: Any,
+    source: SceneReader,
+    p: PredictParams,
+    blender: StripBlender,
+    pipeline: bool,
+    behind: Worker,
+    rgb_q: Decimator,
+    done: _Streamed,
+) -> None:
+    """One column band (the whole width when there is one) through the model, top to
+    bottom: strips of its columns read ahead, tiles batched, every row flushed at the end."""
+    H, ys, x0 = source.height, blender.ys, blender.x0
+    has_nodata = source.nodata is not None
+    whole = blender.band.width == source.width
+
+    def strip(y: int) -> tuple[np.ndarray, np.ndarray]:
+        y1 = min(y + p.tile, H)
+        return source.rows(y, y1) if whole else source.window(y, x0, y1 - y, blender.band.width)
+
+    batch: list[tuple[int, int, np.ndarray]] = []
+    strips = ((i, y, *strip(y)) for i, y in enumerate(ys))
+    for i, y, rgb, nd in prefetch(strips, enabled=pipeline):
+        trim_heap()
+        if batch and y - batch[0][0] > blender.reach:  # rows of skipped tiles since it
+            done.model_seconds += _predict_batch(predictor, batch, behind)  # started:
+            batch = []  # predict it now, within the strip buffer
+        if not batch:  # every tile above is in: finish those rows before this strip's nodata
+            behind.put(("flush", y))  # rows arrive (they reach a tile below the buffer)
+        if has_nodata:
+            behind.put(("nodata", y, nd))
+        next_y = ys[i + 1] if i + 1 < len(ys) else H
+        rgb_q.push(y, rgb[: next_y - y, : blender.own], x0)
+        for x in blender.xs:
+            done.tiles += 1
+            if not batch:
+                behind.put(("flush", y))
+            c = x - x0
+            if has_nodata and nd[:, c : c + p.tile].all():
+                done.tiles_skipped += 1
+                continue
+            t = rgb[:, c : c + p.tile]
+            if t.shape[0] < p.tile or t.shape[1] < p.tile:
+                t = _pad(t, p.tile)
+            batch.append((y, x, t))
+            if len(batch) == p.batch_size:
+                done.model_seconds += _predict_batch(predictor, batch, behind)
+                batch = []
+    if batch:
+        done.model_seconds += _predict_batch(predictor, batch, behind)
+    behind.put(("flush", H))
 
 
 def _summarise(

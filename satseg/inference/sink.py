@@ -5,6 +5,10 @@ flush points) from the model loop and owns every output dataset while the scene 
 The uncertainty COG gets the TTA spread, blended like the probability, when the model loop
 sends one; otherwise the binary entropy of the blended probability. ``ClassRowSink`` is the
 same for a multi-class model (n probability bands, a class raster, per-class polygons).
+
+A scene streamed in column bands (``deferred``) gets its rasters band by band (a ``band``
+message switches the blenders); the mask and polygons need whole rows, so they run once
+the last band is in, from the probability (binary) or class raster written so far.
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from satseg.inference.blend import StripBlender
+from satseg.inference.blend import FLUSH_ROWS, StripBlender
 from satseg.inference.cog import CogWriter
 from satseg.inference.outputs import Decimator
 from satseg.inference.postprocess import MaskStream, to_u8
@@ -24,14 +28,18 @@ from satseg.inference.vectorize import PolygonWriter
 
 class _Sink:
     """The message loop both sinks share: tiles and nodata rows into the blender (and the
-    TTA spread blender), finished rows out at each flush point to ``_flushed``."""
+    TTA spread blender), finished rows out at each flush point to ``_flushed``; ``band``
+    switches to the next column band's blenders."""
 
     blender: StripBlender
     spread: StripBlender | None
+    deferred = False  # column bands: whole-row work (mask, polygons) after the last band
 
     def handle(self, msg: tuple[Any, ...]) -> None:
         kind = msg[0]
-        if kind == "add":
+        if kind == "band":
+            self.blender, self.spread = msg[1], msg[2]
+        elif kind == "add":
             for (y, x), prob in zip(msg[1], msg[2], strict=True):
                 self.blender.add(y, x, prob)
             if self.spread is not None and len(msg) > 3 and msg[3] is not None:
@@ -81,6 +89,12 @@ class RowSink(_Sink):
         self.stats = {"positive_px": 0, "valid_px": 0}
 
     def _finish(self) -> None:
+        if self.deferred:  # the mask from the probability rows of every band
+            for row0 in range(0, self.masks.height, FLUSH_ROWS):
+                u8, valid = self.prob_w.read(row0, min(FLUSH_ROWS, self.masks.height - row0))
+                nodata = np.zeros(u8.shape, bool) if valid is None else ~valid
+                for m0, m in self.masks.push(row0, u8, nodata):
+                    self._mask(m0, m)
         for m0, m in self.masks.finish():
             self._mask(m0, m)
 
@@ -89,15 +103,17 @@ class RowSink(_Sink):
         rows: Iterator[tuple[int, np.ndarray, np.ndarray]],
         spread: Iterator[tuple[int, np.ndarray, np.ndarray]] | None,
     ) -> None:
+        x0 = self.blender.x0
         for row0, prob, valid in rows:
             u8 = to_u8(prob)
-            self.prob_w.write(row0, u8, valid if self.has_nodata else None)
+            self.prob_w.write(row0, u8, valid if self.has_nodata else None, x0)
             if self.unc_w is not None:
                 unc = next(spread)[1] if spread is not None else entropy(prob)
-                self.unc_w.write(row0, to_u8(unc), valid if self.has_nodata else None)
+                self.unc_w.write(row0, to_u8(unc), valid if self.has_nodata else None, x0)
             self.stats["valid_px"] += int(np.count_nonzero(valid))
-            for m0, m in self.masks.push(row0, u8, ~valid):
-                self._mask(m0, m)
+            if not self.deferred:
+                for m0, m in self.masks.push(row0, u8, ~valid):
+                    self._mask(m0, m)
 
     def _mask(self, m0: int, m: np.ndarray) -> None:
         self.mask_w.write(m0, m)
@@ -150,23 +166,33 @@ class ClassRowSink(_Sink):
             self._rows(row0, prob, valid, unc)
 
     def _finish(self) -> None:
+        if self.deferred:  # polygons and quicklook from the class raster of every band
+            height = self.blender.height
+            for row0 in range(0, height, VECTOR_ROWS):
+                cls, _ = self.class_w.read(row0, min(VECTOR_ROWS, height - row0))
+                self._whole_rows(row0, cls)
         self._polygonise()
 
     def _rows(self, row0: int, prob: np.ndarray, valid: np.ndarray, unc: np.ndarray) -> None:
         from satseg.classes import IGNORE
 
-        mask = valid if self.has_nodata else None
-        self.prob_w.write(row0, to_u8(prob), mask)
-        self.unc_w.write(row0, to_u8(unc), mask)
+        mask, x0 = (valid if self.has_nodata else None), self.blender.x0
+        self.prob_w.write(row0, to_u8(prob), mask, x0)
+        self.unc_w.write(row0, to_u8(unc), mask, x0)
         cls = np.argmax(prob, axis=-1).astype(np.uint8)
         cls[~valid] = IGNORE
-        self.class_w.write(row0, cls)
+        self.class_w.write(row0, cls, None, x0)
+        if not self.deferred:
+            self._whole_rows(row0, cls)
+        self.stats["valid_px"] += int(np.count_nonzero(valid))
+        self.class_px += np.bincount(cls.ravel(), minlength=256)[: self.n]
+
+    def _whole_rows(self, row0: int, cls: np.ndarray) -> None:
+        """Full-width class rows, in order: to the polygon writer and the quicklook."""
         self._vec_rows.append(cls)
         if sum(len(r) for r in self._vec_rows) >= VECTOR_ROWS:
             self._polygonise()
         self.class_q.push(row0, cls)
-        self.stats["valid_px"] += int(np.count_nonzero(valid))
-        self.class_px += np.bincount(cls.ravel(), minlength=256)[: self.n]
 
     def _polygonise(self) -> None:
         """Hand the buffered class rows to the polygon writer in one piece."""

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 import pytest
 import rasterio
+import shapely
 
 from satseg.classes import IGNORE, ClassTable, ModelClasses
 from satseg.inference.params import CLASS_OUTPUT_NAMES, OUTPUT_NAMES
@@ -285,6 +286,50 @@ def test_same_classes_without_threads_and_with_tta(
     with rasterio.open(tta["outputs"]["uncertainty"]) as d:
         assert d.tags()["uncertainty"] == "tta_variance"
         assert int(d.read(1).max()) <= 1  # equivariant: the views agree
+
+
+def test_column_bands_give_the_same_classes_and_polygons(
+    tmp_path: Path, landcover: Any, class_model: Any, class_info: dict[str, Any]
+) -> None:
+    """The scene in three column bands: the same class raster, probability bands,
+    uncertainty, per-class polygons and class areas as whole rows."""
+    from satseg.inference.blend import column_bands
+
+    params = {**FAST, "tile": 64, "overlap": 16}
+    assert len(column_bands(320, 64, 48, 120)) == 3
+    runs = [
+        predict_scene(
+            class_model,
+            landcover.image,
+            tmp_path / f"b{band}",
+            model_info=class_info,
+            column_band=band,
+            **params,
+        )
+        for band in (0, 120)
+    ]
+    whole, banded = runs
+    for key in ("classes", "probability", "uncertainty"):
+        np.testing.assert_array_equal(read(banded["outputs"][key]), read(whole["outputs"][key]))
+    # the same regions per class (cut into other row chunks: vertices may start elsewhere)
+    va, vb = (json.loads(Path(r["outputs"]["vectors"]).read_text())["features"] for r in runs)
+    assert va and len(va) == len(vb)
+    for name in LANDCOVER_CLASSES:
+        ga, gb = (
+            shapely.union_all(
+                [
+                    shapely.geometry.shape(f["geometry"])
+                    for f in v
+                    if f["properties"]["class"] == name
+                ]
+            )
+            for v in (va, vb)
+        )
+        assert shapely.symmetric_difference(ga, gb).area <= 1e-6 * max(ga.area, 1e-12), name
+        assert sorted(
+            f["properties"]["area_px"] for f in va if f["properties"]["class"] == name
+        ) == sorted(f["properties"]["area_px"] for f in vb if f["properties"]["class"] == name)
+    assert banded["class_areas"] == whole["class_areas"]
 
 
 def test_binary_model_info_keeps_the_binary_outputs(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 
 import cv2
@@ -11,7 +12,7 @@ import shapely
 from affine import Affine
 from rasterio.features import rasterize
 
-from satseg.inference.blend import StripBlender, positions, weight_window
+from satseg.inference.blend import StripBlender, column_bands, positions, weight_window
 from satseg.inference.postprocess import NODATA, MaskStream, threshold_u8, to_u8
 from satseg.inference.vectorize import PolygonWriter
 
@@ -189,3 +190,55 @@ def test_prefetch_and_worker_keep_order_and_raise_errors() -> None:
     with pytest.raises(ValueError, match="bad row"), Worker(fail) as w:
         for i in range(10):
             w.put(i)
+
+
+@pytest.mark.parametrize(
+    ("width", "tile", "stride", "max_width"),
+    [(600, 128, 96, 250), (5000, 512, 448, 1500), (20000, 512, 448, 6144), (700, 64, 32, 100)],
+)
+def test_column_bands_partition_the_grid(width: int, tile: int, stride: int, max_width: int):
+    bands = column_bands(width, tile, stride, max_width)
+    assert len(bands) > 1
+    assert [x for b in bands for x in b.xs] == positions(width, tile, stride)
+    assert bands[0].x0 == 0 and bands[-1].own1 == width
+    for b, nxt in itertools.pairwise(bands):
+        assert b.own1 == nxt.x0 < b.x1 <= nxt.own1  # shares columns with the next one only
+        assert len(b.xs) >= 2 and b.width <= max_width
+    assert len(bands[-1].xs) >= 2 and bands[-1].width <= max_width + stride
+    assert column_bands(width, tile, stride, 0) == column_bands(width, tile, stride, width)
+    assert len(column_bands(width, tile, stride, 0)) == 1
+
+
+@pytest.mark.parametrize(("channels", "batch"), [(1, 3), (4, 2)])
+def test_banded_blend_equals_the_whole_width_blend(channels: int, batch: int) -> None:
+    """Tiles that disagree (random predictions): blending band by band, with the shared
+    columns carried from band to band, gives the whole-width blend."""
+    h, w, tile, stride = 300, 700, 64, 48
+    rng = np.random.default_rng(3)
+    ys, xs = positions(h, tile, stride), positions(w, tile, stride)
+    shape = (tile, tile, channels) if channels > 1 else (tile, tile)
+    preds = {(y, x): rng.random(shape, dtype=np.float32) for y in ys for x in xs}
+
+    def run(blender: StripBlender, out: np.ndarray) -> None:
+        for y in ys:
+            for r0, prob, valid in blender.flush(y):
+                assert valid.all()
+                out[r0 : r0 + len(prob), blender.x0 : blender.x0 + prob.shape[1]] = prob
+            for x in blender.xs:
+                blender.add(y, x, preds[y, x])
+        for r0, prob, _ in blender.flush(h):
+            out[r0 : r0 + len(prob), blender.x0 : blender.x0 + prob.shape[1]] = prob
+
+    full = np.full((h, w, channels)[: 3 if channels > 1 else 2], np.nan, np.float32)
+    run(StripBlender(w, h, tile, stride, batch, channels=channels), full)
+    banded = np.full_like(full, np.nan)
+    prev = None
+    bands = column_bands(w, tile, stride, 200)
+    assert len(bands) >= 3
+    for band in bands:
+        carry = prev.carry_out if prev is not None else None
+        prev = StripBlender(w, h, tile, stride, batch, channels=channels, band=band, carry_in=carry)
+        assert prev.acc.shape[1] == band.width <= 200
+        run(prev, banded)
+    assert not np.isnan(banded).any()
+    np.testing.assert_allclose(banded, full, rtol=1e-6, atol=1e-6)
