@@ -5,7 +5,9 @@ Each chunk of mask rows is polygonised on its own (GDAL polygonize via
 boundary are held back and unioned with their continuation in the next chunk, so every
 building comes out whole. Areas are computed in the source CRS when it is projected (exact
 planimetric m²) and geodesically on the WGS84 ellipsoid otherwise. Features are written to
-the file as they finish, never collected for the whole scene.
+the file as they finish, never collected for the whole scene: the buildings a chunk
+finishes are transformed, measured, oriented and encoded together (shapely's array
+functions, one PROJ call, orjson), which costs a fraction of doing it feature by feature.
 
 Optional tidying works on each whole building (after the pieces are joined), in pixel
 space: ``regularize`` squares the footprint with buildingregulariser (edges snapped to the
@@ -68,6 +70,7 @@ class PolygonWriter:
         self._to_wgs84: Any = None
         self._geod: Any = None
         self._metres: float | None = None
+        self._pending: list[tuple[Any, int]] = []  # finished pieces not yet written
 
     def _projection(self) -> None:
         """PROJ objects, made in the thread that uses them (pyproj contexts are per thread)."""
@@ -102,6 +105,7 @@ class PolygonWriter:
                     for poly in self._open[value]:
                         self._emit(poly, value)
                     self._open[value] = []
+                self._write_pending()
                 extra = dict(self.properties)
                 if self.count and self.georeferenced:
                     extra["bbox"] = [round(v, COORD_DECIMALS) for v in self._bbox]
@@ -117,9 +121,9 @@ class PolygonWriter:
         ``classes``, each class value)."""
         for value in self.values:
             self._push_value(row0, mask, value)
+        self._write_pending()
 
     def _push_value(self, row0: int, mask: np.ndarray, value: int) -> None:
-        import shapely
         from affine import Affine
         from rasterio import features
 
@@ -137,7 +141,7 @@ class PolygonWriter:
                         transform=Affine.translation(0, row0),
                     )
                 )
-            polys = [shapely.geometry.shape(geom) for geom, _ in shapes]
+            polys = [_polygon(geom["coordinates"]) for geom, _ in shapes]
         top = [p for p in polys if p.bounds[1] <= row0]
         rest = [p for p in polys if p.bounds[1] > row0]
         candidates = _merge_across(self._open[value], top) + rest
@@ -151,51 +155,79 @@ class PolygonWriter:
 
     # --- output ---
     def _emit(self, poly_px: Any, value: int = 1) -> None:
-        """One whole building (or region of one class): tidied (when asked), then written."""
+        """One whole building (or region of one class): tidied (when asked), then queued for
+        the next ``_write_pending``."""
         regularize = self.regularize
         if self.classes is not None:
             regularize = regularize and self.classes[value] == "building"
-        for piece in tidy(poly_px, regularize, self.simplify_px):
-            self._write(piece, value)
+        self._pending.extend(
+            (piece, value) for piece in tidy(poly_px, regularize, self.simplify_px)
+        )
 
-    def _write(self, poly_px: Any, value: int = 1) -> None:
+    def _write_pending(self) -> None:
+        """Write the queued pieces: world and WGS84 coordinates, areas, RFC 7946 winding and
+        the bbox computed for all of them at once, then one feature line each."""
+        import orjson
         import shapely
-        from shapely.geometry.polygon import orient
 
         assert self._fh is not None
-        if poly_px.is_empty:
+        pending = [(g, v) for g, v in self._pending if not g.is_empty]
+        self._pending = []
+        if not pending:
             return
-        props: dict[str, Any] = {"id": self.count, "area_px": round(float(poly_px.area), 1)}
-        if self.classes is not None:
-            props["class"] = self.classes[value]
-            props["class_index"] = value
+        px = np.empty(len(pending), dtype=object)  # not np.array(list): no sequence probing
+        for i, (g, _) in enumerate(pending):
+            px[i] = g
+        values = [v for _, v in pending]
+        areas_px = shapely.area(px)
+        areas_m2: list[float | None] = [None] * len(px)
         if not self.georeferenced:
-            geom = orient(poly_px, 1.0)  # pixel space: x = column, y = row
+            geoms = px  # pixel space: x = column, y = row
         else:
             if self._to_wgs84 is None:
                 self._projection()
             t = self.transform
-            world = shapely.affinity.affine_transform(poly_px, [t.a, t.b, t.d, t.e, t.c, t.f])
-            geom = shapely.transform(world, self._project, interleaved=False)
+            world = shapely.transform(
+                px, lambda c: c @ np.array([[t.a, t.d], [t.b, t.e]]) + np.array([t.c, t.f])
+            )
+            geoms = shapely.transform(world, self._project, interleaved=False)
             if self._metres is not None:
-                area = float(world.area) * self._metres**2
+                areas_m2 = list(shapely.area(world) * self._metres**2)
             else:
-                area = abs(self._geod.geometry_area_perimeter(geom)[0])
-            props["area_m2"] = round(area, 2)
-            self.total_area_m2 += area
-            self.area_by_value[value] += area
-            geom = orient(geom, 1.0)  # RFC 7946: exterior counter-clockwise
-            b = geom.bounds
+                areas_m2 = [abs(self._geod.geometry_area_perimeter(g)[0]) for g in geoms]
+            b = shapely.bounds(geoms)
             self._bbox = [
-                min(self._bbox[0], b[0]),
-                min(self._bbox[1], b[1]),
-                max(self._bbox[2], b[2]),
-                max(self._bbox[3], b[3]),
+                min(self._bbox[0], float(b[:, 0].min())),
+                min(self._bbox[1], float(b[:, 1].min())),
+                max(self._bbox[2], float(b[:, 2].max())),
+                max(self._bbox[3], float(b[:, 3].max())),
             ]
-        feature = {"type": "Feature", "properties": props, "geometry": _geometry(geom)}
-        self._fh.write((",\n" if self.count else "") + json.dumps(feature, separators=(",", ":")))
-        self.count += 1
-        self.count_by_value[value] += 1
+        geoms = shapely.orient_polygons(geoms, exterior_cw=False)  # RFC 7946: exterior CCW
+        _, coords, (ring_end, poly_end) = shapely.to_ragged_array(geoms)
+        coords = np.round(coords, COORD_DECIMALS)
+        lines, first = [], self.count == 0
+        for i, value in enumerate(values):
+            props: dict[str, Any] = {"id": self.count, "area_px": round(float(areas_px[i]), 1)}
+            if self.classes is not None:
+                props["class"] = self.classes[value]
+                props["class_index"] = value
+            if areas_m2[i] is not None:
+                area = float(areas_m2[i])  # type: ignore[arg-type]
+                props["area_m2"] = round(area, 2)
+                self.total_area_m2 += area
+                self.area_by_value[value] += area
+            rings = [
+                coords[ring_end[r] : ring_end[r + 1]] for r in range(poly_end[i], poly_end[i + 1])
+            ]
+            feature = {
+                "type": "Feature",
+                "properties": props,
+                "geometry": {"type": "Polygon", "coordinates": rings},
+            }
+            lines.append(orjson.dumps(feature, option=orjson.OPT_SERIALIZE_NUMPY).decode())
+            self.count += 1
+            self.count_by_value[value] += 1
+        self._fh.write(("" if first else ",\n") + ",\n".join(lines))
 
     def _project(self, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         return self._to_wgs84.transform(x, y)  # type: ignore[no-any-return]
@@ -280,11 +312,11 @@ def _merge_across(above: list[Any], below: list[Any]) -> list[Any]:
     return out
 
 
-def _ring(coords: Any) -> list[list[float]]:
-    arr = np.round(np.asarray(coords, dtype=np.float64)[:, :2], COORD_DECIMALS)
-    return arr.tolist()  # type: ignore[no-any-return]
+def _polygon(rings: list[Any]) -> Any:
+    """A shapely polygon from GeoJSON-like rings (lists of (x, y)), without the per-vertex
+    checks of ``shapely.geometry.shape``."""
+    import shapely
 
-
-def _geometry(geom: Any) -> dict[str, Any]:
-    rings = [_ring(geom.exterior.coords)] + [_ring(r.coords) for r in geom.interiors]
-    return {"type": "Polygon", "coordinates": rings}
+    shell = shapely.linearrings(np.asarray(rings[0], dtype=np.float64))
+    holes = [shapely.linearrings(np.asarray(r, dtype=np.float64)) for r in rings[1:]]
+    return shapely.polygons(shell, holes=holes or None)
