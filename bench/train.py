@@ -6,6 +6,8 @@
     python bench/train.py --real-multiclass        # land cover: 5 classes, tiles 1-4 -> tiles 5-6
     python bench/train.py --real-multiclass --dry-run              # check data + params only
     python bench/train.py --real-multiclass --mc-epochs 1 --mc-limit 2   # quick smoke run
+    python bench/train.py --real-multiclass --mc-models multiclass --mc-variants default \\
+        balanced:class_weighting=balanced                  # a train: change beside the defaults
 
 Unseen-tile quality (train on Dubai tiles 1-4, score tiles 5-6) is ``bench/quality.py``.
 
@@ -354,14 +356,21 @@ def _tile_files(folder: Path, tiles: tuple[str, ...], limit: int | None) -> list
     return out
 
 
-def mc_params_file(root: Path, kind: str, epochs: int, budget_min: float | None) -> Path:
+def mc_params_file(
+    root: Path,
+    kind: str,
+    epochs: int,
+    budget_min: float | None,
+    overrides: dict[str, Any] | None = None,
+) -> Path:
     """The params file of one model: the product's own (``params.multiclass.yaml`` for
-    ``multiclass``, the committed defaults for ``binary``), or a copy with the smoke run's
-    ``train.epochs`` / ``train.time_budget_min`` on top."""
+    ``multiclass``, the committed defaults for ``binary``), or a copy with a variant's
+    ``train:`` overrides and the smoke run's ``train.epochs`` / ``train.time_budget_min``
+    on top."""
     import yaml
 
     base = MC_PARAMS if kind == "multiclass" else REPO / "include" / "params.yaml"
-    train: dict[str, Any] = {}
+    train: dict[str, Any] = dict(overrides or {})
     if epochs:
         train["epochs"] = epochs
     if budget_min is not None:
@@ -462,14 +471,20 @@ def score_mc_tiles(model: Any, ref: Any, limit: int | None, lut: Any, names: Any
 
 
 def child_real_mc(
-    model: str, root: str, epochs: int, budget_min: float | None, limit: int | None
+    model: str,
+    root: str,
+    epochs: int,
+    budget_min: float | None,
+    limit: int | None,
+    variant: str = "default",
+    train: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """One model (``multiclass`` | ``binary``) through satseg_ingest + satseg_retrain
-    (``dag.test()``), scored on tiles 5-6."""
+    """One model (``multiclass`` | ``binary``, with a variant's ``train:`` overrides)
+    through satseg_ingest + satseg_retrain (``dag.test()``), scored on tiles 5-6."""
     kind = model
-    home_root = Path(root) / kind
+    home_root = Path(root) / (kind if variant == "default" else f"{kind}-{variant}")
     home_root.mkdir(parents=True, exist_ok=True)
-    params = mc_params_file(home_root, kind, epochs, budget_min)
+    params = mc_params_file(home_root, kind, epochs, budget_min, train)
     os.environ["SATSEG_PARAMS_FILE"] = str(params)
     _airflow_env(home_root)
 
@@ -513,6 +528,8 @@ def child_real_mc(
     net, ref = registry.load_model(settings, refs[0].version)
     return {
         "kind": kind,
+        "variant": variant,
+        "train_overrides": train or {},
         "params_file": str(params),
         "ingest": {
             "state": str(ingest_run.state),
@@ -529,6 +546,18 @@ def child_real_mc(
         },
         "unseen": score_mc_tiles(net, ref, limit, table.value_lut(), table.names),
     }
+
+
+def parse_mc_variant(spec: str) -> tuple[str, dict[str, Any]]:
+    """``default`` | ``name:key=val,key=val`` (``train:`` fields, values as YAML scalars)."""
+    import yaml
+
+    name, _, rest = spec.partition(":")
+    train = {}
+    for item in filter(None, rest.split(",")):
+        key, _, val = item.partition("=")
+        train[key] = yaml.safe_load(val)
+    return name, train
 
 
 def real_multiclass_plan(args: argparse.Namespace) -> dict[str, Any]:
@@ -592,27 +621,35 @@ def real_multiclass(args: argparse.Namespace, root: Path) -> dict[str, Any]:
     if args.dry_run:
         return {"plan": plan, "dry_run": True}
     out: dict[str, Any] = {"plan": plan}
-    for kind in plan["models"]:
+    runs = [
+        (kind, *parse_mc_variant(v))
+        for kind in plan["models"]
+        for v in (args.mc_variants if kind == "multiclass" else ["default"])
+    ]
+    for kind, variant, train in runs:
+        label = kind if variant == "default" else f"{kind}:{variant}"
         kw = {
             "model": kind,
             "root": str(root / "mc"),
             "epochs": args.mc_epochs,
             "budget_min": args.mc_budget_min,
             "limit": args.mc_limit,
+            "variant": variant,
+            "train": train,
         }
         t = time.perf_counter()
         try:
-            out[kind] = r = _spawn("realmc", **kw)
+            out[label] = r = _spawn("realmc", **kw)
         except RuntimeError as e:  # one model failing must not hide the other's figures
-            out[kind] = {"error": str(e)[-4000:], "wall_s": time.perf_counter() - t}
-            print(f"{kind}: FAILED\n{str(e)[:1500]}", flush=True)
+            out[label] = {"error": str(e)[-4000:], "wall_s": time.perf_counter() - t}
+            print(f"{label}: FAILED\n{str(e)[:1500]}", flush=True)
             continue
         r["wall_s"] = time.perf_counter() - t
         u = r["unseen"]
         if kind == "multiclass":
             per = ", ".join(f"{n} {v:.3f}" for n, v in u["per_class_iou"].items())
             print(
-                f"multi-class: tiles 5-6 mIoU {u['miou']:.3f} ({per}), pixel accuracy "
+                f"{label}: tiles 5-6 mIoU {u['miou']:.3f} ({per}), pixel accuracy "
                 f"{u['pixel_accuracy']:.3f} (val mIoU "
                 f"{r['retrain']['val_metrics'].get('val_miou', float('nan')):.3f}); "
                 f"ingest {r['ingest']['wall_s']:.0f} s, retrain "
@@ -676,6 +713,13 @@ def main() -> None:
     )
     mc.add_argument(
         "--mc-limit", type=int, default=None, help="first N images of each tile (smoke runs)"
+    )
+    mc.add_argument(
+        "--mc-variants",
+        nargs="+",
+        default=["default"],
+        help="multi-class runs, one after another: default | name:key=val,... (train: "
+        "overrides of params.multiclass.yaml), e.g. default balanced:class_weighting=balanced",
     )
     mc.add_argument(
         "--mc-models",
