@@ -7,8 +7,9 @@ sends one; otherwise the binary entropy of the blended probability. ``ClassRowSi
 same for a multi-class model (n probability bands, a class raster, per-class polygons).
 
 A scene streamed in column bands (``deferred``) gets its rasters band by band (a ``band``
-message switches the blenders); the mask and polygons need whole rows, so they run once
-the last band is in, from the probability (binary) or class raster written so far.
+message switches the blenders); the mask and polygons need whole rows, so they follow the
+last band down the scene (a row finished there is finished in every band), reading the
+probability (binary) or class rows back from the raster being written.
 """
 
 from __future__ import annotations
@@ -54,8 +55,26 @@ class _Sink:
             self._flushed(self.blender.flush(msg[1]), spread)
             for _ in spread or ():  # run the spread blender's flush to its end (it shifts)
                 pass
+            if self.deferred and self.blender.band.own1 == self.blender.width:  # last band
+                self._catch_up(self.blender.y0)
         elif kind == "finish":
+            if self.deferred:
+                self._catch_up(self.blender.height)
             self._finish()
+
+    _whole = 0  # deferred: rows [0, _whole) went through the whole-row work
+
+    def _catch_up(self, upto: int) -> None:
+        """Deferred: whole-row work for rows [_whole, upto), finished in every band."""
+        while self._whole < upto:
+            h = min(self.WHOLE_ROWS, upto - self._whole)
+            self._whole_rows_from_raster(self._whole, h)
+            self._whole += h
+
+    WHOLE_ROWS = FLUSH_ROWS
+
+    def _whole_rows_from_raster(self, row0: int, h: int) -> None:
+        raise NotImplementedError
 
     def _flushed(
         self,
@@ -89,13 +108,14 @@ class RowSink(_Sink):
         self.stats = {"positive_px": 0, "valid_px": 0}
 
     def _finish(self) -> None:
-        if self.deferred:  # the mask from the probability rows of every band
-            for row0 in range(0, self.masks.height, FLUSH_ROWS):
-                u8, valid = self.prob_w.read(row0, min(FLUSH_ROWS, self.masks.height - row0))
-                nodata = np.zeros(u8.shape, bool) if valid is None else ~valid
-                for m0, m in self.masks.push(row0, u8, nodata):
-                    self._mask(m0, m)
         for m0, m in self.masks.finish():
+            self._mask(m0, m)
+
+    def _whole_rows_from_raster(self, row0: int, h: int) -> None:
+        """Deferred: the mask from the probability rows of every band."""
+        u8, valid = self.prob_w.read(row0, h)
+        nodata = np.zeros(u8.shape, bool) if valid is None else ~valid
+        for m0, m in self.masks.push(row0, u8, nodata):
             self._mask(m0, m)
 
     def _flushed(
@@ -165,13 +185,15 @@ class ClassRowSink(_Sink):
             unc = next(spread)[1] if spread is not None else class_entropy(prob)
             self._rows(row0, prob, valid, unc)
 
+    WHOLE_ROWS = VECTOR_ROWS
+
     def _finish(self) -> None:
-        if self.deferred:  # polygons and quicklook from the class raster of every band
-            height = self.blender.height
-            for row0 in range(0, height, VECTOR_ROWS):
-                cls, _ = self.class_w.read(row0, min(VECTOR_ROWS, height - row0))
-                self._whole_rows(row0, cls)
         self._polygonise()
+
+    def _whole_rows_from_raster(self, row0: int, h: int) -> None:
+        """Deferred: polygons and quicklook from the class rows of every band."""
+        cls, _ = self.class_w.read(row0, h)
+        self._whole_rows(row0, cls)
 
     def _rows(self, row0: int, prob: np.ndarray, valid: np.ndarray, unc: np.ndarray) -> None:
         from satseg.classes import IGNORE

@@ -400,3 +400,36 @@ def test_nodata_rows_after_a_batch_that_ended_with_its_row(tmp_path, roof_model)
         assert r["tiles_skipped_nodata"] == 3
         probs.append(read(r["outputs"]["probability"]))
     np.testing.assert_array_equal(probs[0], probs[1])
+
+
+def test_column_bands_make_the_mask_while_the_last_band_runs(tmp_path, monkeypatch) -> None:
+    """With column bands the mask and polygons need whole rows; they follow the last band
+    down the scene (rows it finished are finished in every band) instead of waiting for
+    the end, so that work overlaps the model."""
+    from satseg.inference import postprocess
+
+    calls = {"model": 0, "first_mask_push": None}
+
+    class Counting(_ThresholdPredictor):
+        def __call__(self, x: np.ndarray) -> np.ndarray:
+            calls["model"] += 1
+            return super().__call__(x)
+
+    push = postprocess.MaskStream.push
+
+    def recording(self, *a, **kw):
+        if calls["first_mask_push"] is None:
+            calls["first_mask_push"] = calls["model"]
+        return push(self, *a, **kw)
+
+    monkeypatch.setattr(postprocess.MaskStream, "push", recording)
+    sc = make_scene(tmp_path, "cu", 600, 700, seed=4, labelme=False)
+    r = predict_scene(
+        Counting(128), sc.image, tmp_path / "o", column_band=250, pipeline=False, **FAST
+    )
+    from satseg.inference.blend import positions
+
+    rows, n_calls = len(positions(700, 128, 96)), calls["model"]
+    assert r["tiles"] == 6 * rows and n_calls == 3 * rows  # 3 bands of 2 tiles: 1 call a row
+    # the last band's calls are the final ``rows``: whole rows began among them
+    assert n_calls - rows < calls["first_mask_push"] < n_calls, calls
