@@ -3,6 +3,7 @@
     python bench/predict.py                 # 5000² and 20000² scenes, all measurements
     python bench/predict.py --sizes 5000    # quicker
     python bench/predict.py --only precision
+    python bench/predict.py --only dubai    # runtimes on real imagery (needs ../shared)
 
 Every measurement runs in its own subprocess, so its peak RSS (``ru_maxrss``) is its own.
 Measured in the same run, on the same CPU:
@@ -34,6 +35,7 @@ import argparse
 import json
 import os
 import resource
+import shutil
 import subprocess
 import sys
 import time
@@ -449,7 +451,13 @@ def main() -> None:
             "tflite-int8-dynamic",
         ],
     )
-    ap.add_argument("--only", choices=["e2e", "precision", "runtime"], help="run one part")
+    ap.add_argument("--only", choices=["e2e", "precision", "runtime", "dubai"], help="run one part")
+    ap.add_argument(
+        "--dubai-train-min",
+        type=float,
+        default=5.0,
+        help="--only dubai: training budget of the Dubai model (minutes; reused once made)",
+    )
     ap.add_argument(
         "--runtime-options",
         nargs="+",
@@ -490,6 +498,8 @@ def main() -> None:
             str(size): runtime_study(work, weights, size, args.runtime_options)
             for size in args.sizes
         }
+    if args.only == "dubai":
+        results["dubai"] = dubai_study(work, args.dubai_train_min)
     if args.only in (None, "e2e"):
         results["e2e"] = {}
         for size in args.sizes:
@@ -637,6 +647,115 @@ def runtime_study(work: Path, weights: str, size: int, options: list[str]) -> di
                 res[k]["accuracy"] = v
     _print_runtime_table(size, options, res)
     return res
+
+
+DUBAI = REPO.parent / "shared" / "data" / "real" / "dubai_buildings"
+DUBAI_RUNTIMES = [("tensorflow", "fp32"), ("onnxruntime", "fp32"), ("onnxruntime", "int8")]
+
+
+def dubai_study(work: Path, train_min: float) -> dict[str, Any]:
+    """Runtimes on real imagery: a model trained by the product on Dubai tiles 1-4
+    (``satseg ingest`` + ``satseg train``, ONNX artifacts made and verified at registration),
+    then ``predict_scene`` on the 18 images of tiles 5-6 with each runtime; building IoU
+    against the hand-made truth and against TensorFlow fp32's masks."""
+    if not DUBAI.is_dir():
+        print(f"{DUBAI} not found: Dubai study skipped", flush=True)
+        return {"skipped": str(DUBAI)}
+    home = work / "dubai"
+    env = {**os.environ, "SATSEG_HOME": str(home), "SATSEG_ONNX_ARTIFACTS": "true"}
+    if not (home / "trained").exists():
+        shutil.rmtree(home, ignore_errors=True)
+        inbox = home / "inbox" / "dubai"
+        inbox.mkdir(parents=True)
+        for f in sorted((DUBAI / "labelme").iterdir()):
+            if f.name.startswith(("tile1", "tile2", "tile3", "tile4")):
+                shutil.copy(f, inbox / f.name)
+        params = home / "params.yaml"
+        params.write_text(f"train:\n  time_budget_min: {train_min}\n")
+        env["SATSEG_PARAMS_FILE"] = str(params)
+        cli = [sys.executable, "-m", "satseg"]
+        t0 = time.perf_counter()
+        for cmd in (["ingest"], ["ingest"], ["train", "--dataset", "dubai"]):
+            print(f"satseg {' '.join(cmd)} ...", flush=True)
+            subprocess.run([*cli, *cmd], env=env, check=True, capture_output=True)
+        (home / "trained").write_text(f"{time.perf_counter() - t0:.0f} s\n")
+    r = run_worker("dubai", {"home": str(home), "out": str(work / "dubai_out")})
+    base = r["runs"]["tensorflow fp32"]
+    if "error" in r:
+        print(r["error"], flush=True)
+        return r
+    print(
+        f"Dubai tiles 5-6, {r['images']} images, model v{r['version']}; artifacts {r['artifacts']}"
+    )
+    for name, v in r["runs"].items():
+        print(
+            f"  {name:18s} building IoU {v['iou']:.4f} (vs TF fp32 {v['iou'] - base['iou']:+.4f}), "
+            f"mask IoU vs TF fp32 {v['iou_vs_tf']:.4f}, runtime used: {v['runtime']} "
+            f"{v['precision']}, {v['seconds']:.1f} s",
+            flush=True,
+        )
+    return r
+
+
+def w_dubai(a: dict[str, Any]) -> dict[str, Any]:
+    import cv2
+    import rasterio
+
+    os.environ["SATSEG_HOME"] = a["home"]
+    from satseg.config import get_settings
+    from satseg.inference.jobs import load_registered_model
+    from satseg.inference.predict import predict_scene
+
+    settings = get_settings()
+    model, info = load_registered_model(settings)
+    images = sorted(
+        p for p in (DUBAI / "labelme").glob("*.jpg") if p.name.startswith(("tile5", "tile6"))
+    )
+    runs: dict[str, Any] = {}
+    masks: dict[str, list[Any]] = {}
+    for runtime, precision in DUBAI_RUNTIMES:
+        name = f"{runtime} {precision}"
+        inter = union = 0
+        masks[name] = []
+        t0 = time.perf_counter()
+        used: dict[str, Any] = {}
+        for img in images:
+            out = Path(a["out"]) / name.replace(" ", "_") / img.stem
+            s = predict_scene(
+                model,
+                img,
+                out,
+                model_info=info,
+                runtime=runtime,
+                precision=precision,
+                force=True,
+            )
+            used = {"runtime": s["runtime"], "precision": s["params"]["precision"]}
+            with rasterio.open(s["outputs"]["mask"]) as d:
+                pred = d.read(1) == 1
+            truth = cv2.imread(str(DUBAI / "truth" / f"{img.stem}_buildings.png"), 0) > 127
+            inter += int((pred & truth).sum())
+            union += int((pred | truth).sum())
+            masks[name].append(pred)
+        ref = masks["tensorflow fp32"]
+        both = sum(int((m & r).sum()) for m, r in zip(masks[name], ref, strict=True))
+        either = sum(int((m | r).sum()) for m, r in zip(masks[name], ref, strict=True))
+        runs[name] = {
+            "iou": inter / max(1, union),
+            "iou_vs_tf": both / max(1, either),
+            "seconds": time.perf_counter() - t0,
+            **used,
+        }
+    art = info.get("artifacts")
+    verified = (
+        {k: v.get("reason") for k, v in art.meta.get("variants", {}).items()}
+        if art is not None
+        else info["artifacts_reason"]
+    )
+    return {"version": info["version"], "images": len(images), "artifacts": verified, "runs": runs}
+
+
+WORKERS["dubai"] = w_dubai
 
 
 def _print_runtime_table(size: int, options: list[str], res: dict[str, Any]) -> None:
