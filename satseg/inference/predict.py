@@ -452,8 +452,8 @@ def _stream_tiles(
     """Read strips ahead, cut and batch tiles for the model, blend and write behind.
 
     A scene wider than ``p.column_band`` goes band by band (``column_bands``), each band top
-    to bottom; the writer side then makes the mask and polygons from whole rows after the
-    last band. ``classes`` (multi-class): the tiles carry n channels and the writers are the
+    to bottom; the writer side makes the mask and polygons from whole rows, following the
+    last band down the scene. ``classes`` (multi-class): the tiles carry n channels and the writers are the
     class ones (``_open_class_writers``). Raises RasterError when the scene has no valid
     pixel (inside the writers: nothing is published).
     """

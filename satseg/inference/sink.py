@@ -34,7 +34,9 @@ class _Sink:
 
     blender: StripBlender
     spread: StripBlender | None
-    deferred = False  # column bands: whole-row work (mask, polygons) after the last band
+    deferred = False  # column bands: whole-row work (mask, polygons) follows the last band
+    WHOLE_ROWS = FLUSH_ROWS  # rows read back per piece of that work
+    _whole = 0  # deferred: rows [0, _whole) have had it
 
     def handle(self, msg: tuple[Any, ...]) -> None:
         kind = msg[0]
@@ -62,16 +64,12 @@ class _Sink:
                 self._catch_up(self.blender.height)
             self._finish()
 
-    _whole = 0  # deferred: rows [0, _whole) went through the whole-row work
-
     def _catch_up(self, upto: int) -> None:
         """Deferred: whole-row work for rows [_whole, upto), finished in every band."""
         while self._whole < upto:
             h = min(self.WHOLE_ROWS, upto - self._whole)
             self._whole_rows_from_raster(self._whole, h)
             self._whole += h
-
-    WHOLE_ROWS = FLUSH_ROWS
 
     def _whole_rows_from_raster(self, row0: int, h: int) -> None:
         raise NotImplementedError
