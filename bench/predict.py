@@ -650,7 +650,13 @@ def runtime_study(work: Path, weights: str, size: int, options: list[str]) -> di
 
 
 DUBAI = REPO.parent / "shared" / "data" / "real" / "dubai_buildings"
-DUBAI_RUNTIMES = [("tensorflow", "fp32"), ("onnxruntime", "fp32"), ("onnxruntime", "int8")]
+DUBAI_RUNTIMES = [
+    ("tensorflow", "fp32"),
+    ("tensorflow", "bf16"),
+    ("onnxruntime", "fp32"),
+    ("onnxruntime", "int8"),
+    ("auto", "auto"),
+]
 
 
 def dubai_study(work: Path, train_min: float) -> dict[str, Any]:
