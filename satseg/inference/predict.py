@@ -453,9 +453,9 @@ def _stream_tiles(
 
     A scene wider than ``p.column_band`` goes band by band (``column_bands``), each band top
     to bottom; the writer side makes the mask and polygons from whole rows, following the
-    last band down the scene. ``classes`` (multi-class): the tiles carry n channels and the writers are the
-    class ones (``_open_class_writers``). Raises RasterError when the scene has no valid
-    pixel (inside the writers: nothing is published).
+    last band down the scene. ``classes`` (multi-class): the tiles carry n channels and the
+    writers are the class ones (``_open_class_writers``). Raises RasterError when the scene
+    has no valid pixel (inside the writers: nothing is published).
     """
     W, H = source.width, source.height
     n = classes.channels if classes is not None else 1
