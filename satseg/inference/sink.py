@@ -23,7 +23,7 @@ from satseg.inference.blend import FLUSH_ROWS, StripBlender
 from satseg.inference.cog import CogWriter
 from satseg.inference.outputs import Decimator
 from satseg.inference.postprocess import MaskStream, to_u8
-from satseg.inference.tta import class_entropy, entropy
+from satseg.inference.tta import class_entropy, entropy_u8
 from satseg.inference.vectorize import PolygonWriter
 
 
@@ -126,8 +126,8 @@ class RowSink(_Sink):
             u8 = to_u8(prob)
             self.prob_w.write(row0, u8, valid if self.has_nodata else None, x0)
             if self.unc_w is not None:
-                unc = next(spread)[1] if spread is not None else entropy(prob)
-                self.unc_w.write(row0, to_u8(unc), valid if self.has_nodata else None, x0)
+                unc = to_u8(next(spread)[1]) if spread is not None else entropy_u8(prob)
+                self.unc_w.write(row0, unc, valid if self.has_nodata else None, x0)
             self.stats["valid_px"] += int(np.count_nonzero(valid))
             if not self.deferred:
                 for m0, m in self.masks.push(row0, u8, ~valid):

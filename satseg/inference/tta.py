@@ -11,6 +11,7 @@ from the blended probability itself; multi-class, the entropy over the classes /
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import Any
 
@@ -82,6 +83,25 @@ def entropy(prob: np.ndarray) -> np.ndarray:
     h = -(p * np.log2(p) + (1 - p) * np.log2(1 - p))
     h[(prob <= 0) | (prob >= 1)] = 0.0
     return h.astype(np.float32)
+
+
+_LUT_STEPS = 65535  # 16-bit probability steps: the uint8 entropy is within one level
+
+
+@functools.cache
+def _entropy_lut() -> np.ndarray:
+    from satseg.inference.postprocess import to_u8
+
+    return to_u8(entropy(np.arange(_LUT_STEPS + 1, dtype=np.float32) / _LUT_STEPS))
+
+
+def entropy_u8(prob: np.ndarray) -> np.ndarray:
+    """``to_u8(entropy(prob))`` through a 65536-entry table of the probability in 16-bit
+    steps: a quarter of the CPU of the logarithms, within one level (1/255 bit) of them."""
+    q = np.asarray(prob, np.float32) * np.float32(_LUT_STEPS)
+    q += np.float32(0.5)
+    np.clip(q, 0, _LUT_STEPS, out=q)
+    return _entropy_lut()[q.astype(np.uint16)]
 
 
 def class_entropy(prob: np.ndarray) -> np.ndarray:

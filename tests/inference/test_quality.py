@@ -105,6 +105,26 @@ def test_views_invert_and_tta_of_an_equivariant_model_changes_nothing(roof_model
     assert entropy(np.array([0.0, 0.5, 1.0])).tolist() == [0.0, 1.0, 0.0]
 
 
+def test_the_entropy_table_is_within_one_level_of_the_logarithms() -> None:
+    """The binary sink's uncertainty (``entropy_u8``, a 16-bit table) against
+    ``to_u8(entropy(p))`` on every 16-bit step, random and extreme probabilities."""
+    from satseg.inference.postprocess import to_u8
+    from satseg.inference.tta import entropy_u8
+
+    rng = np.random.default_rng(3)
+    p = np.concatenate(
+        [
+            np.linspace(0, 1, 65536 * 7, dtype=np.float32),
+            rng.random(7 * 10**4, dtype=np.float32) ** 8,  # crowded near 0, where it is steep
+            np.array([0, 1e-7, 0.5, 1 - 1e-7, 1, -0.1, 1.1], np.float32),
+        ]
+    ).reshape(-1, 7)  # any shape
+    got, want = entropy_u8(p), to_u8(entropy(np.clip(p, 0, 1)))
+    assert got.dtype == np.uint8 and got.shape == p.shape
+    assert np.abs(got.astype(int) - want.astype(int)).max() <= 1
+    assert entropy_u8(np.array([0.0, 0.5, 1.0], np.float32)).tolist() == [0, 255, 0]
+
+
 @pytest.fixture(scope="module")
 def lopsided_model():
     """Roof-bright test on the red channel 6 px to the left: flipped views disagree at edges."""
