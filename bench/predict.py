@@ -312,6 +312,7 @@ def w_e2e(a: dict[str, Any]) -> dict[str, Any]:
         "e2e_s": e2e,
         "tiles": s["tiles"] - s["tiles_skipped_nodata"],
         "model_s_inside": s["model_seconds"],
+        "timings": s.get("timings", {}),
         "model_rounds": before + after,
         "e2e_cpu_s": e2e_cpu,
         "mpx": s["width"] * s["height"] / 1e6,
@@ -602,6 +603,10 @@ def _print_e2e(size: int, opt: str, r: dict[str, Any]) -> None:
     line += f"; peak RSS {r['rss_mib']:.0f} MiB"
     if "rss_before_e2e_mib" in r:
         line += f" ({r['rss_before_e2e_mib']:.0f} before the scene)"
+    if r.get("timings"):
+        line += "\n    where the time went (s): " + ", ".join(
+            f"{k.removesuffix('_s')} {v:.2f}" for k, v in r["timings"].items()
+        )
     print(line, flush=True)
 
 

@@ -13,6 +13,7 @@ import ctypes
 import functools
 import queue
 import threading
+import time
 from collections.abc import Callable, Iterable, Iterator
 from types import TracebackType
 from typing import Any, TypeVar
@@ -80,7 +81,13 @@ def prefetch(items: Iterable[T], depth: int = 1, enabled: bool = True) -> Iterat
 
 
 class Worker:
-    """Context manager: ``put(msg)`` calls ``handle(msg)`` in order on one background thread."""
+    """Context manager: ``put(msg)`` calls ``handle(msg)`` in order on one background thread.
+
+    It keeps the figures that say whether the writer side keeps up: ``busy_s`` (wall time in
+    ``handle``), ``cpu_s`` (the thread's CPU time in it), ``blocked_s`` (time ``put`` waited
+    for a full queue: the producer stalled behind the writer) and ``drain_s`` (time from the
+    last ``put`` to the end of the work on exit).
+    """
 
     def __init__(self, handle: Callable[[Any], None], maxsize: int = 4, enabled: bool = True):
         self.handle = handle
@@ -88,6 +95,7 @@ class Worker:
         self._q: queue.Queue[Any] = queue.Queue(maxsize=maxsize)
         self._err: BaseException | None = None
         self._t: threading.Thread | None = None
+        self.busy_s = self.cpu_s = self.blocked_s = self.drain_s = 0.0
 
     def __enter__(self) -> Worker:
         if self.enabled:
@@ -101,18 +109,32 @@ class Worker:
             if msg is _STOP:
                 return
             if self._err is None:  # after an error, drain without work until stopped
-                try:
-                    self.handle(msg)
-                except BaseException as err:
-                    self._err = err
+                self._handle(msg)
+
+    def _handle(self, msg: Any) -> None:
+        t0, c0 = time.perf_counter(), time.thread_time()
+        try:
+            self.handle(msg)
+        except BaseException as err:
+            if self._t is None:
+                raise
+            self._err = err
+        finally:
+            self.busy_s += time.perf_counter() - t0
+            self.cpu_s += time.thread_time() - c0
 
     def put(self, msg: Any) -> None:
         if self._err is not None:
             raise self._err
         if self._t is None:
-            self.handle(msg)
-        else:
+            self._handle(msg)
+            return
+        try:
+            self._q.put_nowait(msg)
+        except queue.Full:
+            t0 = time.perf_counter()
             self._q.put(msg)
+            self.blocked_s += time.perf_counter() - t0
 
     def __exit__(
         self,
@@ -121,8 +143,10 @@ class Worker:
         tb: TracebackType | None,
     ) -> None:
         if self._t is not None:
+            t0 = time.perf_counter()
             self._q.put(_STOP)
             self._t.join()
+            self.drain_s = time.perf_counter() - t0
         if exc_type is None and self._err is not None:
             raise self._err
 

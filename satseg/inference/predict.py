@@ -23,7 +23,7 @@ import datetime as dt
 import logging
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -234,6 +234,7 @@ class _Streamed:
     class_px: list[int] | None = None  # multi-class: pixels of each class
     class_polygons: list[int] | None = None
     class_area_m2: list[float] | None = None
+    timings: dict[str, float] = field(default_factory=dict)  # seconds, see ``_timings``
 
 
 def _run(
@@ -259,6 +260,8 @@ def _run(
     rgb_q, mask_q = Decimator(source.width, source.height), Decimator(source.width, source.height)
     with _open_writers(paths, source, _tags(info, p, precision, source), info, p) as writers:
         done = _stream_tiles(predictor, source, p, window, pipeline, writers, rgb_q, mask_q)
+        t_publish = time.perf_counter()
+    done.timings["publish_s"] = time.perf_counter() - t_publish
     vec = writers[2]  # closed: polygons held back at the last chunk boundary are counted now
     done.polygons, done.area_m2 = vec.count, vec.total_area_m2
     trim_heap()
@@ -284,6 +287,8 @@ def _run_classes(
     tags = {**_tags(info, p, predictor.precision, source), "classes": ",".join(classes.names)}
     with _open_class_writers(paths, source, tags, info, p, classes) as writers:
         done = _stream_tiles(predictor, source, p, window, pipeline, writers, rgb_q, cls_q, classes)
+        t_publish = time.perf_counter()
+    done.timings["publish_s"] = time.perf_counter() - t_publish
     vec = writers[2]
     done.polygons, done.area_m2 = vec.count, vec.total_area_m2
     done.class_polygons = [vec.count_by_value[i] for i in range(len(classes.names))]
@@ -482,6 +487,7 @@ def _stream_tiles(
         sink = RowSink(blender, masks, *writers[:3], mask_q, has_nodata, writers[3], spread)
     sink.deferred = len(bands) > 1
     done = _Streamed()
+    t0 = time.perf_counter()
     with Worker(sink.handle, enabled=pipeline) as behind:
         for k, band in enumerate(bands):
             if k:
@@ -489,6 +495,7 @@ def _stream_tiles(
                 behind.put(("band", blender, spread))
             _stream_band(predictor, source, p, blender, pipeline, behind, rgb_q, done)
         behind.put(("finish",))
+    done.timings = _timings(time.perf_counter() - t0, done.model_seconds, behind)
     done.valid_px = sink.stats["valid_px"]
     if isinstance(sink, ClassRowSink):
         assert classes is not None
@@ -502,6 +509,21 @@ def _stream_tiles(
     return done
 
 
+def _timings(stream_s: float, model_s: float, behind: Worker) -> dict[str, float]:
+    """Where a streaming pass spent its time: ``stream_s`` (first strip read to the last row
+    written), ``model_s`` inside it, the writer thread's ``writer_busy_s`` / ``writer_cpu_s``
+    (blend, rasters, mask, polygons), ``waited_for_writer_s`` (the model loop stalled on a
+    full writer queue) and ``writer_tail_s`` (writer work left after the last batch)."""
+    return {
+        "stream_s": stream_s,
+        "model_s": model_s,
+        "writer_busy_s": behind.busy_s,
+        "writer_cpu_s": behind.cpu_s,
+        "waited_for_writer_s": behind.blocked_s,
+        "writer_tail_s": behind.drain_s,
+    }
+
+
 def _stream_band(
     predictor: Any,
     source: SceneReader,
@@ -513,7 +535,29 @@ def _stream_band(
     done: _Streamed,
 ) -> None:
     """One column band (the whole width when there is one) through the model, top to
-    bottom: strips of its columns read ahead, tiles batched, every row flushed at the end."""
+    bottom. The model loop only runs the model: cutting, batching and scaling the tiles
+    (``_band_work``) run a batch ahead on their own thread, so the model's threads are not
+    left idle while the next batch is put together."""
+    for kind, *rest in prefetch(
+        _band_work(source, p, blender, rgb_q, done, pipeline), depth=2, enabled=pipeline
+    ):
+        if kind == "batch":
+            done.model_seconds += _predict_batch(predictor, rest[0], rest[1], behind)
+        else:
+            behind.put(rest[0])
+
+
+def _band_work(
+    source: SceneReader,
+    p: PredictParams,
+    blender: StripBlender,
+    rgb_q: Decimator,
+    done: _Streamed,
+    pipeline: bool,
+) -> Iterator[tuple[Any, ...]]:
+    """The band's work in order: ``("batch", coords, x)`` (model input, scaled) and
+    ``("msg", message)`` for the writer (flush points, nodata rows), from strips of the
+    band's columns read ahead; every row is flushed at the end."""
     H, ys, x0 = source.height, blender.ys, blender.x0
     has_nodata = source.nodata is not None
     whole = blender.band.width == source.width
@@ -522,23 +566,27 @@ def _stream_band(
         y1 = min(y + p.tile, H)
         return source.rows(y, y1) if whole else source.window(y, x0, y1 - y, blender.band.width)
 
+    def ready(tiles: list[tuple[int, int, np.ndarray]]) -> tuple[Any, ...]:
+        coords = [(y, x) for y, x, _ in tiles]
+        return "batch", coords, to_model_input(np.stack([t for _, _, t in tiles]))
+
     batch: list[tuple[int, int, np.ndarray]] = []
     strips = ((i, y, *strip(y)) for i, y in enumerate(ys))
     for i, y, rgb, nd in prefetch(strips, enabled=pipeline):
         trim_heap()
         if batch and y - batch[0][0] > blender.reach:  # rows of skipped tiles since it
-            done.model_seconds += _predict_batch(predictor, batch, behind)  # started:
-            batch = []  # predict it now, within the strip buffer
+            yield ready(batch)  # started: predict it now, within the strip buffer
+            batch = []
         if not batch:  # every tile above is in: finish those rows before this strip's nodata
-            behind.put(("flush", y))  # rows arrive (they reach a tile below the buffer)
+            yield "msg", ("flush", y)  # rows arrive (they reach a tile below the buffer)
         if has_nodata:
-            behind.put(("nodata", y, nd))
+            yield "msg", ("nodata", y, nd)
         next_y = ys[i + 1] if i + 1 < len(ys) else H
         rgb_q.push(y, rgb[: next_y - y, : blender.own], x0)
         for x in blender.xs:
             done.tiles += 1
             if not batch:
-                behind.put(("flush", y))
+                yield "msg", ("flush", y)
             c = x - x0
             if has_nodata and nd[:, c : c + p.tile].all():
                 done.tiles_skipped += 1
@@ -548,11 +596,11 @@ def _stream_band(
                 t = _pad(t, p.tile)
             batch.append((y, x, t))
             if len(batch) == p.batch_size:
-                done.model_seconds += _predict_batch(predictor, batch, behind)
+                yield ready(batch)
                 batch = []
     if batch:
-        done.model_seconds += _predict_batch(predictor, batch, behind)
-    behind.put(("flush", H))
+        yield ready(batch)
+    yield "msg", ("flush", H)
 
 
 def _summarise(
@@ -614,6 +662,7 @@ def _summarise(
         "tiles": done.tiles,
         "tiles_skipped_nodata": done.tiles_skipped,
         "model_seconds": round(done.model_seconds, 3),
+        "timings": {k: round(v, 3) for k, v in done.timings.items()},
         "polygons": done.polygons,
         "building_area_m2": round(done.area_m2, 1) if source.georeferenced else None,
         "positive_fraction": round(done.positive_px / max(1, done.valid_px), 6),
@@ -680,15 +729,14 @@ def _vector_props(
 
 
 def _predict_batch(
-    predictor: TTA, batch: list[tuple[int, int, np.ndarray]], behind: Worker
+    predictor: TTA, coords: list[tuple[int, int]], x: np.ndarray, behind: Worker
 ) -> float:
     """Run one batch (every TTA view); hand the probabilities (and the views' spread) to the
     writer thread; return model seconds."""
-    x = to_model_input(np.stack([t for _, _, t in batch]))
     t0 = time.perf_counter()
     probs, spread = predictor.predict(x)
     dt_ = time.perf_counter() - t0
-    behind.put(("add", [(y, xx) for y, xx, _ in batch], probs, spread))
+    behind.put(("add", coords, probs, spread))
     return dt_
 
 

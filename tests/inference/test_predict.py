@@ -433,3 +433,55 @@ def test_column_bands_make_the_mask_while_the_last_band_runs(tmp_path, monkeypat
     assert r["tiles"] == 6 * rows and n_calls == 3 * rows  # 3 bands of 2 tiles: 1 call a row
     # the last band's calls are the final ``rows``: whole rows began among them
     assert n_calls - rows < calls["first_mask_push"] < n_calls, calls
+
+
+def test_tiles_are_batched_off_the_model_thread_and_timings_say_where_time_went(
+    tmp_path, monkeypatch
+) -> None:
+    """With the pipeline on, cutting and scaling tiles runs on its own thread a batch ahead
+    (the model's thread only runs the model); ``timings`` in the summary splits the pass
+    into model, writer and publishing time. Without the pipeline it all runs inline."""
+    import threading
+    import time
+
+    from satseg.inference import predict as predict_mod
+
+    scaled_on: set[str] = set()
+    model_on: set[str] = set()
+    real = predict_mod.to_model_input
+
+    def recording(x: np.ndarray) -> np.ndarray:
+        scaled_on.add(threading.current_thread().name)
+        return real(x)
+
+    class Slow(_ThresholdPredictor):
+        def __call__(self, x: np.ndarray) -> np.ndarray:
+            model_on.add(threading.current_thread().name)
+            time.sleep(0.01)
+            return super().__call__(x)
+
+    monkeypatch.setattr(predict_mod, "to_model_input", recording)
+    sc = make_scene(tmp_path, "bt", 500, 450, seed=5, labelme=False)
+    r = predict_scene(Slow(128), sc.image, tmp_path / "o", **FAST)
+    main = threading.main_thread().name
+    assert model_on == {main} and main not in scaled_on and scaled_on, (model_on, scaled_on)
+    t = r["timings"]
+    assert set(t) == {
+        "stream_s",
+        "model_s",
+        "writer_busy_s",
+        "writer_cpu_s",
+        "waited_for_writer_s",
+        "writer_tail_s",
+        "publish_s",
+    }
+    n_batches = -(-(r["tiles"] - r["tiles_skipped_nodata"]) // 2)  # FAST: the default batch
+    assert t["model_s"] >= 0.01 * n_batches * 0.9 and t["model_s"] <= t["stream_s"]
+    assert t["writer_busy_s"] > 0 and t["publish_s"] > 0
+    assert r["model_seconds"] == round(t["model_s"], 3)
+    scaled_on.clear(), model_on.clear()
+    inline = predict_scene(Slow(128), sc.image, tmp_path / "i", pipeline=False, **FAST)
+    assert scaled_on == model_on == {main}
+    assert inline["timings"]["waited_for_writer_s"] == 0.0
+    for key in ("probability", "mask"):
+        np.testing.assert_array_equal(read(r["outputs"][key]), read(inline["outputs"][key]))

@@ -190,6 +190,29 @@ def test_prefetch_and_worker_keep_order_and_raise_errors() -> None:
     with pytest.raises(ValueError, match="bad row"), Worker(fail) as w:
         for i in range(10):
             w.put(i)
+    with pytest.raises(ValueError, match="bad row"), Worker(fail, enabled=False) as w:
+        for i in range(10):
+            w.put(i)
+
+
+def test_worker_says_when_the_writer_holds_the_producer_up() -> None:
+    """A slow writer fills the queue: the producer's waits, the writer's busy time and the
+    work left at the end are what ``timings`` in a prediction's summary report."""
+    import time
+
+    from satseg.inference.pipeline import Worker
+
+    with Worker(lambda _: time.sleep(0.02), maxsize=1) as slow:
+        for i in range(10):
+            slow.put(i)
+    assert slow.busy_s >= 0.2 - 0.01  # ten handled messages of 20 ms
+    assert slow.blocked_s >= 0.1  # the producer waited for most of them
+    assert 0 < slow.drain_s < slow.busy_s  # the last one or two after the last put
+    assert slow.cpu_s < slow.busy_s / 2  # sleeping is not CPU
+    with Worker(lambda _: sum(range(20000)), maxsize=100) as fast:
+        for i in range(50):
+            fast.put(i)
+    assert fast.blocked_s == 0.0 and fast.cpu_s > 0
 
 
 @pytest.mark.parametrize(
