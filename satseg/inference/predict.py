@@ -539,7 +539,7 @@ def _stream_band(
     (``_band_work``) run a batch ahead on their own thread, so the model's threads are not
     left idle while the next batch is put together."""
     for kind, *rest in prefetch(
-        _band_work(source, p, blender, rgb_q, done, pipeline), depth=2, enabled=pipeline
+        _band_work(source, p, blender, rgb_q, done, pipeline), enabled=pipeline
     ):
         if kind == "batch":
             done.model_seconds += _predict_batch(predictor, rest[0], rest[1], behind)

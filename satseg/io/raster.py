@@ -120,7 +120,9 @@ def make_scaler(
 
 def to_model_input(rgb: np.ndarray) -> np.ndarray:
     """uint8 RGB (…, h, w, 3) -> float32 in [0, 1]: the one normalisation of satseg."""
-    return rgb.astype(np.float32) * (1.0 / 255.0)
+    x = rgb.astype(np.float32)
+    x *= np.float32(1.0 / 255.0)  # in place: no second float copy of the batch
+    return x
 
 
 def read_plain_image(path: Path | str) -> np.ndarray:
