@@ -17,6 +17,8 @@ from typing import Any
 
 import numpy as np
 
+from satseg.inference.postprocess import to_u8
+
 Predictor = Callable[[np.ndarray], np.ndarray]
 MODES = ("none", "flips", "d4")  # satseg.params.Tta
 
@@ -90,14 +92,12 @@ _LUT_STEPS = 65535  # 16-bit probability steps: the uint8 entropy is within one 
 
 @functools.cache
 def _entropy_lut() -> np.ndarray:
-    from satseg.inference.postprocess import to_u8
-
     return to_u8(entropy(np.arange(_LUT_STEPS + 1, dtype=np.float32) / _LUT_STEPS))
 
 
 def entropy_u8(prob: np.ndarray) -> np.ndarray:
     """``to_u8(entropy(prob))`` through a 65536-entry table of the probability in 16-bit
-    steps: a quarter of the CPU of the logarithms, within one level (1/255 bit) of them."""
+    steps: a third of the CPU of the logarithms, within one level (1/255 bit) of them."""
     q = np.asarray(prob, np.float32) * np.float32(_LUT_STEPS)
     q += np.float32(0.5)
     np.clip(q, 0, _LUT_STEPS, out=q)
