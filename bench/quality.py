@@ -4,6 +4,7 @@
     python bench/quality.py --budget-min 6          # short comparison, same seed
     python bench/quality.py --variants main default nob:border_weight=0
     python bench/quality.py --epochs 3 --budget-min 0   # fixed epochs instead of minutes
+    SATSEG_BENCH_DUBAI=/tmp/copy python bench/quality.py  # a changed copy of the dataset
 
 Tiles 1-4 of ``../shared/data/real/dubai_buildings`` go through the product's own ingest
 (``satseg.ingest.pipeline.run_once``, params.yaml defaults: 256 px patches, scene split with
@@ -46,7 +47,12 @@ os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")
 
-REAL = REPO.parent / "shared" / "data" / "real" / "dubai_buildings"
+# another copy of the dataset (same layout: labelme/, truth/), e.g. photometrically changed
+REAL = Path(
+    os.environ.get(
+        "SATSEG_BENCH_DUBAI", REPO.parent / "shared" / "data" / "real" / "dubai_buildings"
+    )
+)
 TRAIN_TILES = ("tile1", "tile2", "tile3", "tile4")
 TEST_TILES = ("tile5", "tile6")
 
