@@ -128,6 +128,7 @@ def onnx_session_options(root: Path = CGROUP_ROOT) -> Any:
     """``onnxruntime.SessionOptions`` with its intra-op pool sized from ``available_cpus``.
 
     ONNX Runtime sizes its pool from the host's cores and reads no environment variable.
+    ``satseg.registry.artifacts.ort_session`` starts from these for every session.
     """
     import onnxruntime as ort
 

@@ -112,11 +112,11 @@ def ort_session(path: Path | str, threads: int | None = None) -> Any:
     """
     import onnxruntime as ort
 
-    from satseg.cpus import available_cpus
+    from satseg.cpus import onnx_session_options
 
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads = threads or available_cpus()
-    opts.inter_op_num_threads = 1
+    opts = onnx_session_options()
+    if threads:
+        opts.intra_op_num_threads = threads
     opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     opts.log_severity_level = 3  # tf2onnx's Resize attribute warns once per node
