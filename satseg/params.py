@@ -54,6 +54,7 @@ OnTimeout = Literal["reject", "promote"]
 Sampler = Literal["scenes", "patches"]
 Schedule = Literal["cosine", "plateau"]
 TrainPrecision = Literal["auto", "fp32", "bf16"]
+WeightAveraging = Literal["none", "ema"]
 ARCHS: tuple[str, ...] = get_args(Arch)  # satseg.models.ARCHS
 LOSSES: tuple[str, ...] = get_args(Loss)
 PRECISIONS: tuple[str, ...] = get_args(Precision)  # satseg.inference.engine.PRECISIONS
@@ -368,6 +369,14 @@ class TrainParams(Section):
     precision: TrainPrecision = Field(
         default="auto",
         description="auto (mixed bf16 on CPUs with AVX512_BF16/AMX, else fp32) | fp32 | bf16",
+    )
+    weight_averaging: WeightAveraging = Field(
+        default="none",
+        description="ema: also keep an exponential moving average of the weights; the final "
+        "model is the average or the best checkpoint, whichever scores better on val",
+    )
+    ema_momentum: float = Field(
+        default=0.99, gt=0, lt=1, description="weight_averaging ema: decay per training step"
     )
     class_weighting: ClassWeighting = Field(
         default="none",

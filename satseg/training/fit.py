@@ -159,9 +159,14 @@ class CosineBudget(tf.keras.callbacks.Callback):  # type: ignore[misc]
 
 
 def _optimizer(cfg: TrainConfig) -> tf.keras.optimizers.Optimizer:
+    # weight_averaging ema: the optimizer keeps the average; fit() writes it into the model
+    # at the end (finalize_variable_values), the checkpoints keep the raw weights
+    ema = {"use_ema": cfg.weight_averaging == "ema", "ema_momentum": cfg.ema_momentum}
     if cfg.weight_decay <= 0:
-        return tf.keras.optimizers.Adam(cfg.learning_rate)
-    opt = tf.keras.optimizers.AdamW(learning_rate=cfg.learning_rate, weight_decay=cfg.weight_decay)
+        return tf.keras.optimizers.Adam(cfg.learning_rate, **ema)
+    opt = tf.keras.optimizers.AdamW(
+        learning_rate=cfg.learning_rate, weight_decay=cfg.weight_decay, **ema
+    )
     opt.exclude_from_weight_decay(var_names=["bn", "bias", "beta", "gamma"])
     return opt
 
@@ -296,12 +301,26 @@ def fit(
         callbacks=cbs,
         verbose=verbose,
     )
-    if ckpt.exists():
+    history: dict[str, Any] = {k: [float(v) for v in vs] for k, vs in hist.history.items()}
+    keep_average = False
+    if cfg.weight_averaging == "ema" and history.get(monitor):
+        ema = _val_score(trained, val_ds, monitor)  # fit() ended with the average written in
+        keep_average = ema > max(history[monitor])
+        history["ema_" + monitor], history["ema_kept"] = [ema], [float(keep_average)]
+        log.info("weight average: %s %.4f, best epoch %.4f: keeping the %s",
+                 monitor, ema, max(history[monitor]),
+                 "average" if keep_average else "best epoch")  # fmt: skip
+    if ckpt.exists() and not keep_average:
         trained.load_weights(str(ckpt))
     if trained is not model:
         model.set_weights(trained.get_weights())
-    history: dict[str, Any] = {k: [float(v) for v in vs] for k, vs in hist.history.items()}
     return model, history
+
+
+def _val_score(model: tf.keras.Model, val_ds: Any, monitor: str) -> float:
+    """The monitored val metric (``val_iou`` / ``val_miou``) of the weights ``model`` holds."""
+    scores = model.evaluate(val_ds, verbose=0, return_dict=True)
+    return float(scores[monitor.removeprefix("val_")])
 
 
 def _schedule(cfg: TrainConfig) -> tf.keras.callbacks.Callback:

@@ -208,12 +208,13 @@ def train_candidate(
         workdir = settings.models / run_id
         model, history = fit(data["dir"], cfg, workdir, callbacks=[tracking.epoch_logger()])
         ckpt = save_model(model, workdir / "model.h5")
-        if "val_miou" in history:  # multi-class
-            best = max(history["val_miou"])
-            mlflow.log_metric("best_epoch_val_miou", best)
-        else:
-            best = max(history.get("val_iou", [0.0]))
-            mlflow.log_metric("best_epoch_val_iou", best)
+        val = "val_miou" if "val_miou" in history else "val_iou"  # multi-class | binary
+        # the kept weights' val score: the best epoch's, or the weight average's when it won
+        best = max([*history.get(val, [0.0]), *history.get(f"ema_{val}", [])])
+        mlflow.log_metric(f"best_epoch_{val}", best)
+        if f"ema_{val}" in history:
+            mlflow.log_metrics({f"ema_{val}": history[f"ema_{val}"][0],
+                                "ema_kept": history["ema_kept"][0]})  # fmt: skip
         mlflow.set_tag("checkpoint", str(ckpt))
     return Candidate(
         run_id=run_id, checkpoint=str(ckpt), best_epoch_val_iou=best, config=cfg.to_dict()

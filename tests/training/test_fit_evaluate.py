@@ -75,6 +75,34 @@ def test_pipeline_learns_a_clear_signal(tmp_path: Path) -> None:
     assert final["iou"] == pytest.approx(max(history["val_iou"]), abs=1e-4)
 
 
+@pytest.mark.parametrize("momentum", [0.5, 0.999])
+def test_weight_average_or_best_epoch_whichever_scores_better_on_val(
+    tiny_dataset: Path, tmp_path: Path, momentum: float
+) -> None:
+    """``weight_averaging: ema``: the model handed back holds the weight average when it beats
+    the best epoch on val, else the best checkpoint; the history says which, with the score."""
+    cfg = TrainConfig(
+        arch="linknet", epochs=3, batch_size=4, patience=3, precision="fp32",
+        weight_averaging="ema", ema_momentum=momentum,
+    )  # fmt: skip
+    model, history = fit(tiny_dataset, cfg, tmp_path / "w", verbose=0)
+    ema, best = history["ema_val_iou"][0], max(history["val_iou"])
+    kept = history["ema_kept"] == [1.0]
+    assert kept == (ema > best)
+    assert evaluate(model, tiny_dataset, "val")["iou"] == pytest.approx(max(ema, best), abs=1e-4)
+    checkpoint = build_like(model)
+    checkpoint.load_weights(str(tmp_path / "w" / "best.weights.h5"))
+    pairs = zip(model.get_weights(), checkpoint.get_weights(), strict=True)
+    same = all(np.array_equal(a, b) for a, b in pairs)
+    assert same != kept  # the average is not any epoch's weights
+
+
+def build_like(model: tf.keras.Model) -> tf.keras.Model:
+    clone = tf.keras.models.clone_model(model)
+    clone.build(model.input_shape)
+    return clone
+
+
 def test_time_budget_stops_training(tiny_dataset: Path, tmp_path: Path) -> None:
     cfg = TrainConfig(arch="linknet", epochs=5, batch_size=8, time_budget_min=1e-4)
     _, history = fit(tiny_dataset, cfg, tmp_path / "w")
