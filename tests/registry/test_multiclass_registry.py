@@ -73,18 +73,19 @@ def test_multiclass_run_logs_per_class_metrics_and_carries_its_class_table(
 
     settings, ddir = landcover
     data = resolve_data(settings, dataset="lc")
-    cand = train_candidate(
-        settings, data, {"epochs": 2, "batch_size": 4, "window": 64, "time_budget_min": None}
-    )
+    train = {"epochs": 2, "batch_size": 4, "window": 64, "time_budget_min": None}
+    cand = train_candidate(settings, data, {**train, "weight_averaging": "ema"})
     client = tracking.setup(settings)
     run = client.get_run(cand["run_id"])
     table = read_manifest(ddir)["classes"]
     assert json.loads(run.data.tags[CLASSES_TAG]) == table
     for key in ("val_miou", "val_iou_water", "val_iou_building", "miou"):
         assert len(client.get_metric_history(cand["run_id"], key)) == 2, key
-    assert cand["best_epoch_val_iou"] == max(
-        m.value for m in client.get_metric_history(cand["run_id"], "val_miou")
-    )
+    # the kept weights' score: the best epoch's, or the weight average's where it won on val
+    epochs = [m.value for m in client.get_metric_history(cand["run_id"], "val_miou")]
+    ema, kept = run.data.metrics["ema_val_miou"], run.data.metrics["ema_kept"]
+    assert kept == float(ema > max(epochs))
+    assert cand["best_epoch_val_iou"] == pytest.approx(max(*epochs, ema))
 
     monkeypatch.setenv("SATSEG_ONNX_ARTIFACTS", "true")
     onnx_settings = get_settings(onnx_artifacts=True)
