@@ -305,11 +305,11 @@ def fit(
     keep_average = False
     if cfg.weight_averaging == "ema" and history.get(monitor):
         ema = _val_score(trained, val_ds, monitor)  # fit() ended with the average written in
-        keep_average = ema > max(history[monitor])
+        best = max(history[monitor])
+        keep_average = ema > best
         history["ema_" + monitor], history["ema_kept"] = [ema], [float(keep_average)]
         log.info("weight average: %s %.4f, best epoch %.4f: keeping the %s",
-                 monitor, ema, max(history[monitor]),
-                 "average" if keep_average else "best epoch")  # fmt: skip
+                 monitor, ema, best, "average" if keep_average else "best epoch")  # fmt: skip
     if ckpt.exists() and not keep_average:
         trained.load_weights(str(ckpt))
     if trained is not model:
