@@ -627,9 +627,12 @@ def runtime_study(work: Path, weights: str, size: int, options: list[str]) -> di
         print(json.dumps(r, indent=1, default=str), flush=True)
     img = scene(work, size, seed=11)
     res: dict[str, Any] = {}
+    keys: list[str] = []  # a repeated option is a second run: "auto", "auto#2", ...
     for opt in options:
-        print(f"{size}² {opt} ...", flush=True)
-        out = str(work / "rt" / f"{size}_{opt.replace('@', '_')}")
+        key = opt if opt not in keys else f"{opt}#{options[: len(keys)].count(opt) + 1}"
+        keys.append(key)
+        print(f"{size}² {key} ...", flush=True)
+        out = str(work / "rt" / f"{size}_{key.replace('@', '_').replace('#', '_')}")
         r = run_worker(
             "e2e",
             {"weights": weights, "scene": img, "option": opt, "out": out, "artifacts": str(art)},
@@ -641,16 +644,16 @@ def runtime_study(work: Path, weights: str, size: int, options: list[str]) -> di
             r["e2e_vs_model"] = model_s / r["e2e_s"]
             model_cpu = r["tiles"] * med(r["model_rounds"], "cpu_ms_per_tile") / 1000
             r["e2e_vs_model_cpu"] = model_cpu / r["e2e_cpu_s"]
-        res[opt] = r
-        _print_e2e(size, opt, r)
+        res[key] = r
+        _print_e2e(size, key, r)
     ok = {k: v["outputs"] for k, v in res.items() if "error" not in v}
-    base = options[0]
+    base = keys[0]
     if base in ok and len(ok) > 1:
         acc = run_worker("accuracy", {"size": size, "seed": 11, "ref": ok[base], "runs": ok})
         for k, v in acc.items():
             if isinstance(v, dict):
                 res[k]["accuracy"] = v
-    _print_runtime_table(size, options, res)
+    _print_runtime_table(size, keys, res)
     return res
 
 
