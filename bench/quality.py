@@ -5,6 +5,7 @@
     python bench/quality.py --variants main default nob:border_weight=0
     python bench/quality.py --epochs 3 --budget-min 0   # fixed epochs instead of minutes
     SATSEG_BENCH_DUBAI=/tmp/copy python bench/quality.py  # a changed copy of the dataset
+    python bench/quality.py --keep /tmp/q               # keep models + predictions to look at
 
 Tiles 1-4 of ``../shared/data/real/dubai_buildings`` go through the product's own ingest
 (``satseg.ingest.pipeline.run_once``, params.yaml defaults: 256 px patches, scene split with
@@ -12,17 +13,19 @@ val inside tiles 1-4); each variant is then trained by ``satseg.training.fit.fit
 ``train:`` defaults plus the variant's overrides, and scored on the 18 images of tiles 5-6
 (never seen, never used to pick a checkpoint) against ``truth/*_buildings.png``:
 
-* pooled pixel IoU / Dice / precision / recall over all 18 images, and the mean per-image IoU
+* each image predicted by the product (``satseg.inference.predict.predict_scene`` with
+  params.yaml's ``predict:`` defaults: 512 px tiles, 64 px overlap, sin⁴ blend, opening,
+  ``precision: auto``) with the post-processing the retrain stores with the model (threshold
+  and minimum area tuned on val by ``satseg.training.evaluate.tune``);
+* ``shipped``: its mask COG, what a user gets; ``raw``: its probability COG at 0.5 without
+  opening or area filter (the model alone, the figure of earlier stops);
+* for both, pooled pixel IoU / Dice / precision / recall, object F1 (IoU >= 0.5 matches) and
+  boundary IoU over all 18 images (``satseg.metrics.Scorer``), and the mean per-image IoU
   (images without buildings and without predicted buildings count as 1.0);
-* object F1 (IoU >= 0.5 matches) and boundary IoU, pooled, when ``satseg.metrics.Scorer``
-  exists (another part of issue 16), else omitted;
-* the val IoU of the chosen checkpoint, epochs run, wall and CPU seconds, patches/s.
+* the val scores at the tuned values, epochs run, wall and CPU seconds.
 
-Inference is the product's: sliding 256 px tiles with 64 px overlap blended by the sin⁴ window
-(``satseg.inference.blend``), ``Predictor`` at ``precision: auto``, threshold 0.5, no
-post-processing (that is scored by the metrics/post-processing benchmark). ``main`` is the
-training defaults of main before issue 16, expressed as overrides of today's fields, so both
-run in one session on one machine. Each variant runs in its own subprocess, one after another;
+``main`` is the training defaults of main before issue 16, expressed as overrides of today's
+fields, so both run in one session on one machine. Each variant runs in its own subprocess, one after another;
 on a shared CPU compare figures of one run only.
 """
 
@@ -117,80 +120,57 @@ def test_images() -> list[tuple[str, Path, Path]]:
 
 
 # --------------------------------------------------------------------------- scoring
-def predict_image(predictor: Any, rgb: Any, tile: int = 256, overlap: int = 64) -> Any:
-    """Foreground probability of a whole image: blended sliding tiles, as ``satseg predict``."""
-    import numpy as np
+def _read_band(path: str) -> Any:
+    import rasterio
 
-    from satseg.inference.blend import positions, weight_window
-    from satseg.io.raster import to_model_input
-
-    h, w = rgb.shape[:2]
-    ph, pw = max(h, tile), max(w, tile)
-    img = np.zeros((ph, pw, 3), np.float32)
-    img[:h, :w] = to_model_input(rgb)
-    win = weight_window(tile)
-    acc = np.zeros((ph, pw), np.float32)
-    wsum = np.zeros((ph, pw), np.float32)
-    origins = [
-        (y, x)
-        for y in positions(ph, tile, tile - overlap)
-        for x in positions(pw, tile, tile - overlap)
-    ]
-    for i in range(0, len(origins), 8):
-        chunk = origins[i : i + 8]
-        batch = np.stack([img[y : y + tile, x : x + tile] for y, x in chunk])
-        probs = predictor(batch)
-        for (y, x), p in zip(chunk, probs, strict=True):
-            acc[y : y + tile, x : x + tile] += p * win
-            wsum[y : y + tile, x : x + tile] += win
-    return (acc / np.maximum(wsum, 1e-6))[:h, :w]
+    with rasterio.open(path) as ds:
+        return ds.read(1)
 
 
-def _scorer() -> Any:
-    """``satseg.metrics.Scorer`` (object F1, boundary IoU; issue 16's metrics part) or None."""
-    try:
-        from satseg.metrics import Scorer  # type: ignore[import-not-found, unused-ignore]
-    except ImportError:
-        return None
-    return Scorer()
-
-
-def score_tiles(model: Any, threshold: float = 0.5) -> dict[str, Any]:
+def score_tiles(model: Any, postprocess: dict[str, Any], out_dir: Path) -> dict[str, Any]:
+    """Tiles 5-6 through ``satseg.inference.predict.predict_scene`` with params.yaml's
+    ``predict:`` defaults and the model's tuned ``postprocess``, as ``satseg predict`` runs
+    a registered model: ``shipped`` scores its mask COG, ``raw`` its probability COG at 0.5
+    with no opening or area filter (the model alone)."""
     import cv2
     import numpy as np
 
-    from satseg.inference.engine import as_predictor
-    from satseg.metrics import pixel_scores as scores
+    from satseg.config import get_settings
+    from satseg.inference.params import PredictParams
+    from satseg.inference.predict import predict_scene
+    from satseg.metrics import Scorer
 
-    predictor = as_predictor(model, 256)
-    tp = fp = fn = 0
-    per_image: list[float] = []
-    scorer = _scorer()
-    for _stem, img_path, truth_path in test_images():
-        rgb = cv2.cvtColor(cv2.imread(str(img_path), cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
-        truth = cv2.imread(str(truth_path), cv2.IMREAD_GRAYSCALE) > 127
-        pred = predict_image(predictor, rgb) > threshold
-        a, b, c = int((truth & pred).sum()), int((~truth & pred).sum()), int((truth & ~pred).sum())
-        tp, fp, fn = tp + a, fp + b, fn + c
-        per_image.append(scores(a, b, c)["iou"])
-        if scorer is not None:
-            scorer.update(truth, pred)
-    out: dict[str, Any] = {**scores(tp, fp, fn), "mean_image_iou": float(np.mean(per_image))}
-    if scorer is not None:  # pooled over the 18 images, like the pixel scores
-        res = scorer.result()
-        out.update({k: res[k] for k in res if k.startswith(("object", "boundary"))})
-    out["images"] = len(per_image)
-    out["precision_used"] = predictor.precision
+    params = PredictParams.from_params(get_settings().params())
+    info = {"name": "bench", "version": "0", "postprocess": postprocess}
+    scorers = {"shipped": Scorer(), "raw": Scorer()}
+    per_image: dict[str, list[float]] = {k: [] for k in scorers}
+    used: dict[str, Any] = {}
+    for stem, img_path, truth_path in test_images():
+        truth = np.asarray(cv2.imread(str(truth_path), cv2.IMREAD_GRAYSCALE)) > 127
+        s = predict_scene(model, img_path, out_dir / stem, params=params, model_info=info)
+        used = {**s["params"], "postprocess_from": s["postprocess_from"]}
+        preds = {
+            "shipped": _read_band(s["outputs"]["mask"]) == 1,
+            "raw": _read_band(s["outputs"]["probability"]) > 127,
+        }
+        for k, pred in preds.items():
+            one = Scorer()
+            one.update(truth, pred)
+            scorers[k].update(truth, pred)
+            per_image[k].append(one.result()["iou"])
+    out: dict[str, Any] = {"images": len(per_image["raw"]), "predict": used}
+    for k, sc in scorers.items():  # pooled over the 18 images
+        out[k] = {**sc.result(), "mean_image_iou": float(np.mean(per_image[k]))}
     return out
 
 
 # --------------------------------------------------------------------------- children
 def child_train(
-    data: str, overrides: dict[str, Any], budget_min: float, epochs: int
+    data: str, overrides: dict[str, Any], budget_min: float, epochs: int, keep: str | None = None
 ) -> dict[str, Any]:
     from satseg.config import get_settings
     from satseg.training.config import TrainConfig
-    from satseg.training.evaluate import evaluate
+    from satseg.training.evaluate import tune
     from satseg.training.fit import fit
 
     opts = dict(overrides)
@@ -202,9 +182,21 @@ def child_train(
     with tempfile.TemporaryDirectory() as work:
         model, history = fit(data, cfg, Path(work))
     wall, cpu = time.perf_counter() - t, _usage() - cpu0
-    val = evaluate(model, data, "val")
+    # the post-processing retrain stores with the model: tuned on val, as _evaluate_one does
+    tuned = tune(
+        model,
+        data,
+        "val",
+        metric=str(cfg.to_dict().get("promotion_metric") or "iou"),
+        opening_px=get_settings().params().predict.opening_px,
+    )
+    postprocess = {k: tuned[k] for k in ("threshold", "min_area_px", "opening_px")}
     t2 = time.perf_counter()
-    unseen = score_tiles(model)
+    with tempfile.TemporaryDirectory() as tmp_pred:
+        pred_dir = Path(keep) / "predictions" if keep else Path(tmp_pred)
+        unseen = score_tiles(model, postprocess, pred_dir)
+    if keep:  # the trained model beside its predictions, to look at or score again
+        model.save(Path(keep) / "model.keras")
     n_epochs = len(history["loss"])
     return {
         "config": {k: v for k, v in cfg.to_dict().items() if k != "encoder_weights"},
@@ -213,7 +205,8 @@ def child_train(
         "train_wall_s": wall,
         "train_cpu_s": cpu,
         "patches_seen": history.get("patches_seen", [0])[-1] if "patches_seen" in history else None,
-        "val": val,
+        "val": tuned["metrics"],
+        "postprocess": postprocess,
         "unseen": unseen,
         "score_s": time.perf_counter() - t2,
         "history_val_iou": history["val_iou"],
@@ -235,12 +228,18 @@ def _spawn(kw: dict[str, Any], home: Path) -> dict[str, Any]:
 
 
 def _row(name: str, r: dict[str, Any]) -> str:
-    u, v = r["unseen"], r["val"]
-    extra = "".join(f" {k} {u[k]:.3f}" for k in ("object_f1", "boundary_iou") if k in u)
+    u, v, pp = r["unseen"], r["val"], r["postprocess"]
+    parts = []
+    for k in ("shipped", "raw"):
+        x = u[k]
+        parts.append(
+            f"{k} IoU {x['iou']:.3f} (per image {x['mean_image_iou']:.3f}, P {x['precision']:.3f}"
+            f" R {x['recall']:.3f}, object F1 {x['object_f1']:.3f}, boundary {x['boundary_iou']:.3f})"
+        )
     return (
-        f"{name:14s} unseen IoU {u['iou']:.3f} (per image {u['mean_image_iou']:.3f}, "
-        f"P {u['precision']:.3f} R {u['recall']:.3f}){extra} | val IoU {v['iou']:.3f} | "
-        f"{r['epochs']} epochs (best {r['best_epoch']}) in {r['train_wall_s'] / 60:.1f} min, "
+        f"{name:14s} unseen {'; '.join(parts)} | val IoU {v['iou']:.3f} at threshold "
+        f"{pp['threshold']:.2f}, min area {pp['min_area_px']} | {r['epochs']} epochs "
+        f"(best {r['best_epoch']}) in {r['train_wall_s'] / 60:.1f} min, "
         f"{r['train_cpu_s'] / 60:.1f} CPU-min"
     )
 
@@ -264,6 +263,9 @@ def main() -> None:
     )
     ap.add_argument("--epochs", type=int, default=0, help="train.epochs (0 = params.yaml)")
     ap.add_argument("--out", type=Path, help="write all figures as JSON here")
+    ap.add_argument(
+        "--keep", type=Path, help="keep each variant's model and predictions in KEEP/<variant>/"
+    )
     args = ap.parse_args()
     if args.child:
         kw = json.loads(args.child)
@@ -296,6 +298,7 @@ def main() -> None:
                 "overrides": overrides,
                 "budget_min": budget,
                 "epochs": args.epochs,
+                "keep": str(args.keep / name) if args.keep else None,
             }
             results["variants"][name] = r = {"overrides": overrides, **_spawn(kw, home)}
             print(_row(name, r), flush=True)
