@@ -285,7 +285,7 @@ def _run_classes(
     paths = output_paths(out, multiclass=True)
     rgb_q, cls_q = Decimator(source.width, source.height), Decimator(source.width, source.height)
     tags = {**_tags(info, p, predictor.precision, source), "classes": ",".join(classes.names)}
-    with _open_class_writers(paths, source, tags, info, p, classes) as writers:
+    with _open_writers(paths, source, tags, info, p, classes) as writers:
         done = _stream_tiles(predictor, source, p, window, pipeline, writers, rgb_q, cls_q, classes)
         t_publish = time.perf_counter()
     done.timings["publish_s"] = time.perf_counter() - t_publish
@@ -297,73 +297,6 @@ def _run_classes(
     names, rgb = list(classes.names), classes.rgb()
     write_class_quicklook(paths["quicklook"], rgb_q.image(), cls_q.image(), names, rgb)
     return _summarise(source, out, scene, p, info, predictor.precision, paths, done, classes)
-
-
-@contextlib.contextmanager
-def _open_class_writers(
-    paths: dict[str, Path],
-    source: SceneReader,
-    tags: dict[str, Any],
-    info: dict[str, Any],
-    p: PredictParams,
-    classes: ModelClasses,
-) -> Iterator[tuple[CogWriter, CogWriter, PolygonWriter, CogWriter]]:
-    """The n-band probability, class raster and uncertainty COGs and the polygon writer."""
-    W, H = source.width, source.height
-    geo = {"crs": source.crs, "transform": source.transform}
-    names = list(classes.names)
-    colormap = {i: (*c, 255) for i, c in enumerate(classes.rgb())}
-    colormap[IGNORE] = (0, 0, 0, 0)
-    kind = _uncertainty_kind(p)
-    with (
-        CogWriter(
-            paths["probability"],
-            W,
-            H,
-            **geo,
-            with_mask=source.nodata is not None,
-            tags=tags,
-            resampling="average",
-            count=len(names),
-            descriptions=names,
-        ) as prob_w,
-        CogWriter(
-            paths["classes"],
-            W,
-            H,
-            **geo,
-            nodata=IGNORE,
-            tags=tags,
-            description="class index ("
-            + ", ".join(f"{i} {n}" for i, n in enumerate(names))
-            + f", {IGNORE} nodata)",
-            resampling="nearest",
-            colormap=colormap,
-            categories=names,
-        ) as class_w,
-        PolygonWriter(
-            paths["vectors"],
-            W,
-            H,
-            source.crs,
-            source.transform,
-            _vector_props(info, p, source, classes),
-            regularize=p.regularize,
-            simplify_px=p.simplify_px,
-            classes=classes.names,
-        ) as vec,
-        CogWriter(
-            paths["uncertainty"],
-            W,
-            H,
-            **geo,
-            with_mask=source.nodata is not None,
-            tags={**tags, "uncertainty": kind},
-            description=CLASS_UNCERTAINTY_DESCRIPTION[kind],
-            resampling="average",
-        ) as unc_w,
-    ):
-        yield prob_w, class_w, vec, unc_w
 
 
 def _tags(
@@ -393,54 +326,61 @@ def _open_writers(
     tags: dict[str, Any],
     info: dict[str, Any],
     p: PredictParams,
+    classes: ModelClasses | None = None,
 ) -> Iterator[tuple[CogWriter, CogWriter, PolygonWriter, CogWriter]]:
     """The probability, mask and uncertainty COGs and the polygon writer, closed (published)
-    together."""
-    W, H = source.width, source.height
-    geo = {"crs": source.crs, "transform": source.transform}
-    with (
-        CogWriter(
-            paths["probability"],
-            W,
-            H,
-            **geo,
-            with_mask=source.nodata is not None,
-            tags=tags,
-            description="building probability (0-255)",
-            resampling="average",
-        ) as prob_w,
-        CogWriter(
-            paths["mask"],
-            W,
-            H,
-            **geo,
+    together. Multi-class (``classes``): one probability band per class, and the class
+    raster (colour table, category names) in place of the mask."""
+    masked = source.nodata is not None
+    kind = _uncertainty_kind(p)
+
+    def cog(key: str, **kw: Any) -> CogWriter:
+        geo = {"crs": source.crs, "transform": source.transform}
+        return CogWriter(paths[key], source.width, source.height, **geo, **{"tags": tags, **kw})
+
+    if classes is None:
+        prob = cog("probability", with_mask=masked, description="building probability (0-255)")
+        label = cog(
+            "mask",
             nodata=NODATA,
-            tags=tags,
             description="building mask (1 building, 0 background, 255 nodata)",
             resampling="nearest",
-        ) as mask_w,
-        PolygonWriter(
-            paths["vectors"],
-            W,
-            H,
-            source.crs,
-            source.transform,
-            _vector_props(info, p, source),
-            regularize=p.regularize,
-            simplify_px=p.simplify_px,
-        ) as vec,
-        CogWriter(
-            paths["uncertainty"],
-            W,
-            H,
-            **geo,
-            with_mask=source.nodata is not None,
-            tags={**tags, "uncertainty": _uncertainty_kind(p)},
-            description=UNCERTAINTY_DESCRIPTION[_uncertainty_kind(p)],
-            resampling="average",
-        ) as unc_w,
-    ):
-        yield prob_w, mask_w, vec, unc_w
+        )
+        unc_description = UNCERTAINTY_DESCRIPTION[kind]
+    else:
+        names = list(classes.names)
+        colormap = {i: (*c, 255) for i, c in enumerate(classes.rgb())}
+        colormap[IGNORE] = (0, 0, 0, 0)
+        prob = cog("probability", with_mask=masked, count=len(names), descriptions=names)
+        legend = ", ".join(f"{i} {n}" for i, n in enumerate(names))
+        label = cog(
+            "classes",
+            nodata=IGNORE,
+            description=f"class index ({legend}, {IGNORE} nodata)",
+            resampling="nearest",
+            colormap=colormap,
+            categories=names,
+        )
+        unc_description = CLASS_UNCERTAINTY_DESCRIPTION[kind]
+    uncertainty = cog(
+        "uncertainty",
+        with_mask=masked,
+        tags={**tags, "uncertainty": kind},
+        description=unc_description,
+    )
+    vectors = PolygonWriter(
+        paths["vectors"],
+        source.width,
+        source.height,
+        source.crs,
+        source.transform,
+        _vector_props(info, p, source, classes),
+        regularize=p.regularize,
+        simplify_px=p.simplify_px,
+        classes=classes.names if classes is not None else None,
+    )
+    with prob as prob_w, label as label_w, vectors as vec, uncertainty as unc_w:
+        yield prob_w, label_w, vec, unc_w
 
 
 def _stream_tiles(
@@ -459,7 +399,7 @@ def _stream_tiles(
     A scene wider than ``p.column_band`` goes band by band (``column_bands``), each band top
     to bottom; the writer side makes the mask and polygons from whole rows, following the
     last band down the scene. ``classes`` (multi-class): the tiles carry n channels and the
-    writers are the class ones (``_open_class_writers``). Raises RasterError when the scene
+    writers are the class ones (``_open_writers`` with ``classes``). Raises RasterError when the scene
     has no valid pixel (inside the writers: nothing is published).
     """
     W, H = source.width, source.height
