@@ -25,8 +25,8 @@ val inside tiles 1-4); each variant is then trained by ``satseg.training.fit.fit
 * the val scores at the tuned values, epochs run, wall and CPU seconds.
 
 ``main`` is the training defaults of main before issue 16, expressed as overrides of today's
-fields, so both run in one session on one machine. Each variant runs in its own subprocess, one after another;
-on a shared CPU compare figures of one run only.
+fields, so both run in one session on one machine. Each variant runs in its own subprocess,
+one after another; on a shared CPU compare figures of one run only.
 """
 
 from __future__ import annotations
@@ -138,7 +138,7 @@ def score_tiles(model: Any, postprocess: dict[str, Any], out_dir: Path) -> dict[
     from satseg.config import get_settings
     from satseg.inference.params import PredictParams
     from satseg.inference.predict import predict_scene
-    from satseg.metrics import Scorer
+    from satseg.metrics import Scorer, Truth, pixel_counts, pixel_scores
 
     params = PredictParams.from_params(get_settings().params())
     info = {"name": "bench", "version": "0", "postprocess": postprocess}
@@ -146,7 +146,7 @@ def score_tiles(model: Any, postprocess: dict[str, Any], out_dir: Path) -> dict[
     per_image: dict[str, list[float]] = {k: [] for k in scorers}
     used: dict[str, Any] = {}
     for stem, img_path, truth_path in test_images():
-        truth = np.asarray(cv2.imread(str(truth_path), cv2.IMREAD_GRAYSCALE)) > 127
+        truth = Truth.of(np.asarray(cv2.imread(str(truth_path), cv2.IMREAD_GRAYSCALE)) > 127)
         s = predict_scene(model, img_path, out_dir / stem, params=params, model_info=info)
         used = {**s["params"], "postprocess_from": s["postprocess_from"]}
         preds = {
@@ -154,10 +154,8 @@ def score_tiles(model: Any, postprocess: dict[str, Any], out_dir: Path) -> dict[
             "raw": _read_band(s["outputs"]["probability"]) > 127,
         }
         for k, pred in preds.items():
-            one = Scorer()
-            one.update(truth, pred)
             scorers[k].update(truth, pred)
-            per_image[k].append(one.result()["iou"])
+            per_image[k].append(pixel_scores(*pixel_counts(truth.mask, pred))["iou"])
     out: dict[str, Any] = {"images": len(per_image["raw"]), "predict": used}
     for k, sc in scorers.items():  # pooled over the 18 images
         out[k] = {**sc.result(), "mean_image_iou": float(np.mean(per_image[k]))}
@@ -187,7 +185,7 @@ def child_train(
         model,
         data,
         "val",
-        metric=str(cfg.to_dict().get("promotion_metric") or "iou"),
+        metric=cfg.promotion_metric,
         opening_px=get_settings().params().predict.opening_px,
     )
     postprocess = {k: tuned[k] for k in ("threshold", "min_area_px", "opening_px")}

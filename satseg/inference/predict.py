@@ -335,8 +335,9 @@ def _open_writers(
     kind = _uncertainty_kind(p)
 
     def cog(key: str, **kw: Any) -> CogWriter:
-        geo = {"crs": source.crs, "transform": source.transform}
-        return CogWriter(paths[key], source.width, source.height, **geo, **{"tags": tags, **kw})
+        kw.setdefault("tags", tags)
+        W, H = source.width, source.height
+        return CogWriter(paths[key], W, H, crs=source.crs, transform=source.transform, **kw)
 
     if classes is None:
         prob = cog("probability", with_mask=masked, description="building probability (0-255)")
@@ -399,8 +400,8 @@ def _stream_tiles(
     A scene wider than ``p.column_band`` goes band by band (``column_bands``), each band top
     to bottom; the writer side makes the mask and polygons from whole rows, following the
     last band down the scene. ``classes`` (multi-class): the tiles carry n channels and the
-    writers are the class ones (``_open_writers`` with ``classes``). Raises RasterError when the scene
-    has no valid pixel (inside the writers: nothing is published).
+    writers are the class ones (``_open_writers`` with ``classes``). Raises RasterError when
+    the scene has no valid pixel (inside the writers: nothing is published).
     """
     W, H = source.width, source.height
     n = classes.channels if classes is not None else 1
