@@ -20,7 +20,7 @@ Measured in the same run, on the same CPU:
 * **runtimes and tile sizes** (``--only runtime``): TensorFlow fp32/bf16 against ONNX
   Runtime fp32/int8 (the artifacts ``satseg.registry.artifacts`` makes at registration,
   exported once here from the same weights) and what ``runtime: auto`` picks, each at
-  256/512/1024 px tiles (option ``name@tile``; batch scaled to the same pixels per call),
+  256/512/1024 px tiles (option ``name@tile[/overlap]``; batch scaled to the same pixels per call),
   end to end and model only in the same run, with the mask IoU against the generator's
   truth and against TensorFlow fp32 at 256/64 (today's path, the baseline).
 
@@ -65,16 +65,19 @@ def build(weights: str | None) -> Any:
     return model
 
 
-def tile_of(option: str) -> tuple[str, int, int]:
-    """``name@tile`` -> (name, tile, batch): the batch keeps the pixels per call of 256/8;
-    without ``@tile``, the ``predict:`` defaults (tile, batch_size) of params.yaml."""
-    name, _, t = option.partition("@")
-    if not t:
+def tile_of(option: str) -> tuple[str, int, int, int]:
+    """``name@tile[/overlap]`` -> (name, tile, overlap, batch): the batch keeps the pixels per
+    call of 256/8 and the overlap is 64 px unless given; without ``@``, the ``predict:``
+    defaults (tile, overlap, batch_size) of params.yaml."""
+    name, _, spec = option.partition("@")
+    if not spec:
         from satseg.params import PredictParams
 
-        return name, PredictParams().tile, PredictParams().batch_size
+        d = PredictParams()
+        return name, d.tile, d.overlap, d.batch_size
+    t, _, o = spec.partition("/")
     tile = int(t)
-    return name, tile, max(1, BATCH * TILE * TILE // (tile * tile))
+    return name, tile, int(o) if o else OVERLAP, max(1, BATCH * TILE * TILE // (tile * tile))
 
 
 def sample_tiles(scene: str, n: int, tile: int = TILE) -> Any:
@@ -285,7 +288,7 @@ def w_e2e(a: dict[str, Any]) -> dict[str, Any]:
 
     model = build(a["weights"])
     option, pipeline = a["option"].removesuffix("-seq"), not a["option"].endswith("-seq")
-    name, tile, batch = tile_of(option)
+    name, tile, overlap, batch = tile_of(option)
     predictor = make_predictor(model, name, a.get("artifacts"), tile)
     tiles = sample_tiles(a["scene"], SAMPLE_BATCHES * BATCH * TILE * TILE // (tile * tile), tile)
     before = model_only(predictor, tiles, batch=batch)
@@ -297,7 +300,7 @@ def w_e2e(a: dict[str, Any]) -> dict[str, Any]:
         a["out"],
         force=True,
         tile=tile,
-        overlap=OVERLAP,
+        overlap=overlap,
         batch_size=batch,
         pipeline=pipeline,
     )
@@ -460,6 +463,12 @@ def main() -> None:
         help="--only dubai: training budget of the Dubai model (minutes; reused once made)",
     )
     ap.add_argument(
+        "--dubai-runs",
+        nargs="+",
+        default=DUBAI_RUNS,
+        help="--only dubai: runtime:precision[@tile/overlap] per run; the first is the reference",
+    )
+    ap.add_argument(
         "--runtime-options",
         nargs="+",
         default=[
@@ -500,7 +509,7 @@ def main() -> None:
             for size in args.sizes
         }
     if args.only == "dubai":
-        results["dubai"] = dubai_study(work, args.dubai_train_min)
+        results["dubai"] = dubai_study(work, args.dubai_train_min, args.dubai_runs)
     if args.only in (None, "e2e"):
         results["e2e"] = {}
         for size in args.sizes:
@@ -632,7 +641,9 @@ def runtime_study(work: Path, weights: str, size: int, options: list[str]) -> di
         key = opt if opt not in keys else f"{opt}#{options[: len(keys)].count(opt) + 1}"
         keys.append(key)
         print(f"{size}² {key} ...", flush=True)
-        out = str(work / "rt" / f"{size}_{key.replace('@', '_').replace('#', '_')}")
+        out = str(
+            work / "rt" / f"{size}_{key.replace('@', '_').replace('#', '_').replace('/', 'o')}"
+        )
         r = run_worker(
             "e2e",
             {"weights": weights, "scene": img, "option": opt, "out": out, "artifacts": str(art)},
@@ -658,20 +669,33 @@ def runtime_study(work: Path, weights: str, size: int, options: list[str]) -> di
 
 
 DUBAI = REPO.parent / "shared" / "data" / "real" / "dubai_buildings"
-DUBAI_RUNTIMES = [
-    ("tensorflow", "fp32"),
-    ("tensorflow", "bf16"),
-    ("onnxruntime", "fp32"),
-    ("onnxruntime", "int8"),
-    ("auto", "auto"),
+DUBAI_RUNS = [  # runtime:precision[@tile/overlap]; the first is the reference
+    "tensorflow:fp32@256/64",  # the path before issue 18
+    "tensorflow:fp32",  # the predict: defaults of params.yaml from here on
+    "tensorflow:bf16",
+    "onnxruntime:fp32",
+    "onnxruntime:int8",
+    "auto:auto",
 ]
 
 
-def dubai_study(work: Path, train_min: float) -> dict[str, Any]:
+def dubai_run(spec: str) -> tuple[str, str, dict[str, int]]:
+    """``runtime:precision[@tile/overlap]`` -> (runtime, precision, predict_scene kwargs)."""
+    rp, _, geom = spec.partition("@")
+    runtime, _, precision = rp.partition(":")
+    if not geom:
+        return runtime, precision or "auto", {}
+    t, _, o = geom.partition("/")
+    kw = {"tile": int(t), "overlap": int(o) if o else OVERLAP}
+    return runtime, precision or "auto", kw
+
+
+def dubai_study(work: Path, train_min: float, runs: list[str]) -> dict[str, Any]:
     """Runtimes on real imagery: a model trained by the product on Dubai tiles 1-4
     (``satseg ingest`` + ``satseg train``, ONNX artifacts made and verified at registration),
-    then ``predict_scene`` on the 18 images of tiles 5-6 with each runtime; building IoU
-    against the hand-made truth and against TensorFlow fp32's masks."""
+    then ``predict_scene`` on the 18 images of tiles 5-6 with each run of ``runs``
+    (``DUBAI_RUNS``: runtime, precision, tile, overlap); building IoU against the hand-made
+    truth and against the first run's masks."""
     if not DUBAI.is_dir():
         print(f"{DUBAI} not found: Dubai study skipped", flush=True)
         return {"skipped": str(DUBAI)}
@@ -693,19 +717,21 @@ def dubai_study(work: Path, train_min: float) -> dict[str, Any]:
             print(f"satseg {' '.join(cmd)} ...", flush=True)
             subprocess.run([*cli, *cmd], env=env, check=True, capture_output=True)
         (home / "trained").write_text(f"{time.perf_counter() - t0:.0f} s\n")
-    r = run_worker("dubai", {"home": str(home), "out": str(work / "dubai_out")})
-    base = r["runs"]["tensorflow fp32"]
+    r = run_worker("dubai", {"home": str(home), "out": str(work / "dubai_out"), "runs": runs})
     if "error" in r:
         print(r["error"], flush=True)
         return r
+    base = r["runs"][runs[0]]
     print(
         f"Dubai tiles 5-6, {r['images']} images, model v{r['version']}; artifacts {r['artifacts']}"
     )
     for name, v in r["runs"].items():
         print(
-            f"  {name:18s} building IoU {v['iou']:.4f} (vs TF fp32 {v['iou'] - base['iou']:+.4f}), "
-            f"mask IoU vs TF fp32 {v['iou_vs_tf']:.4f}, runtime used: {v['runtime']} "
-            f"{v['precision']}, {v['seconds']:.1f} s",
+            f"  {name:26s} building IoU {v['iou']:.4f} (vs {runs[0]} {v['iou'] - base['iou']:+.4f}),"
+            f" mask IoU vs it {v['iou_vs_ref']:.4f}, IoU vs untiled at seams"
+            f" {v['seam_iou_untiled']:.4f} / elsewhere {v['rest_iou_untiled']:.4f},"
+            f" runtime used: {v['runtime']} "
+            f"{v['precision']} {v['tile']}/{v['overlap']}, {v['seconds']:.1f} s",
             flush=True,
         )
     return r
@@ -727,37 +753,55 @@ def w_dubai(a: dict[str, Any]) -> dict[str, Any]:
     )
     runs: dict[str, Any] = {}
     masks: dict[str, list[Any]] = {}
-    for runtime, precision in DUBAI_RUNTIMES:
-        name = f"{runtime} {precision}"
+    seams: dict[str, list[int]] = {}
+    whole = {img.stem: untiled(model, img) for img in images}
+    for name in a["runs"]:
+        runtime, precision, geom = dubai_run(name)
         inter = union = 0
         masks[name] = []
         t0 = time.perf_counter()
         used: dict[str, Any] = {}
         for img in images:
-            out = Path(a["out"]) / name.replace(" ", "_") / img.stem
+            out = Path(a["out"]) / name.replace(":", "_").replace("@", "_").replace("/", "o")
             s = predict_scene(
                 model,
                 img,
-                out,
+                out / img.stem,
                 model_info=info,
                 runtime=runtime,
                 precision=precision,
                 force=True,
+                **geom,
             )
-            used = {"runtime": s["runtime"], "precision": s["params"]["precision"]}
+            used = {
+                "runtime": s["runtime"],
+                "precision": s["params"]["precision"],
+                "tile": s["params"]["tile"],
+                "overlap": s["params"]["overlap"],
+            }
             with rasterio.open(s["outputs"]["mask"]) as d:
                 pred = d.read(1) == 1
             truth = cv2.imread(str(DUBAI / "truth" / f"{img.stem}_buildings.png"), 0) > 127
             inter += int((pred & truth).sum())
             union += int((pred | truth).sum())
             masks[name].append(pred)
-        ref = masks["tensorflow fp32"]
+        for img in images:  # deviation from the untiled prediction, at seams and elsewhere
+            out = Path(a["out"]) / name.replace(":", "_").replace("@", "_").replace("/", "o")
+            with rasterio.open(out / img.stem / "prob.tif") as d:
+                prob = d.read(1).astype("float32") / 255.0
+            counts = seam_counts(prob, whole[img.stem], used["tile"], used["overlap"])
+            seams[name] = [a + b for a, b in zip(seams.get(name, [0] * 4), counts, strict=True)]
+        ref = masks[a["runs"][0]]
         both = sum(int((m & r).sum()) for m, r in zip(masks[name], ref, strict=True))
         either = sum(int((m | r).sum()) for m, r in zip(masks[name], ref, strict=True))
         runs[name] = {
             "iou": inter / max(1, union),
-            "iou_vs_tf": both / max(1, either),
+            "iou_vs_ref": both / max(1, either),
             "seconds": time.perf_counter() - t0,
+            # IoU of the mask at 0.5 with the untiled one, within 16 px of a tile edge and
+            # elsewhere (64 px scene border left out): a seam shows as a lower first figure
+            "seam_iou_untiled": seams[name][0] / max(1, seams[name][1]),
+            "rest_iou_untiled": seams[name][2] / max(1, seams[name][3]),
             **used,
         }
     art = info.get("artifacts")
@@ -770,6 +814,52 @@ def w_dubai(a: dict[str, Any]) -> dict[str, Any]:
 
 
 WORKERS["dubai"] = w_dubai
+
+
+def untiled(model: Any, img: Path) -> Any:
+    """The Keras model (fp32) on the whole image at once, zero-padded to a multiple of 32:
+    the prediction without tile seams, as the reference of ``seam_counts``."""
+    import numpy as np
+
+    from satseg.io.raster import to_model_input
+    from satseg.io.scene import open_scene
+
+    with open_scene(img) as src:
+        rgb, _ = src.rows(0, src.height)
+    h, w = rgb.shape[:2]
+    x = np.pad(rgb, ((0, -h % 32), (0, -w % 32), (0, 0)))
+    p = model(to_model_input(x[None]), training=False).numpy()[0, ..., -1]
+    return p[:h, :w]
+
+
+def seam_counts(
+    prob: Any, ref: Any, tile: int, overlap: int, near: int = 16
+) -> tuple[int, int, int, int]:
+    """Intersection and union of ``prob >= 0.5`` with ``ref >= 0.5`` on the pixels within
+    ``near`` px of an interior tile edge of the grid (tile, overlap), then on the others,
+    both more than 64 px inside the scene."""
+    import numpy as np
+
+    from satseg.inference.blend import positions
+
+    h, w = ref.shape
+
+    def zone(n: int) -> Any:
+        z = np.zeros(n, bool)
+        for x in positions(n, tile, tile - overlap):
+            for edge in (x, x + tile):
+                if 0 < edge < n:
+                    z[max(0, edge - near) : edge + near] = True
+        return z
+
+    at_seam = zone(h)[:, None] | zone(w)[None, :]
+    inside = np.zeros((h, w), bool)
+    inside[64 : h - 64, 64 : w - 64] = True
+    a, b = prob >= 0.5, ref >= 0.5
+    out: list[int] = []
+    for where in (at_seam & inside, ~at_seam & inside):
+        out += [int((a & b & where).sum()), int(((a | b) & where).sum())]
+    return out[0], out[1], out[2], out[3]
 
 
 def _print_runtime_table(size: int, options: list[str], res: dict[str, Any]) -> None:

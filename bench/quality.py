@@ -6,6 +6,8 @@
     python bench/quality.py --epochs 3 --budget-min 0   # fixed epochs instead of minutes
     SATSEG_BENCH_DUBAI=/tmp/copy python bench/quality.py  # a changed copy of the dataset
     python bench/quality.py --keep /tmp/q               # keep models + predictions to look at
+    python bench/quality.py --split 1256:34             # another spatial split (train:test)
+    python bench/quality.py --predict-variants d4:tta=d4   # each model also scored with TTA
 
 Tiles 1-4 of ``../shared/data/real/dubai_buildings`` go through the product's own ingest
 (``satseg.ingest.pipeline.run_once``, params.yaml defaults: 256 px patches, scene split with
@@ -56,8 +58,19 @@ REAL = Path(
         "SATSEG_BENCH_DUBAI", REPO.parent / "shared" / "data" / "real" / "dubai_buildings"
     )
 )
-TRAIN_TILES = ("tile1", "tile2", "tile3", "tile4")
-TEST_TILES = ("tile5", "tile6")
+# train:test tiles, e.g. "1235:4" (children inherit it); the default is the benchmark's split
+SPLIT = os.environ.get("SATSEG_BENCH_SPLIT", "1234:56")
+
+
+def split_tiles(split: str = SPLIT) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """``"1234:56"`` -> (("tile1", .., "tile4"), ("tile5", "tile6")); the two must not overlap."""
+    train, _, test = split.partition(":")
+    if not train or not test or set(train) & set(test):
+        raise SystemExit(f"--split {split!r}: want disjoint train:test tile digits, e.g. 1234:56")
+    return tuple(f"tile{t}" for t in train), tuple(f"tile{t}" for t in test)
+
+
+TRAIN_TILES, TEST_TILES = split_tiles()
 
 # main's training defaults before issue 16, as overrides of the fields added since
 MAIN: dict[str, Any] = {
@@ -127,11 +140,14 @@ def _read_band(path: str) -> Any:
         return ds.read(1)
 
 
-def score_tiles(model: Any, postprocess: dict[str, Any], out_dir: Path) -> dict[str, Any]:
+def score_tiles(
+    model: Any, postprocess: dict[str, Any], out_dir: Path, over: dict[str, Any] | None = None
+) -> dict[str, Any]:
     """Tiles 5-6 through ``satseg.inference.predict.predict_scene`` with params.yaml's
-    ``predict:`` defaults and the model's tuned ``postprocess``, as ``satseg predict`` runs
-    a registered model: ``shipped`` scores its mask COG, ``raw`` its probability COG at 0.5
-    with no opening or area filter (the model alone)."""
+    ``predict:`` defaults (plus ``over``, e.g. ``{"tta": "d4"}``) and the model's tuned
+    ``postprocess``, as ``satseg predict`` runs a registered model: ``shipped`` scores its
+    mask COG, ``raw`` its probability COG at 0.5 with no opening or area filter (the model
+    alone)."""
     import cv2
     import numpy as np
 
@@ -140,7 +156,7 @@ def score_tiles(model: Any, postprocess: dict[str, Any], out_dir: Path) -> dict[
     from satseg.inference.predict import predict_scene
     from satseg.metrics import Scorer, Truth, pixel_counts, pixel_scores
 
-    params = PredictParams.from_params(get_settings().params())
+    params = PredictParams.from_params(get_settings().params(), **(over or {}))
     info = {"name": "bench", "version": "0", "postprocess": postprocess}
     scorers = {"shipped": Scorer(), "raw": Scorer()}
     per_image: dict[str, list[float]] = {k: [] for k in scorers}
@@ -164,7 +180,12 @@ def score_tiles(model: Any, postprocess: dict[str, Any], out_dir: Path) -> dict[
 
 # --------------------------------------------------------------------------- children
 def child_train(
-    data: str, overrides: dict[str, Any], budget_min: float, epochs: int, keep: str | None = None
+    data: str,
+    overrides: dict[str, Any],
+    budget_min: float,
+    epochs: int,
+    keep: str | None = None,
+    predict_variants: dict[str, dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     from satseg.config import get_settings
     from satseg.training.config import TrainConfig
@@ -193,6 +214,12 @@ def child_train(
     with tempfile.TemporaryDirectory() as tmp_pred:
         pred_dir = Path(keep) / "predictions" if keep else Path(tmp_pred)
         unseen = score_tiles(model, postprocess, pred_dir)
+        # the same model scored again with other predict: options (TTA, tile, overlap)
+        unseen_with = {}
+        for pname, pover in (predict_variants or {}).items():
+            t3 = time.perf_counter()
+            unseen_with[pname] = score_tiles(model, postprocess, pred_dir / pname, pover)
+            unseen_with[pname]["score_s"] = time.perf_counter() - t3
     if keep:  # the trained model beside its predictions, to look at or score again
         model.save(Path(keep) / "model.keras")
     n_epochs = len(history["loss"])
@@ -206,6 +233,7 @@ def child_train(
         "val": tuned["metrics"],
         "postprocess": postprocess,
         "unseen": unseen,
+        "unseen_with": unseen_with,
         "score_s": time.perf_counter() - t2,
         "history_val_iou": history["val_iou"],
     }
@@ -225,8 +253,7 @@ def _spawn(kw: dict[str, Any], home: Path) -> dict[str, Any]:
     return dict(json.loads(r.stdout.strip().splitlines()[-1]))
 
 
-def _row(name: str, r: dict[str, Any]) -> str:
-    u, v, pp = r["unseen"], r["val"], r["postprocess"]
+def _scores(u: dict[str, Any]) -> str:
     parts = []
     for k in ("shipped", "raw"):
         x = u[k]
@@ -234,11 +261,20 @@ def _row(name: str, r: dict[str, Any]) -> str:
             f"{k} IoU {x['iou']:.3f} (per image {x['mean_image_iou']:.3f}, P {x['precision']:.3f}"
             f" R {x['recall']:.3f}, object F1 {x['object_f1']:.3f}, boundary {x['boundary_iou']:.3f})"
         )
+    return "; ".join(parts)
+
+
+def _row(name: str, r: dict[str, Any]) -> str:
+    u, v, pp = r["unseen"], r["val"], r["postprocess"]
+    extra = "".join(
+        f"\n  + predict {p}: {_scores(x)} in {x['score_s']:.0f} s"
+        for p, x in r.get("unseen_with", {}).items()
+    )
     return (
-        f"{name:14s} unseen {'; '.join(parts)} | val IoU {v['iou']:.3f} at threshold "
+        f"{name:14s} unseen {_scores(u)} | val IoU {v['iou']:.3f} at threshold "
         f"{pp['threshold']:.2f}, min area {pp['min_area_px']} | {r['epochs']} epochs "
         f"(best {r['best_epoch']}) in {r['train_wall_s'] / 60:.1f} min, "
-        f"{r['train_cpu_s'] / 60:.1f} CPU-min"
+        f"{r['train_cpu_s'] / 60:.1f} CPU-min, scored in {r['score_s']:.0f} s{extra}"
     )
 
 
@@ -260,6 +296,17 @@ def main() -> None:
         help="train.time_budget_min (default: params.yaml); 0 = none",
     )
     ap.add_argument("--epochs", type=int, default=0, help="train.epochs (0 = params.yaml)")
+    ap.add_argument(
+        "--predict-variants",
+        nargs="+",
+        default=[],
+        help="name:key=val,... of predict: options; each model is also scored with each",
+    )
+    ap.add_argument(
+        "--split",
+        default=SPLIT,
+        help="train:test Dubai tiles (default 1234:56); val is cut inside the train tiles",
+    )
     ap.add_argument("--out", type=Path, help="write all figures as JSON here")
     ap.add_argument(
         "--keep", type=Path, help="keep each variant's model and predictions in KEEP/<variant>/"
@@ -269,6 +316,9 @@ def main() -> None:
         kw = json.loads(args.child)
         print(json.dumps(child_train(**kw), default=str))
         return
+    global TRAIN_TILES, TEST_TILES
+    TRAIN_TILES, TEST_TILES = split_tiles(args.split)
+    os.environ["SATSEG_BENCH_SPLIT"] = args.split  # the children score the same tiles
     if not REAL.is_dir():
         print(f"real imagery not found at {REAL}: skipped")
         return
@@ -281,6 +331,7 @@ def main() -> None:
         "cpus": os.cpu_count(),
         "load_avg_start": os.getloadavg(),
         "budget_min": budget,
+        "split": {"train": TRAIN_TILES, "test": TEST_TILES},
         "variants": {},
     }
     with tempfile.TemporaryDirectory(prefix="satseg-bench-quality-") as tmp:
@@ -288,7 +339,11 @@ def main() -> None:
         t = time.perf_counter()
         data = ingest(home)
         counts = json.loads((data / "manifest.json").read_text())["counts"]
-        print(f"ingest tiles 1-4: {counts} in {time.perf_counter() - t:.0f} s", flush=True)
+        print(
+            f"ingest {', '.join(TRAIN_TILES)}: {counts} in {time.perf_counter() - t:.0f} s;"
+            f" scored on {', '.join(TEST_TILES)}",
+            flush=True,
+        )
         for spec in args.variants:
             name, overrides = parse_variant(spec)
             kw = {
@@ -297,6 +352,7 @@ def main() -> None:
                 "budget_min": budget,
                 "epochs": args.epochs,
                 "keep": str(args.keep / name) if args.keep else None,
+                "predict_variants": dict(map(parse_variant, args.predict_variants)),
             }
             results["variants"][name] = r = {"overrides": overrides, **_spawn(kw, home)}
             print(_row(name, r), flush=True)
