@@ -761,8 +761,8 @@ def w_dubai(a: dict[str, Any]) -> dict[str, Any]:
         masks[name] = []
         t0 = time.perf_counter()
         used: dict[str, Any] = {}
+        out = Path(a["out"]) / name.replace(":", "_").replace("@", "_").replace("/", "o")
         for img in images:
-            out = Path(a["out"]) / name.replace(":", "_").replace("@", "_").replace("/", "o")
             s = predict_scene(
                 model,
                 img,
@@ -785,19 +785,19 @@ def w_dubai(a: dict[str, Any]) -> dict[str, Any]:
             inter += int((pred & truth).sum())
             union += int((pred | truth).sum())
             masks[name].append(pred)
-        for img in images:  # deviation from the untiled prediction, at seams and elsewhere
-            out = Path(a["out"]) / name.replace(":", "_").replace("@", "_").replace("/", "o")
+        seconds = time.perf_counter() - t0
+        for img in images:  # agreement with the untiled prediction, at seams and elsewhere
             with rasterio.open(out / img.stem / "prob.tif") as d:
                 prob = d.read(1).astype("float32") / 255.0
             counts = seam_counts(prob, whole[img.stem], used["tile"], used["overlap"])
-            seams[name] = [a + b for a, b in zip(seams.get(name, [0] * 4), counts, strict=True)]
+            seams[name] = [x + y for x, y in zip(seams.get(name, [0] * 4), counts, strict=True)]
         ref = masks[a["runs"][0]]
         both = sum(int((m & r).sum()) for m, r in zip(masks[name], ref, strict=True))
         either = sum(int((m | r).sum()) for m, r in zip(masks[name], ref, strict=True))
         runs[name] = {
             "iou": inter / max(1, union),
             "iou_vs_ref": both / max(1, either),
-            "seconds": time.perf_counter() - t0,
+            "seconds": seconds,
             # IoU of the mask at 0.5 with the untiled one, within 16 px of a tile edge and
             # elsewhere (64 px scene border left out): a seam shows as a lower first figure
             "seam_iou_untiled": seams[name][0] / max(1, seams[name][1]),
