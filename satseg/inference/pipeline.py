@@ -151,6 +151,96 @@ class Worker:
             raise self._err
 
 
+class Follower:
+    """Context manager: ``advance(upto)`` lets ``work(upto)`` run on its own thread, which
+    follows a target that only grows; ``wait()`` returns once the last target is done.
+
+    For work that reads what another thread has already written (rows back from a raster
+    being written), so nothing queues but a number: the writer is never held up by it and
+    memory does not grow when it falls behind. Figures as in ``Worker``: ``busy_s``,
+    ``cpu_s`` and ``drain_s`` (how long ``wait`` waited). Leaving the context on an error
+    stops the thread without doing the rest. ``enabled=False``: ``advance`` works inline.
+    """
+
+    def __init__(self, work: Callable[[int], None], enabled: bool = True) -> None:
+        self.work = work
+        self.enabled = enabled
+        self._cv = threading.Condition()
+        self._target = self._done = 0
+        self._stop = False
+        self._err: BaseException | None = None
+        self._t: threading.Thread | None = None
+        self.busy_s = self.cpu_s = self.drain_s = 0.0
+
+    def __enter__(self) -> Follower:
+        if self.enabled:
+            self._t = threading.Thread(target=self._loop, name="satseg-follower", daemon=True)
+            self._t.start()
+        return self
+
+    def _loop(self) -> None:
+        while True:
+            with self._cv:
+                while self._target <= self._done and not self._stop:
+                    self._cv.wait()
+                if self._stop:
+                    return
+                upto = self._target
+            t0, c0 = time.perf_counter(), time.thread_time()
+            try:
+                self.work(upto)
+            except BaseException as err:
+                self._err = err
+            finally:
+                self.busy_s += time.perf_counter() - t0
+                self.cpu_s += time.thread_time() - c0
+            with self._cv:
+                self._done = upto
+                if self._err is not None:
+                    self._stop = True
+                self._cv.notify_all()
+
+    def _raise(self) -> None:
+        if self._err is not None:
+            raise self._err
+
+    def advance(self, upto: int) -> None:
+        self._raise()
+        if self._t is None:
+            t0, c0 = time.perf_counter(), time.thread_time()
+            self.work(upto)
+            self.busy_s += time.perf_counter() - t0
+            self.cpu_s += time.thread_time() - c0
+            return
+        with self._cv:
+            if upto > self._target:
+                self._target = upto
+                self._cv.notify_all()
+
+    def wait(self) -> None:
+        """Block until the work has reached the last target (raising its error, if any)."""
+        t0 = time.perf_counter()
+        with self._cv:
+            while self._t is not None and self._done < self._target and not self._stop:
+                self._cv.wait()
+        self.drain_s += time.perf_counter() - t0
+        self._raise()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self._t is not None:
+            with self._cv:
+                self._stop = True
+                self._cv.notify_all()
+            self._t.join()
+        if exc_type is None:
+            self._raise()
+
+
 class _Error:
     def __init__(self, err: BaseException) -> None:
         self.err = err

@@ -49,7 +49,7 @@ from satseg.inference.params import (
     output_paths,
     scene_name,
 )
-from satseg.inference.pipeline import Worker, prefetch, trim_heap
+from satseg.inference.pipeline import Follower, Worker, prefetch, trim_heap
 from satseg.inference.postprocess import NODATA, MaskStream, threshold_u8
 from satseg.inference.runtime import predictor_for
 from satseg.inference.sink import ClassRowSink, RowSink
@@ -429,14 +429,19 @@ def _stream_tiles(
     sink.deferred = len(bands) > 1
     done = _Streamed()
     t0 = time.perf_counter()
-    with Worker(sink.handle, enabled=pipeline) as behind:
+    with (
+        Follower(sink._catch_up, enabled=pipeline) as follower,
+        Worker(sink.handle, enabled=pipeline) as behind,
+    ):
+        if sink.deferred:
+            sink.follower = follower
         for k, band in enumerate(bands):
             if k:
                 blender, spread = blenders(band, (blender, spread))
                 behind.put(("band", blender, spread))
             _stream_band(predictor, source, p, blender, pipeline, behind, rgb_q, done)
         behind.put(("finish",))
-    done.timings = _timings(time.perf_counter() - t0, done.model_seconds, behind)
+    done.timings = _timings(time.perf_counter() - t0, done.model_seconds, behind, follower)
     done.valid_px = sink.stats["valid_px"]
     if isinstance(sink, ClassRowSink):
         assert classes is not None
@@ -450,12 +455,16 @@ def _stream_tiles(
     return done
 
 
-def _timings(stream_s: float, model_s: float, behind: Worker) -> dict[str, float]:
+def _timings(
+    stream_s: float, model_s: float, behind: Worker, follower: Follower
+) -> dict[str, float]:
     """Where a streaming pass spent its time: ``stream_s`` (first strip read to the last row
     written), ``model_s`` inside it, the writer thread's ``writer_busy_s`` / ``writer_cpu_s``
     (blend, rasters, mask, polygons), ``waited_for_writer_s`` (the model loop stalled on a
-    full writer queue) and ``writer_tail_s`` (writer work left after the last batch)."""
-    return {
+    full writer queue) and ``writer_tail_s`` (writer work left after the last batch). With
+    column bands, the whole-row work (mask, polygons) on its own thread: ``whole_rows_busy_s``
+    / ``whole_rows_cpu_s``, and ``whole_rows_tail_s`` (the writer waited for it at the end)."""
+    out = {
         "stream_s": stream_s,
         "model_s": model_s,
         "writer_busy_s": behind.busy_s,
@@ -463,6 +472,11 @@ def _timings(stream_s: float, model_s: float, behind: Worker) -> dict[str, float
         "waited_for_writer_s": behind.blocked_s,
         "writer_tail_s": behind.drain_s,
     }
+    if follower.busy_s:
+        out["whole_rows_busy_s"] = follower.busy_s
+        out["whole_rows_cpu_s"] = follower.cpu_s
+        out["whole_rows_tail_s"] = follower.drain_s
+    return out
 
 
 def _stream_band(

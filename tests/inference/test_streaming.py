@@ -215,6 +215,55 @@ def test_worker_says_when_the_writer_holds_the_producer_up() -> None:
     assert fast.blocked_s == 0.0 and fast.cpu_s > 0
 
 
+def test_follower_runs_behind_without_holding_the_caller_up() -> None:
+    """``Follower`` (the whole-row work of column bands): ``advance`` returns at once while
+    the work catches up on its own thread, in order and up to the last target; ``wait``
+    blocks until it is there. Inline (``enabled=False``) it is the same work, in the
+    caller. An error surfaces in the caller; leaving on an error stops the thread."""
+    import threading
+    import time
+
+    from satseg.inference.pipeline import Follower
+
+    def run(enabled: bool) -> tuple[list[int], float, set[str], Follower]:
+        done: list[int] = []
+        names: set[str] = set()
+
+        def work(upto: int) -> None:
+            names.add(threading.current_thread().name)
+            time.sleep(0.1)
+            done.append(upto)
+
+        t0 = time.perf_counter()
+        with Follower(work, enabled=enabled) as f:
+            for upto in (10, 20, 30, 40):
+                f.advance(upto)
+            handed = time.perf_counter() - t0
+            f.wait()
+            assert done[-1] == 40
+        return done, handed, names, f
+
+    done, handed, names, f = run(True)
+    assert handed < 0.08  # four advances, none waited for the 100 ms work
+    assert done == sorted(done) and names == {"satseg-follower"}
+    assert f.busy_s >= 0.1 * len(done) - 0.01 and f.drain_s > 0
+    inline, handed, names, _ = run(False)
+    assert inline == [10, 20, 30, 40] and handed >= 0.4 and names == {"MainThread"}
+
+    def fail(upto: int) -> None:
+        if upto >= 20:
+            raise ValueError("row 20 unreadable")
+
+    with pytest.raises(ValueError, match="row 20"), Follower(fail) as f:
+        f.advance(10)
+        f.advance(20)
+        f.wait()
+    with pytest.raises(RuntimeError, match="model failed"), Follower(fail) as f:
+        f.advance(5)
+        raise RuntimeError("model failed")
+    assert f._t is not None and not f._t.is_alive()  # stopped and joined on the way out
+
+
 @pytest.mark.parametrize(
     ("width", "tile", "stride", "max_width"),
     [(600, 128, 96, 250), (5000, 512, 448, 1500), (20000, 512, 448, 6144), (700, 64, 32, 100)],
