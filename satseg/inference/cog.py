@@ -161,7 +161,8 @@ class CogWriter:
         import rasterio
         from rasterio.enums import Resampling
 
-        factors, w, h = [], self.profile["width"], self.profile["height"]
+        factors: list[int] = []
+        w, h = self.profile["width"], self.profile["height"]
         while w > BLOCK or h > BLOCK:
             factors.append(2 ** (len(factors) + 1))
             w, h = w // 2, h // 2
