@@ -9,6 +9,7 @@ With ``enabled=False`` everything runs inline (same results, easier to profile).
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import functools
 import queue
@@ -16,7 +17,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import Any, Self, TypeVar
 
 T = TypeVar("T")
 _STOP = object()
@@ -80,7 +81,36 @@ def prefetch(items: Iterable[T], depth: int = 1, enabled: bool = True) -> Iterat
         t.join(timeout=5)
 
 
-class Worker:
+class _Background:
+    """What ``Worker`` and ``Follower`` share: their thread (``_loop``), started on entry when
+    enabled, and the time spent in their work (``busy_s`` wall, ``cpu_s`` the thread's CPU)."""
+
+    name = "satseg-background"
+    enabled: bool
+    _t: threading.Thread | None
+    busy_s: float
+    cpu_s: float
+
+    def __enter__(self) -> Self:
+        if self.enabled:
+            self._t = threading.Thread(target=self._loop, name=self.name, daemon=True)
+            self._t.start()
+        return self
+
+    def _loop(self) -> None:
+        raise NotImplementedError
+
+    @contextlib.contextmanager
+    def _timed(self) -> Iterator[None]:
+        t0, c0 = time.perf_counter(), time.thread_time()
+        try:
+            yield
+        finally:
+            self.busy_s += time.perf_counter() - t0
+            self.cpu_s += time.thread_time() - c0
+
+
+class Worker(_Background):
     """Context manager: ``put(msg)`` calls ``handle(msg)`` in order on one background thread.
 
     It keeps the figures that say whether the writer side keeps up: ``busy_s`` (wall time in
@@ -97,11 +127,7 @@ class Worker:
         self._t: threading.Thread | None = None
         self.busy_s = self.cpu_s = self.blocked_s = self.drain_s = 0.0
 
-    def __enter__(self) -> Worker:
-        if self.enabled:
-            self._t = threading.Thread(target=self._loop, name="satseg-writer", daemon=True)
-            self._t.start()
-        return self
+    name = "satseg-writer"
 
     def _loop(self) -> None:
         while True:
@@ -112,16 +138,13 @@ class Worker:
                 self._handle(msg)
 
     def _handle(self, msg: Any) -> None:
-        t0, c0 = time.perf_counter(), time.thread_time()
-        try:
-            self.handle(msg)
-        except BaseException as err:
-            if self._t is None:
-                raise
-            self._err = err
-        finally:
-            self.busy_s += time.perf_counter() - t0
-            self.cpu_s += time.thread_time() - c0
+        with self._timed():
+            try:
+                self.handle(msg)
+            except BaseException as err:
+                if self._t is None:
+                    raise
+                self._err = err
 
     def put(self, msg: Any) -> None:
         if self._err is not None:
@@ -151,7 +174,7 @@ class Worker:
             raise self._err
 
 
-class Follower:
+class Follower(_Background):
     """Context manager: ``advance(upto)`` lets ``work(upto)`` run on its own thread, which
     follows a target that only grows; ``wait()`` returns once the last target is done.
 
@@ -172,11 +195,7 @@ class Follower:
         self._t: threading.Thread | None = None
         self.busy_s = self.cpu_s = self.drain_s = 0.0
 
-    def __enter__(self) -> Follower:
-        if self.enabled:
-            self._t = threading.Thread(target=self._loop, name="satseg-follower", daemon=True)
-            self._t.start()
-        return self
+    name = "satseg-follower"
 
     def _loop(self) -> None:
         while True:
@@ -186,14 +205,11 @@ class Follower:
                 if self._stop:
                     return
                 upto = self._target
-            t0, c0 = time.perf_counter(), time.thread_time()
-            try:
-                self.work(upto)
-            except BaseException as err:
-                self._err = err
-            finally:
-                self.busy_s += time.perf_counter() - t0
-                self.cpu_s += time.thread_time() - c0
+            with self._timed():
+                try:
+                    self.work(upto)
+                except BaseException as err:
+                    self._err = err
             with self._cv:
                 self._done = upto
                 if self._err is not None:
@@ -207,10 +223,8 @@ class Follower:
     def advance(self, upto: int) -> None:
         self._raise()
         if self._t is None:
-            t0, c0 = time.perf_counter(), time.thread_time()
-            self.work(upto)
-            self.busy_s += time.perf_counter() - t0
-            self.cpu_s += time.thread_time() - c0
+            with self._timed():
+                self.work(upto)
             return
         with self._cv:
             if upto > self._target:
