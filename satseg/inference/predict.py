@@ -433,8 +433,7 @@ def _stream_tiles(
         Follower(sink._catch_up, enabled=pipeline) as follower,
         Worker(sink.handle, enabled=pipeline) as behind,
     ):
-        if sink.deferred:
-            sink.follower = follower
+        sink.follower = follower
         for k, band in enumerate(bands):
             if k:
                 blender, spread = blenders(band, (blender, spread))

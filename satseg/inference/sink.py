@@ -9,10 +9,10 @@ same for a multi-class model (n probability bands, a class raster, per-class pol
 A scene streamed in column bands (``deferred``) gets its rasters band by band (a ``band``
 message switches the blenders); the mask and polygons need whole rows, so they follow the
 last band down the scene (a row finished there is finished in every band), reading the
-probability (binary) or class rows back from the raster being written. That work runs on
-its own thread (``follower``, a ``pipeline.Follower``) where one is given: during the last
-band it is the whole width's share, and done in line it held up the writer and, through
-its full queue, the model.
+probability (binary) or class rows back from the raster being written. That work goes
+through ``follower`` (a ``pipeline.Follower``, set by the caller), on its own thread when
+the pipeline runs: during the last band it is the whole width's share, and done in line it
+held up the writer and, through its full queue, the model.
 """
 
 from __future__ import annotations
@@ -41,7 +41,7 @@ class _Sink:
     deferred = False  # column bands: whole-row work (mask, polygons) follows the last band
     WHOLE_ROWS = FLUSH_ROWS  # rows read back per piece of that work
     _whole = 0  # deferred: rows [0, _whole) have had it
-    follower: Follower | None = None  # deferred: runs _catch_up off the writer thread
+    follower: Follower  # deferred: runs _catch_up (off the writer thread, when enabled)
 
     def handle(self, msg: tuple[Any, ...]) -> None:
         kind = msg[0]
@@ -63,19 +63,12 @@ class _Sink:
             for _ in spread or ():  # run the spread blender's flush to its end (it shifts)
                 pass
             if self.deferred and self.blender.band.own1 == self.blender.width:  # last band
-                self._whole_rows_upto(self.blender.y0)
+                self.follower.advance(self.blender.y0)
         elif kind == "finish":
             if self.deferred:
-                self._whole_rows_upto(self.blender.height)
-                if self.follower is not None:
-                    self.follower.wait()
+                self.follower.advance(self.blender.height)
+                self.follower.wait()
             self._finish()
-
-    def _whole_rows_upto(self, upto: int) -> None:
-        if self.follower is not None:
-            self.follower.advance(upto)
-        else:
-            self._catch_up(upto)
 
     def _catch_up(self, upto: int) -> None:
         """Deferred: whole-row work for rows [_whole, upto), finished in every band."""
