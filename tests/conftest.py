@@ -88,8 +88,20 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
 def pytest_unconfigure(config: pytest.Config) -> None:
     if not _EXIT_STATUS or os.environ.get("SATSEG_TEST_FULL_TEARDOWN") == "1":
         return
-    if hasattr(config, "workerinput"):  # an xdist worker reports back through its channel
-        return
+    # An xdist worker leaves the same way: its last report ("workerfinished", with its exit
+    # status) went to the controller at the end of pytest_sessionfinish, written to the
+    # channel before this hook runs; the controller counts a worker that finished as down
+    # and does not wait for it (each worker's teardown took ~2 minutes after its share).
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(_EXIT_STATUS[-1])
+
+
+# --------------------------------------------------------------------------- order
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Test files holding a slow test go first, in their collected order (a stable sort:
+    within a file the order is unchanged). ``make test`` hands whole files to two workers
+    in this order, so the long files start early and the short ones fill the end, instead of
+    one worker running the end-to-end loop alone after the other has finished."""
+    slow_files = {item.path for item in items if item.get_closest_marker("slow")}
+    items.sort(key=lambda item: item.path not in slow_files)
